@@ -1,0 +1,32 @@
+# LiveRL. Set up: `make install`, then `make test`. `make help` lists the targets.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOPOLOGY ?= 1node
+
+.PHONY: help install test lint smoke bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: ## create .venv (Python 3.11) with the exactly pinned dependencies and LiveRL (editable)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-deps -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
+
+lint: ## ruff over the code
+	$(VENV)/bin/ruff check liverl recipes tests benchmarks
+
+test: lint ## the whole suite, CPU only
+	$(PY) -m pytest -q
+
+smoke: ## the smoke batch for TOPOLOGY (1node|2node|3node); without a GPU cluster, plans and validates every topology's smoke run
+	$(PY) -m liverl.smoke topology=$(TOPOLOGY)
+
+bench: ## speed figures: plan latency, watch speed
+	$(PY) benchmarks/plan_latency.py
+	$(PY) benchmarks/watch_speed.py
+
+clean: ## remove run directories and caches
+	rm -rf runs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""LiveRL: Hydra recipe layer that composes, checks, plans and launches verl runs."""

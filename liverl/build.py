@@ -1,0 +1,358 @@
+"""Build the verl config: compose verl's own config from the verl that will run, apply LiveRL's overrides."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from liverl.config import resolve, unused_knobs, verl_overrides
+from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.verl_source import VerlSource
+
+# Every key verl reads for Ulysses sequence parallelism (actor engine key, the deprecated actor key the
+# reference model follows, the ref's copies, VeOmni's).
+SP_KEYS = (
+    "actor_rollout_ref.actor.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.ref.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.ref.fsdp_config.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.actor.veomni.ulysses_parallel_size",
+    "actor_rollout_ref.ref.veomni.ulysses_parallel_size",
+)
+ROUTER_REPLAY_KEY = "actor_rollout_ref.actor.veomni.router_replay.mode"
+TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
+
+
+@dataclass
+class Override:
+    """One verl override as applied: `added` keys go into a free-form verl map (`+key=` on verl's CLI)."""
+
+    key: str
+    value: Any
+    added: bool = False
+
+
+@dataclass
+class Build:
+    """A LiveRL config turned into the verl config that will run."""
+
+    liverl: DictConfig
+    verl: DictConfig
+    source: VerlSource
+    overrides: list[Override]
+    features: dict[str, bool]
+    notes: list[str] = field(default_factory=list)
+
+
+def build(cfg: DictConfig) -> Build:
+    """Compose, override and validate the verl config for a composed LiveRL config.
+
+    Raises ConfigError listing every problem found; nothing is written or launched by this step.
+    """
+    problems = unused_knobs(cfg)
+    cfg = resolve(cfg.copy())
+    source = VerlSource.resolve(cfg.verl.source)
+    overrides = verl_overrides(cfg)
+    choices = {k: v for k, v in overrides.items() if "." not in k and k in source.groups and isinstance(v, str)}
+    values = {k: v for k, v in overrides.items() if k not in choices}
+    mode = cfg.mode
+    try:
+        verl_cfg = source.compose(mode.verl_config_dir, mode.verl_config_name, choices)
+    except Exception as exc:  # hydra: an unknown verl group option
+        raise ConfigError([*problems, _compose_problem(source, choices, exc)]) from None
+    features = source.features(verl_cfg)
+    notes: list[str] = []
+    problems += _gate_features(cfg, values, features, source, notes)
+    applied = _apply(verl_cfg, values, problems, mode.verl_config_name)
+    if mode.name == "fully_async":
+        # what verl's fully_async_main does before run_ppo: the rollout pool size lives at top level
+        verl_cfg.actor_rollout_ref.rollout.nnodes = verl_cfg.rollout.nnodes
+        verl_cfg.actor_rollout_ref.rollout.n_gpus_per_node = verl_cfg.rollout.n_gpus_per_node
+    if not problems:
+        problems += _check_sp(cfg, verl_cfg) + _check_batch(cfg, verl_cfg)
+    if problems:
+        raise ConfigError(problems)
+    validate_with_verl(verl_cfg, source, mode.name)
+    return Build(cfg, verl_cfg, source, applied, features, notes)
+
+
+def _compose_problem(source: VerlSource, choices: dict[str, str], exc: Exception) -> Problem:
+    for group, option in choices.items():
+        options = sorted(p.stem for p in (source.package_dir / "trainer" / "config" / group).glob("*.yaml"))
+        if option not in options:
+            return Problem(
+                key=f"verl.{group}",
+                message=f"'{option}' is not an option of verl's '{group}' group; {did_you_mean(option, options)}",
+                got=option,
+                fix=f"use one of: {', '.join(options)}",
+                rule="verl-unknown-key",
+            )
+    return Problem(
+        key="verl",
+        message=f"verl could not compose its config: {str(exc).splitlines()[0]}",
+        fix="correct the verl group choices",
+        rule="verl-schema",
+    )
+
+
+def _gate_features(
+    cfg: DictConfig, values: dict[str, Any], features: dict[str, bool], source: VerlSource, notes: list[str]
+) -> list[Problem]:
+    """Turn new-verl features on or off by what the verl that runs has; asking for a missing one is an error."""
+    problems = []
+    new_verl_fix = "set USE_NEW_VERL=1 and NEW_VERL_DIR=/path/to/new-verl (a verl that has it)"
+    tf = cfg.trajectory_filter
+    tf_keys = [k for k in values if k.startswith(TRAJ_FILTER_KEY + ".")]
+    if features["trajectory_filter"]:
+        enable = tf.enable if tf.enable != "auto" else True
+        values[f"{TRAJ_FILTER_KEY}.enable"] = bool(enable)
+        if enable:
+            values[f"{TRAJ_FILTER_KEY}.drop_reasons"] = list(tf.drop_reasons)
+        notes.append(f"trajectory filter: {'on, dropping ' + ','.join(tf.drop_reasons) if enable else 'off (asked)'}")
+    elif tf.enable is True or tf_keys:
+        problems.append(
+            Problem(
+                key="trajectory_filter.enable" if tf.enable is True else f"verl.{tf_keys[0]}",
+                message=f"trajectory filtering was asked for, but the verl that runs ({source.label}) has no "
+                f"{TRAJ_FILTER_KEY} in its schema: it would silently not filter",
+                got=True,
+                fix=f"{new_verl_fix}, or trajectory_filter.enable=auto|false",
+                rule="new-verl-feature",
+            )
+        )
+    else:
+        notes.append(f"trajectory filter: off (the verl that runs, {source.label}, has no {TRAJ_FILTER_KEY})")
+    mode = values.get(ROUTER_REPLAY_KEY)
+    if mode is not None and not features["veomni_router_replay"]:
+        if mode == "disabled":
+            del values[ROUTER_REPLAY_KEY]
+            notes.append("router replay: off (this verl's VeOmni engine has no router_replay)")
+        else:
+            problems.append(
+                Problem(
+                    key="router_replay",
+                    message=f"VeOmni router replay {mode} was asked for, but the verl that runs "
+                    f"({source.label}) has no {ROUTER_REPLAY_KEY}",
+                    got=mode,
+                    fix=f"{new_verl_fix}, or router_replay=disabled",
+                    rule="new-verl-feature",
+                )
+            )
+    elif mode is not None:
+        notes.append(f"router replay: {mode}")
+    return problems
+
+
+def _empty_maps(cfg: DictConfig, prefix: str = "") -> set[str]:
+    """Paths of verl's free-form maps (empty dicts in its schema, e.g. rollout.engine_kwargs.vllm)."""
+    out = set()
+    for k in cfg:
+        node = cfg._get_node(k)
+        if isinstance(node, DictConfig):
+            path = f"{prefix}{k}"
+            if len(node) == 0 and not node._is_none() and not node._is_missing():
+                out.add(path)
+            else:
+                out |= _empty_maps(node, f"{path}.")
+    return out
+
+
+def _apply(verl_cfg: DictConfig, values: dict[str, Any], problems: list[Problem], name: str) -> list[Override]:
+    """Set each override under verl's struct mode: a key verl does not have is a problem, never added."""
+    free_maps = _empty_maps(verl_cfg)
+    applied = []
+    for key, value in values.items():
+        added = any(key.startswith(m + ".") for m in free_maps)
+        try:
+            if added:
+                with open_dict(verl_cfg):
+                    OmegaConf.update(verl_cfg, key, value, merge=True)
+            else:
+                OmegaConf.update(verl_cfg, key, value, merge=True)
+            applied.append(Override(key, value, added))
+        except (ConfigAttributeError, ConfigKeyError):
+            problems.append(_unknown_verl_key(verl_cfg, key, value, name))
+        except OmegaConfBaseException as exc:
+            problems.append(
+                Problem(
+                    key=f"verl.{key}",
+                    message=f"verl rejects the value: {str(exc).splitlines()[0]}",
+                    got=value,
+                    fix="use a value of the type verl's schema declares",
+                    rule="verl-schema",
+                )
+            )
+    return applied
+
+
+def _unknown_verl_key(verl_cfg: DictConfig, key: str, value: Any, name: str) -> Problem:
+    parts = key.split(".")
+    node: Any = verl_cfg
+    depth = 0
+    for depth, part in enumerate(parts):  # noqa: B007 - depth is used after the loop
+        if isinstance(node, DictConfig) and part in node:
+            node = node._get_node(part)
+        else:
+            break
+    parent = ".".join(parts[:depth])
+    siblings = [f"{parent}.{k}" if parent else str(k) for k in node] if isinstance(node, DictConfig) else []
+    return Problem(
+        key=f"verl.{key}",
+        message=f"verl's {name} config has no key '{key}'; {did_you_mean(key, siblings)}",
+        got=value,
+        fix="correct the key (verl's struct mode rejects unknown keys); verl's keys are in its trainer/config/*.yaml",
+        rule="verl-unknown-key",
+    )
+
+
+def _check_sp(cfg: DictConfig, verl_cfg: DictConfig) -> list[Problem]:
+    """Linear-attention policies (Qwen3.5's GatedDeltaNet) need SP=1 on every key verl reads."""
+    if not cfg.model.linear_attention:
+        return []
+    wrong = {k: OmegaConf.select(verl_cfg, k) for k in SP_KEYS if OmegaConf.select(verl_cfg, k, default=1) != 1}
+    if not wrong:
+        return []
+    from_knob = cfg.sp_size != 1
+    return [
+        Problem(
+            key="sp_size" if from_knob else f"verl.{next(iter(wrong))}",
+            message=f"must be 1 for {cfg.model.name}: Ulysses sequence parallel corrupts the GatedDeltaNet "
+            f"(linear-attention) layers; verl would read SP>1 from {', '.join(wrong)}",
+            got=cfg.sp_size if from_knob else next(iter(wrong.values())),
+            fix="keep sp_size=1 (and leave verl's SP keys alone); fit long windows with more trainer GPUs "
+            "(topology=3node, fsdp_size) and CPU optimizer offload",
+            rule="linear-attention-sp",
+        )
+    ]
+
+
+def batch_shape(verl_cfg: DictConfig, mode: str) -> tuple[int, int]:
+    """(prompts, responses per prompt) that reach the trainer each step, read from the verl config."""
+    n = verl_cfg.actor_rollout_ref.rollout.n
+    if mode == "fully_async":
+        return verl_cfg.actor_rollout_ref.actor.ppo_mini_batch_size * verl_cfg.async_training.require_batches, n
+    return verl_cfg.data.train_batch_size, n
+
+
+def _check_batch(cfg: DictConfig, verl_cfg: DictConfig) -> list[Problem]:
+    """The batch the user asked for (train_bsz x n_resp_per_prompt) must be what the trainer gets."""
+    prompts, n = batch_shape(verl_cfg, cfg.mode.name)
+    problems = []
+    where = (
+        "actor_rollout_ref.actor.ppo_mini_batch_size x async_training.require_batches"
+        if cfg.mode.name == "fully_async"
+        else "data.train_batch_size"
+    )
+    if prompts != cfg.train_bsz:
+        problems.append(
+            Problem(
+                key=f"verl.{where}",
+                message=f"the trainer would get {prompts} prompts per step, not train_bsz={cfg.train_bsz}",
+                got=prompts,
+                fix="set the batch with train_bsz=N (or batch=smoke|official), not verl keys",
+                rule="batch-reach",
+            )
+        )
+    if n != cfg.n_resp_per_prompt:
+        problems.append(
+            Problem(
+                key="verl.actor_rollout_ref.rollout.n",
+                message=f"the trainer would get {n} responses "
+                f"per prompt, not n_resp_per_prompt={cfg.n_resp_per_prompt}",
+                got=n,
+                fix="set n_resp_per_prompt=N (or batch=...), not the verl key",
+                rule="batch-reach",
+            )
+        )
+    if cfg.mode.name == "fully_async":
+        for key, want in (("data.train_batch_size", 0), ("data.gen_batch_size", 1)):
+            if OmegaConf.select(verl_cfg, key) != want:
+                problems.append(
+                    Problem(
+                        key=f"verl.{key}",
+                        message=f"verl's fully-async rollouter asserts {key}=={want} "
+                        "inside a Ray actor, after the cluster is up",
+                        got=OmegaConf.select(verl_cfg, key),
+                        fix=f"leave {key} to LiveRL ({want})",
+                        rule="fully-async-invariant",
+                    )
+                )
+    return problems
+
+
+def prewarm_verl() -> None:
+    """Start importing the installed verl's validators in the background (seconds of torch/ray imports), so that
+    composing overlaps them. A no-op when a checkout will validate in its own process."""
+    if os.environ.get("USE_NEW_VERL", "0").lower() not in ("1", "true", "yes"):
+        threading.Thread(target=importlib.import_module, args=("verl.utils.config",), daemon=True).start()
+
+
+def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> None:
+    """verl's own checks, as its entrypoint for this mode runs them: validate_config (main_ppo; fully_async_main does
+    not call it) and the actor/rollout/algorithm dataclass conversions (their __post_init__ validators).
+
+    Runs in this process for the installed verl; for a checkout, in a subprocess that imports the checkout.
+    """
+    if source.checkout is None:
+        error = _validate(verl_cfg, mode)
+    else:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(source.checkout),
+                                                                        os.environ.get("PYTHONPATH")]))}
+        payload = json.dumps({"mode": mode, "config": OmegaConf.to_container(verl_cfg, resolve=False)})
+        proc = subprocess.run([sys.executable, "-m", "liverl.build"], input=payload, capture_output=True, text=True,
+                              env=env, check=False)
+        lines = (proc.stdout.strip() or proc.stderr.strip() or "no output").splitlines()
+        error = lines[-1] if proc.returncode else None
+    if error:
+        raise ConfigError([Problem(key="verl", message=f"verl's own validation failed: {error}",
+                                   fix="correct the keys it names", rule="verl-validate")])
+
+
+def uses_reference_policy(cfg: DictConfig) -> bool:
+    """verl 0.9.1's need_reference_policy (verl.trainer.ppo.utils, whose import costs a second more than
+    verl.utils.config); tests/test_verl_predicates.py keeps the two equal."""
+    return bool(cfg.algorithm.get("use_kl_in_reward", False) or cfg.actor_rollout_ref.actor.use_kl_loss)
+
+
+def uses_critic(cfg: DictConfig) -> bool:
+    """verl 0.9.1's need_critic (see uses_reference_policy)."""
+    if cfg.critic.enable is not None:
+        return bool(cfg.critic.enable)
+    return cfg.algorithm.adv_estimator == "gae"
+
+
+def _validate(cfg: DictConfig, mode: str) -> str | None:
+    """Run verl's validators on a config; return the error message, or None."""
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if mode == "sync":  # converts and validates the actor too
+                validate_config(cfg, use_reference_policy=uses_reference_policy(cfg), use_critic=uses_critic(cfg))
+            else:
+                omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
+            omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
+            omega_conf_to_dataclass(cfg.algorithm)
+    except Exception as exc:  # verl raises AssertionError, ValueError, hydra InstantiationException...
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+    return None
+
+
+if __name__ == "__main__":  # subprocess validation against a verl checkout (see validate_with_verl)
+    request = json.load(sys.stdin)
+    message = _validate(OmegaConf.create(request["config"]), request["mode"])
+    print(message or "ok")
+    sys.exit(1 if message else 0)

@@ -1,0 +1,151 @@
+"""Launch a plan: dryrun (stop after planning) or local (this process, on Ray, through the recipe)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from liverl.errors import CONFIG_ERROR_EXIT
+from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_NO_RESOURCES = 3
+
+
+class LaunchRefused(Exception):
+    """The plan cannot start here (too few GPUs, agent loop not importable); nothing was launched."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def attempt_metrics_path(run_dir: Path) -> Path:
+    """Each attempt gets its own metrics file (verl's FileLogger truncates on open): metrics.jsonl, metrics.1.jsonl."""
+    path, n = run_dir / "metrics.jsonl", 0
+    while path.exists():
+        n += 1
+        path = run_dir / f"metrics.{n}.jsonl"
+    return path
+
+
+def _import_target(target: str) -> None:
+    module, _, name = target.replace(":", ".").rpartition(".")
+    getattr(importlib.import_module(module), name)
+
+
+def check_agent_loop(plan: Plan) -> None:
+    """The scaffold's agent-loop class must import where the trainer runs, or every rollout would fail."""
+    from omegaconf import OmegaConf
+
+    for entry in OmegaConf.load(plan.run_dir / "agent_loop.yaml"):
+        try:
+            _import_target(entry["_target_"])
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise LaunchRefused(
+                f"scaffold.agent_loop.target: the agent loop class {entry['_target_']!r} does not import here "
+                f"({type(exc).__name__}: {exc}); every rollout would fail.\n    fix: install the package that provides "
+                "it, or set scaffold.agent_loop.target=<module.Class> to a verl agent loop that exists",
+                CONFIG_ERROR_EXIT,
+            ) from None
+
+
+def _reachable(address: str) -> None:
+    """A Ray address that does not answer is refused within seconds (ray.init would retry for minutes)."""
+    if address in ("local", "auto"):
+        return
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise LaunchRefused(
+            f"launcher.address / RAY_ADDRESS: cannot reach a Ray cluster at {address!r} ({exc}). "
+            "Nothing was launched.\n"
+            "    fix: start the cluster first (ray start --head on the head node), or unset RAY_ADDRESS to use an "
+            "embedded Ray",
+            CONFIG_ERROR_EXIT,
+        ) from None
+
+
+def ray_preflight(plan: Plan, address: str) -> None:
+    """Compare the GPUs the plan needs with what Ray reports; refuse instead of waiting forever for placement."""
+    import ray
+
+    need = plan.gpus
+    _reachable(address)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        per_node = sorted((int(n["Resources"].get("GPU", 0)) for n in nodes), reverse=True)
+    finally:
+        ray.shutdown()
+    fit = sum(1 for g in per_node if g >= need["gpus_per_node"])
+    if fit < need["nodes"]:
+        where = "an embedded Ray on this machine" if address == "local" else f"the Ray cluster at {address}"
+        raise LaunchRefused(
+            f"the plan needs {need['nodes']} node(s) x {need['gpus_per_node']} GPUs ({need['total']} GPUs); "
+            f"{where} reports {len(per_node)} node(s) with GPUs {per_node or [0]} "
+            f"({fit} node(s) with >= {need['gpus_per_node']} GPUs). Nothing was launched.\n"
+            "    fix: run on a cluster that has them (RAY_ADDRESS or launcher.address=...), or pick a smaller "
+            "topology (topology=1node); `launcher=dryrun` writes the plan without running it",
+            EXIT_NO_RESOURCES,
+        )
+
+
+def run_plan(
+    run_dir: str | os.PathLike,
+    address: str | None = None,
+    task_runner_class: type | None = None,
+    forward_env: tuple[str, ...] = (),
+) -> int:
+    """Run a written plan with its recipe in this process. Returns an exit code; records run.json transitions.
+
+    forward_env names variables (secrets such as WANDB_API_KEY) passed from this environment to the Ray workers
+    in memory only: they are never written to the run directory.
+    """
+    plan = Plan.load(run_dir)
+    # "local" starts a new embedded Ray; a bare ray.init() would attach to (or hang on) whatever cluster
+    # /tmp/ray last recorded on this machine
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    try:
+        check_agent_loop(plan)
+        ray_preflight(plan, address)
+    except LaunchRefused as exc:
+        set_status(plan.run_dir, "refused", reason=str(exc))
+        print(f"LiveRL: refusing to launch: {exc}", file=sys.stderr)
+        return exc.code
+    metrics = attempt_metrics_path(plan.run_dir)
+    env = {**plan.env(), "VERL_FILE_LOGGER_PATH": str(metrics)}
+    os.environ.update(env)
+    os.environ["RAY_ADDRESS"] = address  # verl's run_ppo calls ray.init() with no address
+    config = plan.verl_config()
+    secrets = {k: os.environ[k] for k in forward_env if os.environ.get(k)}
+    OmegaConf.update(config, RUNTIME_ENV_VARS, {**env, **secrets}, merge=True, force_add=True)
+    set_status(plan.run_dir, "running", metrics=str(metrics), pid=os.getpid())
+    try:
+        importlib.import_module(plan.recipe).run(config, task_runner_class)
+    except Exception:  # the training itself failed: record it, keep the traceback
+        (plan.run_dir / "traceback.txt").write_text(traceback.format_exc())
+        set_status(plan.run_dir, "failed")
+        traceback.print_exc()
+        return EXIT_RUN_FAILED
+    set_status(plan.run_dir, "succeeded")
+    return EXIT_OK
+
+
+def run_plan_cli(argv: list[str]) -> int:
+    """`python -m recipes.<mode> RUN_DIR`: run a plan written earlier."""
+    if len(argv) != 1 or not (Path(argv[0]) / "run.json").is_file():
+        print(
+            "usage: python -m recipes.<mode> RUN_DIR  (a run directory written by python -m liverl.train)",
+            file=sys.stderr,
+        )
+        return CONFIG_ERROR_EXIT
+    return run_plan(argv[0])

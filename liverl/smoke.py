@@ -1,0 +1,43 @@
+"""`python -m liverl.smoke topology=T [override ...]` (what `make smoke` runs).
+
+With a GPU cluster in reach (RAY_ADDRESS, or GPUs on this machine) it runs the smoke batch for the
+topology with launcher=local. Without one it says so and runs what can run here: the smoke plans of
+every topology, composed and validated against the verl that would run (launcher=dryrun, a multirun).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+TOPOLOGIES = "1node,2node,3node"
+
+
+def local_gpus() -> int:
+    """GPUs nvidia-smi lists on this machine (0 without a driver)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    out = subprocess.run([smi, "-L"], capture_output=True, text=True, check=False)
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def main(argv: list[str]) -> int:
+    train = [sys.executable, "-m", "liverl.train"]
+    if os.environ.get("RAY_ADDRESS") or local_gpus():
+        return subprocess.call([*train, "batch=smoke", "launcher=local", *argv])
+    others = [a for a in argv if not a.startswith("topology=")]
+    print(
+        "LiveRL smoke: no GPU cluster in reach (RAY_ADDRESS is unset and this machine has no GPU), so no "
+        "training step can run here.\nRunning what can: the smoke plans of every topology, composed and validated "
+        "against the verl that would run (launcher=dryrun).\nOn a cluster node: RAY_ADDRESS=HEAD_IP:6379 make smoke "
+        "TOPOLOGY=3node",
+        flush=True,
+    )
+    return subprocess.call([*train, "-m", f"topology={TOPOLOGIES}", "batch=smoke", "launcher=dryrun", *others])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""Shared fixtures: composing LiveRL + verl configs in-process, running the CLI, a new-verl fixture checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from liverl.build import Build, build
+from liverl.config import compose_liverl
+
+REPO = Path(__file__).resolve().parent.parent
+# Ray >= 2.5x turns on token auth for new local clusters and writes ~/.ray/auth_token, which later heads then
+# require: keep the tests' Ray clusters (and every LiveRL process they start) hermetic
+os.environ["RAY_AUTH_MODE"] = "disabled"
+_BUILDS: dict[tuple[str, ...], Build] = {}
+
+
+def built(*overrides: str) -> Build:
+    """compose + build for these overrides (cached: builds are read-only in tests)."""
+    if overrides not in _BUILDS:
+        _BUILDS[overrides] = build(compose_liverl(list(overrides)))
+    return _BUILDS[overrides]
+
+
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, module: str = "liverl.train"
+) -> subprocess.CompletedProcess:
+    """Run a LiveRL command line in a subprocess, the way a user does."""
+    full_env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """Every run directory (one holding run.json) under root."""
+    return sorted(p.parent for p in root.rglob("run.json"))
+
+
+TRAJ_FILTER_YAML = """
+  # [fixture] new-verl schema addition: drop trajectories by termination reason before the update
+  trajectory_filter:
+    enable: false
+    drop_reasons: []
+    filter_overlong: false
+"""
+
+
+@pytest.fixture(scope="session")
+def new_verl_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A verl checkout made from the installed verl plus the new-verl schema keys (algorithm.trajectory_filter)."""
+    import verl
+
+    root = tmp_path_factory.mktemp("new_verl")
+    pkg = root / "verl"
+    shutil.copytree(Path(verl.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    yaml = pkg / "trainer" / "config" / "ppo_trainer.yaml"
+    text = yaml.read_text()
+    anchor = "\nalgorithm:\n"
+    assert anchor in text, "verl's ppo_trainer.yaml changed shape; update the fixture"
+    yaml.write_text(text.replace(anchor, anchor + TRAJ_FILTER_YAML, 1))
+    algo = pkg / "trainer" / "config" / "algorithm.py"
+    src = algo.read_text()
+    marker = "    kl_ctrl: KLControlConfig = field(default_factory=KLControlConfig)\n"
+    assert marker in src, "verl's AlgoConfig changed shape; update the fixture"
+    algo.write_text(src.replace(marker, marker + "    trajectory_filter: Optional[dict] = None\n", 1))
+    (pkg / "version" / "version").write_text("0.9.1+new-verl-fixture\n")
+    return root

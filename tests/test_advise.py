@@ -1,0 +1,127 @@
+"""liverl.advise: the "When to scale" table applied to a run's config and metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from watch_streams import healthy_config, write_run
+
+from liverl import advise
+from liverl.advise import Advice
+
+ONE_NODE = {"topology__name": "1node", "topology__mode": "sync", "topology__trainer_nnodes": 1,
+            "topology__rollout_nnodes": 0, "engine__name": "fsdp"}
+SYNC_DROP = ("fully_async/",)
+
+
+def _rows(run: Path) -> dict[str, Advice]:
+    return {a.id: a for a in advise.advise(run)}
+
+
+def test_healthy_two_node_run_needs_no_scaling(tmp_path: Path) -> None:
+    rows = _rows(write_run(tmp_path, 40, config=healthy_config()))
+    assert {k: a.verdict for k, a in rows.items()} == {
+        "moe_cofit": "already", "rollout_bound": "already", "long_window": "stay", "scaffold": "stay"}
+    assert all(a.command is None for a in rows.values())
+
+
+def test_moe_that_does_not_cofit_moves_to_veomni_and_a_rollout_node(tmp_path: Path) -> None:
+    run = write_run(tmp_path, 40, {"memory_full": 10}, config=healthy_config(**ONE_NODE), drop=SYNC_DROP)
+    row = _rows(run)["moe_cofit"]
+    peak = re.search(r"= (\d+) GB of 140 GB per GPU", row.evidence)
+    assert row.verdict == "scale" and peak and int(peak.group(1)) >= 0.9 * 140
+    assert row.overrides == ["engine=veomni", "topology=2node"]
+    assert row.command == ("USE_NEW_VERL=1 python -m liverl.train model=qwen35 scaffold=claude_code batch=official "
+                           "engine=veomni topology=2node")
+
+
+def test_moe_that_fits_or_cannot_be_measured(tmp_path: Path) -> None:
+    fits = _rows(write_run(tmp_path / "fits", 40, config=healthy_config(**ONE_NODE), drop=SYNC_DROP))["moe_cofit"]
+    assert fits.verdict == "stay" and "MoE fits" in fits.evidence
+    blind = _rows(write_run(tmp_path / "blind", 40, config=healthy_config(**ONE_NODE),
+                            drop=(*SYNC_DROP, "perf/")))["moe_cofit"]
+    assert blind.verdict == "cannot judge" and "perf/max_memory_reserved_gb" in blind.evidence
+    assert blind.overrides == ["engine=veomni", "topology=2node"]
+    dense = _rows(write_run(tmp_path / "dense", 40, {"memory_full": 1},
+                            config=healthy_config(**ONE_NODE, model__moe=False)))["moe_cofit"]
+    assert dense.verdict == "stay" and "dense" in dense.evidence
+
+
+@pytest.mark.parametrize(("faults", "verdict"), [({"gen_bound": 5}, "scale"), ({}, "stay")])
+def test_sync_run_waiting_on_rollouts_goes_fully_async(tmp_path: Path, faults: dict, verdict: str) -> None:
+    row = _rows(write_run(tmp_path, 40, faults, config=healthy_config(**ONE_NODE), drop=SYNC_DROP))["rollout_bound"]
+    assert row.verdict == verdict
+    assert row.overrides == (["topology=2node"] if verdict == "scale" else [])
+    assert ("80%" in row.evidence) == (verdict == "scale")
+
+
+def test_async_run_still_rollout_bound_raises_concurrency(tmp_path: Path) -> None:
+    config = healthy_config()
+    config["verl"] = {"actor_rollout_ref": {"rollout": {"agent": {"num_workers": 128}}}}
+    row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
+    assert row.verdict == "scale"
+    assert row.overrides == ["verl.actor_rollout_ref.rollout.agent.num_workers=256"]
+    idle = re.search(r"idle_ratio = ([\d.]+) > 0.5", row.evidence)
+    assert idle and 0.7 < float(idle.group(1)) < 0.9
+
+
+def test_window_toward_131k(tmp_path: Path) -> None:
+    long = healthy_config(window__prompt=40000, window__response=91072)
+    row = _rows(write_run(tmp_path / "long", 20, config=long))["long_window"]
+    assert (row.verdict, row.overrides) == ("scale", ["topology=3node"]) and "131072" in row.evidence
+    three = healthy_config(window__prompt=40000, window__response=91072, topology__name="3node",
+                           topology__trainer_nnodes=2)
+    assert _rows(write_run(tmp_path / "three", 20, config=three))["long_window"].verdict == "already"
+    clipped = _rows(write_run(tmp_path / "clip", 20, {"clip_high": 1}, config=healthy_config()))["long_window"]
+    assert clipped.verdict == "scale" and "clip_ratio = 0.30" in clipped.evidence
+    assert clipped.overrides == ["topology=3node", "window.prompt=40000", "window.response=91072"]
+
+
+@pytest.mark.parametrize(("scaffold", "verdict"), [("claude_code", "scale"), ("ohsdk", "already")])
+def test_env_setup_failures_point_at_the_scaffold(tmp_path: Path, scaffold: str, verdict: str) -> None:
+    run = write_run(tmp_path, 40, {"env_setup_failed": 10}, config=healthy_config(scaffold__name=scaffold))
+    row = _rows(run)["scaffold"]
+    assert row.verdict == verdict and "env_setup_failed is" in row.evidence
+    assert row.overrides == (["scaffold=ohsdk"] if verdict == "scale" else [])
+
+
+def test_metrics_only_run_says_what_it_could_not_judge(tmp_path: Path) -> None:
+    rows = _rows(write_run(tmp_path, 20))
+    assert rows["moe_cofit"].verdict == "cannot judge" and "no liverl.yaml" in rows["moe_cofit"].evidence
+    assert rows["rollout_bound"].verdict == "already"  # idle_ratio logged: a fully-async run
+    assert "scaffold=unknown" in rows["scaffold"].evidence
+
+
+def test_config_only_run(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "liverl.yaml").write_text(yaml.safe_dump(healthy_config(**ONE_NODE)))
+    rows = _rows(tmp_path)
+    assert rows["rollout_bound"].verdict == "cannot judge" and "timing_s/gen" in rows["rollout_bound"].evidence
+
+
+def test_unresolved_config_interpolations_are_tolerated(tmp_path: Path) -> None:
+    (tmp_path / "liverl.yaml").write_text(
+        "mode:\n  name: fully_async\ntopology:\n  name: 2node\n  mode: ${mode.name}\n"
+        "fsdp_size: ${liverl.mul:1,8}\nrun_dir: ${hydra:runtime.output_dir}\n")
+    row = _rows(tmp_path)["rollout_bound"]
+    assert row.verdict == "cannot judge" and row.evidence.startswith("fully async")  # ${mode.name} resolved
+
+
+def test_cli_json_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "run", 40, config=healthy_config())
+    assert advise.main([str(run), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == ["moe_cofit", "rollout_bound", "long_window", "scaffold"]
+    assert advise.main([str(run)]) == 0
+    assert "Stay on the current path" in capsys.readouterr().out
+    assert advise.main([str(run), "--set", "advise.long_window=80000"]) == 0
+    out = capsys.readouterr().out
+    assert "python -m liverl.train model=qwen35 engine=veomni scaffold=claude_code batch=official topology=3node" in out
+    assert advise.main([str(tmp_path / "missing")]) == 2
+    (tmp_path / "empty").mkdir()
+    assert advise.main([str(tmp_path / "empty")]) == 2
+    assert "neither liverl.yaml nor a metric stream" in capsys.readouterr().err

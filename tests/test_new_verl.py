@@ -1,0 +1,95 @@
+"""verl.source: compose from a new-verl checkout (USE_NEW_VERL=1, NEW_VERL_DIR) and run with it first on PYTHONPATH.
+
+The checkout is a fixture made from the installed verl plus the new-verl schema keys (algorithm.trajectory_filter).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from omegaconf import OmegaConf
+
+from liverl.build import build
+from liverl.config import compose_liverl
+from liverl.errors import ConfigError
+
+
+def build_with(monkeypatch: pytest.MonkeyPatch, checkout: Path | None, *overrides: str):
+    if checkout is None:
+        monkeypatch.delenv("USE_NEW_VERL", raising=False)
+    else:
+        monkeypatch.setenv("USE_NEW_VERL", "1")
+        monkeypatch.setenv("NEW_VERL_DIR", str(checkout))
+    return build(compose_liverl(list(overrides)))
+
+
+def test_trajectory_filter_is_on_by_default_under_a_verl_that_has_it(monkeypatch, new_verl_checkout: Path) -> None:
+    b = build_with(monkeypatch, new_verl_checkout, "topology=3node")
+    assert b.source.checkout == new_verl_checkout.resolve()
+    assert b.source.version == "0.9.1+new-verl-fixture"
+    tf = b.verl.algorithm.trajectory_filter
+    assert tf.enable is True and list(tf.drop_reasons) == ["timeout", "env_setup_failed"]
+    assert tf.filter_overlong is False  # the rest of the checkout's schema is kept
+    assert any("trajectory filter: on" in n for n in b.notes)
+
+
+def test_trajectory_filter_is_off_and_said_so_under_the_installed_verl(monkeypatch) -> None:
+    b = build_with(monkeypatch, None, "topology=3node")
+    assert "trajectory_filter" not in b.verl.algorithm
+    assert any("trajectory filter: off" in n and "has no algorithm.trajectory_filter" in n for n in b.notes)
+
+
+def test_drop_reasons_and_disable_follow_the_user(monkeypatch, new_verl_checkout: Path) -> None:
+    b = build_with(monkeypatch, new_verl_checkout, "trajectory_filter.drop_reasons=[timeout]")
+    assert list(b.verl.algorithm.trajectory_filter.drop_reasons) == ["timeout"]
+    b = build_with(monkeypatch, new_verl_checkout, "trajectory_filter.enable=false")
+    assert b.verl.algorithm.trajectory_filter.enable is False
+
+
+def test_config_is_composed_from_the_checkout_not_the_installed_verl(
+    monkeypatch, new_verl_checkout: Path, tmp_path: Path
+) -> None:
+    # a key that only the checkout has must be settable; the installed verl rejects it
+    b = build_with(monkeypatch, new_verl_checkout, "verl.algorithm.trajectory_filter.filter_overlong=true")
+    assert b.verl.algorithm.trajectory_filter.filter_overlong is True
+    with pytest.raises(ConfigError) as err:
+        build_with(monkeypatch, None, "verl.algorithm.trajectory_filter.filter_overlong=true")
+    assert err.value.problems[0].key == "verl.algorithm.trajectory_filter.filter_overlong"
+
+
+def test_plan_puts_the_checkout_first_on_pythonpath_and_in_rays_runtime_env(
+    new_verl_checkout: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        ["topology=2node", "launcher=dryrun", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path,
+        env={"USE_NEW_VERL": "1", "NEW_VERL_DIR": str(new_verl_checkout)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads((run_dir / "env.json").read_text())
+    assert env["PYTHONPATH"].split(":")[0] == str(new_verl_checkout.resolve())
+    verl_cfg = OmegaConf.load(run_dir / "verl.yaml")
+    assert verl_cfg.ray_kwargs.ray_init.runtime_env.env_vars.PYTHONPATH.split(":")[0] == str(
+        new_verl_checkout.resolve()
+    )
+    assert verl_cfg.algorithm.trajectory_filter.enable is True
+    command = shlex.split((run_dir / "command.sh").read_text().split("set -euo pipefail\n")[1].replace("\\\n", " "))
+    assert f"PYTHONPATH={new_verl_checkout.resolve()}" in [c.split(":")[0] for c in command]
+    assert "0.9.1+new-verl-fixture" in (run_dir / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    "env,key,words",
+    [
+        ({"USE_NEW_VERL": "1"}, "NEW_VERL_DIR", "NEW_VERL_DIR is not set"),
+        ({"USE_NEW_VERL": "1", "NEW_VERL_DIR": "/nonexistent/verl"}, "NEW_VERL_DIR", "is not a verl checkout"),
+    ],
+)
+def test_a_missing_new_verl_is_a_config_error(tmp_path: Path, env, key, words) -> None:
+    proc = run_cli(["launcher=dryrun", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env={"NEW_VERL_DIR": "", **env})
+    assert proc.returncode == 2 and f"{key}:" in proc.stderr and words in proc.stderr, proc.stderr
