@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TOPOLOGY ?= 1node
 
-.PHONY: help install test lint smoke bench clean
+.PHONY: help install test lint validate smoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -18,7 +18,10 @@ install: ## create .venv (Python 3.11) with the exactly pinned dependencies and 
 lint: ## ruff over the code
 	$(VENV)/bin/ruff check liverl recipes tests benchmarks
 
-test: lint ## the whole suite, CPU only
+validate: ## every preset through every guardrail, structure-only (exit 1 = warnings only, which passes)
+	$(PY) -m liverl.check --structure-only --all || [ $$? -eq 1 ]
+
+test: lint validate ## the whole suite, CPU only
 	$(PY) -m pytest -q
 
 smoke: ## the smoke batch for TOPOLOGY (1node|2node|3node); without a GPU cluster, plans and validates every topology's smoke run

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,21 +19,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from liverl.check import ROUTER_REPLAY_KEY, Ctx, apply_waivers, run_rules
 from liverl.config import resolve, unused_knobs, verl_overrides
 from liverl.errors import ConfigError, Problem, did_you_mean
 from liverl.verl_source import VerlSource
 
-# Every key verl reads for Ulysses sequence parallelism (actor engine key, the deprecated actor key the
-# reference model follows, the ref's copies, VeOmni's).
-SP_KEYS = (
-    "actor_rollout_ref.actor.ulysses_sequence_parallel_size",
-    "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
-    "actor_rollout_ref.ref.ulysses_sequence_parallel_size",
-    "actor_rollout_ref.ref.fsdp_config.ulysses_sequence_parallel_size",
-    "actor_rollout_ref.actor.veomni.ulysses_parallel_size",
-    "actor_rollout_ref.ref.veomni.ulysses_parallel_size",
-)
-ROUTER_REPLAY_KEY = "actor_rollout_ref.actor.veomni.router_replay.mode"
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
 
 
@@ -54,16 +46,34 @@ class Build:
     overrides: list[Override]
     features: dict[str, bool]
     notes: list[str] = field(default_factory=list)
+    # guardrail findings that do not block: WARN, SKIP, WAIVED (liverl.check)
+    findings: list[Problem] = field(default_factory=list)
 
 
-def build(cfg: DictConfig) -> Build:
-    """Compose, override and validate the verl config for a composed LiveRL config.
+def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False) -> Build:
+    """Compose, override, check and validate the verl config for a composed LiveRL config.
 
-    Raises ConfigError listing every problem found; nothing is written or launched by this step.
+    structure_only: check only what needs no file on this disk (checkpoint, data, new-verl checkout: SKIP).
+    launching: judge as a launch would (missing paths and an unrecorded smoke run are FATAL, not WARN/SKIP).
+    Raises ConfigError listing every problem and unwaived FATAL finding; nothing is written or launched here.
     """
     problems = unused_knobs(cfg)
     cfg = resolve(cfg.copy())
-    source = VerlSource.resolve(cfg.verl.source)
+    skipped: list[Problem] = []
+    try:
+        source = VerlSource.resolve(cfg.verl.source)
+    except ConfigError as exc:
+        if not structure_only or any(p.rule != "new-verl-dir" for p in exc.problems):
+            raise
+        source = VerlSource.resolve("installed")
+        skipped = [
+            dataclasses.replace(
+                p,
+                severity="SKIP",
+                message=f"{p.message}; structure-only mode composes against the installed verl instead",
+            )
+            for p in exc.problems
+        ]
     overrides = verl_overrides(cfg)
     choices = {k: v for k, v in overrides.items() if "." not in k and k in source.groups and isinstance(v, str)}
     values = {k: v for k, v in overrides.items() if k not in choices}
@@ -76,16 +86,21 @@ def build(cfg: DictConfig) -> Build:
     notes: list[str] = []
     problems += _gate_features(cfg, values, features, source, notes)
     applied = _apply(verl_cfg, values, problems, mode.verl_config_name)
+    if problems:  # the verl config is incomplete: guardrails would judge the wrong thing
+        raise ConfigError(problems)
     if mode.name == "fully_async":
         # what verl's fully_async_main does before run_ppo: the rollout pool size lives at top level
         verl_cfg.actor_rollout_ref.rollout.nnodes = verl_cfg.rollout.nnodes
         verl_cfg.actor_rollout_ref.rollout.n_gpus_per_node = verl_cfg.rollout.n_gpus_per_node
-    if not problems:
-        problems += _check_sp(cfg, verl_cfg) + _check_batch(cfg, verl_cfg)
-    if problems:
-        raise ConfigError(problems)
-    validate_with_verl(verl_cfg, source, mode.name)
-    return Build(cfg, verl_cfg, source, applied, features, notes)
+    ctx = Ctx(cfg, verl_cfg, features, source.label, structure_only=structure_only, launching=launching)
+    blocking, findings = apply_waivers([*skipped, *run_rules(ctx)], cfg.liverl.allow)
+    try:
+        validate_with_verl(verl_cfg, source, mode.name)
+    except ConfigError as exc:
+        blocking += exc.problems
+    if blocking:
+        raise ConfigError(blocking, findings)
+    return Build(cfg, verl_cfg, source, applied, features, notes, findings)
 
 
 def _compose_problem(source: VerlSource, choices: dict[str, str], exc: Exception) -> Problem:
@@ -217,81 +232,6 @@ def _unknown_verl_key(verl_cfg: DictConfig, key: str, value: Any, name: str) -> 
     )
 
 
-def _check_sp(cfg: DictConfig, verl_cfg: DictConfig) -> list[Problem]:
-    """Linear-attention policies (Qwen3.5's GatedDeltaNet) need SP=1 on every key verl reads."""
-    if not cfg.model.linear_attention:
-        return []
-    wrong = {k: OmegaConf.select(verl_cfg, k) for k in SP_KEYS if OmegaConf.select(verl_cfg, k, default=1) != 1}
-    if not wrong:
-        return []
-    from_knob = cfg.sp_size != 1
-    return [
-        Problem(
-            key="sp_size" if from_knob else f"verl.{next(iter(wrong))}",
-            message=f"must be 1 for {cfg.model.name}: Ulysses sequence parallel corrupts the GatedDeltaNet "
-            f"(linear-attention) layers; verl would read SP>1 from {', '.join(wrong)}",
-            got=cfg.sp_size if from_knob else next(iter(wrong.values())),
-            fix="keep sp_size=1 (and leave verl's SP keys alone); fit long windows with more trainer GPUs "
-            "(topology=3node, fsdp_size) and CPU optimizer offload",
-            rule="linear-attention-sp",
-        )
-    ]
-
-
-def batch_shape(verl_cfg: DictConfig, mode: str) -> tuple[int, int]:
-    """(prompts, responses per prompt) that reach the trainer each step, read from the verl config."""
-    n = verl_cfg.actor_rollout_ref.rollout.n
-    if mode == "fully_async":
-        return verl_cfg.actor_rollout_ref.actor.ppo_mini_batch_size * verl_cfg.async_training.require_batches, n
-    return verl_cfg.data.train_batch_size, n
-
-
-def _check_batch(cfg: DictConfig, verl_cfg: DictConfig) -> list[Problem]:
-    """The batch the user asked for (train_bsz x n_resp_per_prompt) must be what the trainer gets."""
-    prompts, n = batch_shape(verl_cfg, cfg.mode.name)
-    problems = []
-    where = (
-        "actor_rollout_ref.actor.ppo_mini_batch_size x async_training.require_batches"
-        if cfg.mode.name == "fully_async"
-        else "data.train_batch_size"
-    )
-    if prompts != cfg.train_bsz:
-        problems.append(
-            Problem(
-                key=f"verl.{where}",
-                message=f"the trainer would get {prompts} prompts per step, not train_bsz={cfg.train_bsz}",
-                got=prompts,
-                fix="set the batch with train_bsz=N (or batch=smoke|official), not verl keys",
-                rule="batch-reach",
-            )
-        )
-    if n != cfg.n_resp_per_prompt:
-        problems.append(
-            Problem(
-                key="verl.actor_rollout_ref.rollout.n",
-                message=f"the trainer would get {n} responses "
-                f"per prompt, not n_resp_per_prompt={cfg.n_resp_per_prompt}",
-                got=n,
-                fix="set n_resp_per_prompt=N (or batch=...), not the verl key",
-                rule="batch-reach",
-            )
-        )
-    if cfg.mode.name == "fully_async":
-        for key, want in (("data.train_batch_size", 0), ("data.gen_batch_size", 1)):
-            if OmegaConf.select(verl_cfg, key) != want:
-                problems.append(
-                    Problem(
-                        key=f"verl.{key}",
-                        message=f"verl's fully-async rollouter asserts {key}=={want} "
-                        "inside a Ray actor, after the cluster is up",
-                        got=OmegaConf.select(verl_cfg, key),
-                        fix=f"leave {key} to LiveRL ({want})",
-                        rule="fully-async-invariant",
-                    )
-                )
-    return problems
-
-
 def prewarm_verl() -> None:
     """Start importing the installed verl's validators in the background (seconds of torch/ray imports), so that
     composing overlaps them. A no-op when a checkout will validate in its own process."""
@@ -308,16 +248,27 @@ def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> N
     if source.checkout is None:
         error = _validate(verl_cfg, mode)
     else:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(source.checkout),
-                                                                        os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(source.checkout), os.environ.get("PYTHONPATH")])),
+        }
         payload = json.dumps({"mode": mode, "config": OmegaConf.to_container(verl_cfg, resolve=False)})
-        proc = subprocess.run([sys.executable, "-m", "liverl.build"], input=payload, capture_output=True, text=True,
-                              env=env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "liverl.build"], input=payload, capture_output=True, text=True, env=env, check=False
+        )
         lines = (proc.stdout.strip() or proc.stderr.strip() or "no output").splitlines()
         error = lines[-1] if proc.returncode else None
     if error:
-        raise ConfigError([Problem(key="verl", message=f"verl's own validation failed: {error}",
-                                   fix="correct the keys it names", rule="verl-validate")])
+        raise ConfigError(
+            [
+                Problem(
+                    key="verl",
+                    message=f"verl's own validation failed: {error}",
+                    fix="correct the keys it names",
+                    rule="verl-validate",
+                )
+            ]
+        )
 
 
 def uses_reference_policy(cfg: DictConfig) -> bool:
@@ -337,6 +288,7 @@ def _validate(cfg: DictConfig, mode: str) -> str | None:
     """Run verl's validators on a config; return the error message, or None."""
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
+    logging.disable(logging.INFO)  # verl's config classes log INFO notes while converting
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -348,6 +300,8 @@ def _validate(cfg: DictConfig, mode: str) -> str | None:
             omega_conf_to_dataclass(cfg.algorithm)
     except Exception as exc:  # verl raises AssertionError, ValueError, hydra InstantiationException...
         return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
+    finally:
+        logging.disable(logging.NOTSET)
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -186,9 +187,12 @@ def unused_knobs(cfg: DictConfig) -> list[Problem]:
     """Knobs set to a value that no verl key (or other setting) reads: they would silently do nothing."""
     refs = _references(cfg)
     shape = f"topology={cfg.topology.name} (mode {cfg.mode.name}), engine={cfg.engine.name}"
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    primary = _primary_defaults()
     problems = []
     for name, value in knobs(cfg).items():
-        if value is not None and name not in refs:
+        # left at train.yaml's default (e.g. sp_size=1 when a verl.* override sets SP directly): nothing was asked
+        if value is not None and name not in refs and raw.get(name) != primary.get(name):
             problems.append(
                 Problem(
                     key=name,
@@ -201,6 +205,11 @@ def unused_knobs(cfg: DictConfig) -> list[Problem]:
                 )
             )
     return problems
+
+
+@functools.cache
+def _primary_defaults() -> dict[str, Any]:
+    return OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{PRIMARY}.yaml"), resolve=False)
 
 
 _ASYNC_KNOBS = {"staleness_threshold", "partial_rollout", "trigger_parameter_sync_step", "require_batches"}

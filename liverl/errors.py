@@ -19,6 +19,8 @@ class Problem:
     fix: str
     got: Any = None
     rule: str = "config"
+    # FATAL blocks the launch; WARN, SKIP and WAIVED (a FATAL the user allowed) are reported (liverl.check)
+    severity: str = "FATAL"
 
     def __str__(self) -> str:
         got = "" if self.got is None else f" (got: {self.got})"
@@ -30,11 +32,14 @@ class ConfigError(Exception):
     """Raised when a configuration cannot run; carries every problem found, not only the first."""
 
     problems: list[Problem] = field(default_factory=list)
+    # what else the guardrails found (WARN, SKIP, WAIVED), reported alongside
+    findings: list[Problem] = field(default_factory=list)
 
     def __str__(self) -> str:
         n = len(self.problems)
         head = f"LiveRL configuration error ({n} problem{'s' if n != 1 else ''}); nothing was launched:"
-        return "\n".join([head, *(f"  {p}" for p in self.problems)])
+        rest = [f"  {f.severity} {f}" for f in self.findings if f.severity != "SKIP"]
+        return "\n".join([head, *(f"  {p}" for p in self.problems), *(["  also:", *rest] if rest else [])])
 
 
 def nearest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import socket
@@ -11,12 +12,18 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from liverl.check import launch_blockers, record_smoke_pass
+from liverl.cluster import fitting, node_gpus
 from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
+from liverl.resume import plan_digest
+from liverl.runlock import LockHeld, RunLock
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_NO_RESOURCES = 3
+TASK_RUNNER_DOUBLE_ENV = "LIVERL_TASK_RUNNER_DOUBLE"
+FORWARD_ENV = "LIVERL_FORWARD_ENV"  # names of variables a launched entrypoint passes on to the Ray workers
 
 
 class LaunchRefused(Exception):
@@ -74,19 +81,22 @@ def _reachable(address: str) -> None:
         ) from None
 
 
-def ray_preflight(plan: Plan, address: str) -> None:
-    """Compare the GPUs the plan needs with what Ray reports; refuse instead of waiting forever for placement."""
-    import ray
+def check_image(plan: Plan, address: str) -> None:
+    """Guardrails judged where and when the plan launches: paths on this disk, the smoke ledger for this cluster,
+    and the GPU x kernel stack the trainer will use."""
+    blockers = launch_blockers(plan.run_dir, address)
+    if blockers:
+        raise LaunchRefused("\n".join(str(p) for p in blockers), CONFIG_ERROR_EXIT)
 
+
+def ray_preflight(plan: Plan, address: str) -> None:
+    """Compare the GPUs the plan needs with what Ray reports (its GCS, or its dashboard for launcher=ray_job);
+    refuse instead of waiting forever for placement."""
     need = plan.gpus
     _reachable(address)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        per_node = sorted((int(n["Resources"].get("GPU", 0)) for n in nodes), reverse=True)
-    finally:
-        ray.shutdown()
-    fit = sum(1 for g in per_node if g >= need["gpus_per_node"])
+    nodes = node_gpus(address)
+    per_node = sorted((g for _, g in nodes), reverse=True)
+    fit = fitting(nodes, need["gpus_per_node"])
     if fit < need["nodes"]:
         where = "an embedded Ray on this machine" if address == "local" else f"the Ray cluster at {address}"
         raise LaunchRefused(
@@ -111,16 +121,37 @@ def run_plan(
     in memory only: they are never written to the run directory.
     """
     plan = Plan.load(run_dir)
+    lock = RunLock(plan.run_dir, plan.verl_config().trainer.default_local_dir)
+    try:
+        owned = lock.acquire()  # False: this process (liverl.train) already holds it
+    except LockHeld as exc:
+        return refuse(plan, LaunchRefused(str(exc), CONFIG_ERROR_EXIT))
+    for note in lock.notes:
+        print(f"LiveRL: {note}", file=sys.stderr)
+    try:
+        return _run_plan(plan, address, task_runner_class, forward_env)
+    finally:
+        if owned:
+            lock.release()
+
+
+def refuse(plan: Plan, exc: LaunchRefused) -> int:
+    """Record and report a launch that did not start; returns its exit code."""
+    set_status(plan.run_dir, "refused", reason=str(exc))
+    print(f"LiveRL: refusing to launch: {exc}", file=sys.stderr)
+    return exc.code
+
+
+def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, forward_env: tuple[str, ...]) -> int:
     # "local" starts a new embedded Ray; a bare ray.init() would attach to (or hang on) whatever cluster
     # /tmp/ray last recorded on this machine
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     try:
         check_agent_loop(plan)
+        check_image(plan, address)
         ray_preflight(plan, address)
     except LaunchRefused as exc:
-        set_status(plan.run_dir, "refused", reason=str(exc))
-        print(f"LiveRL: refusing to launch: {exc}", file=sys.stderr)
-        return exc.code
+        return refuse(plan, exc)
     metrics = attempt_metrics_path(plan.run_dir)
     env = {**plan.env(), "VERL_FILE_LOGGER_PATH": str(metrics)}
     os.environ.update(env)
@@ -137,15 +168,44 @@ def run_plan(
         traceback.print_exc()
         return EXIT_RUN_FAILED
     set_status(plan.run_dir, "succeeded")
+    liverl_cfg = OmegaConf.load(plan.run_dir / "liverl.yaml")
+    if liverl_cfg.batch.name == "smoke":
+        record_smoke_pass(liverl_cfg, plan.run_dir, address)
     return EXIT_OK
 
 
+def task_runner_double() -> type | None:
+    """LIVERL_TASK_RUNNER_DOUBLE=module:Class replaces verl's task runner with a test double (tests only: the real
+    one needs GPUs, vLLM and a model). Unset in any real launch."""
+    target = os.environ.get(TASK_RUNNER_DOUBLE_ENV)
+    if not target:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def run_plan_cli(argv: list[str]) -> int:
-    """`python -m recipes.<mode> RUN_DIR`: run a plan written earlier."""
-    if len(argv) != 1 or not (Path(argv[0]) / "run.json").is_file():
-        print(
-            "usage: python -m recipes.<mode> RUN_DIR  (a run directory written by python -m liverl.train)",
-            file=sys.stderr,
-        )
+    """`python -m recipes.<mode> RUN_DIR [--plan-sha256 DIGEST]`: run a plan written earlier.
+
+    With --plan-sha256 (what launcher=ray_job and launcher=slurm run) a plan whose files differ from the ones that
+    were checked is refused. Secrets named in LIVERL_FORWARD_ENV are passed on to the Ray workers in memory."""
+    parser = argparse.ArgumentParser(prog="python -m recipes.<mode>", description="run a plan written earlier")
+    parser.add_argument("run_dir", help="a run directory written by python -m liverl.train")
+    parser.add_argument("--plan-sha256", help="refuse unless the plan's files have this digest")
+    args = parser.parse_args(argv)
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.json").is_file():
+        print(f"{run_dir}: not a run directory (no run.json); write one with python -m liverl.train", file=sys.stderr)
         return CONFIG_ERROR_EXIT
-    return run_plan(argv[0])
+    if args.plan_sha256 and plan_digest(run_dir) != args.plan_sha256:
+        return refuse(
+            Plan.load(run_dir),
+            LaunchRefused(
+                f"{run_dir}: the plan's files (verl.yaml, agent_loop.yaml, env.json) differ from the plan that was "
+                f"checked and submitted (sha256 {args.plan_sha256[:12]}...). Nothing was launched.\n    fix: relaunch "
+                "with python -m liverl.train (a run directory must be on a disk the head node shares)",
+                CONFIG_ERROR_EXIT,
+            ),
+        )
+    forward = tuple(filter(None, os.environ.get(FORWARD_ENV, "").split(",")))
+    return run_plan(run_dir, task_runner_class=task_runner_double(), forward_env=forward)

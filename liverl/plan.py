@@ -13,7 +13,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.build import SP_KEYS, Build, Override, batch_shape
+from liverl.build import Build, Override
+from liverl.check import SP_KEYS, batch_shape, to_json
+from liverl.errors import ConfigError
 
 REDACTED = "<redacted>"
 RUNTIME_ENV_VARS = "ray_kwargs.ray_init.runtime_env.env_vars"
@@ -27,6 +29,7 @@ AGENT_LOOP_YAML = "agent_loop.yaml"
 COMMAND_SH = "command.sh"
 ENV_JSON = "env.json"
 SUMMARY_TXT = "summary.txt"
+CHECKS_JSON = "checks.json"
 RUN_JSON = "run.json"
 ERRORS_TXT = "errors.txt"
 
@@ -177,6 +180,7 @@ def summary(b: Build, env: dict[str, str]) -> str:
     knob_text = " ".join(f"{k}={hydra_value(c[k])}" for k in knob_names if c[k] is not None or k == "rollout_is")
     lines.append(f"  knobs       {knob_text}")
     lines += [f"  note        {note}" for note in b.notes]
+    lines += [f"  {f.severity.lower():11} [{f.rule}] {f.key}: {f.message}" for f in b.findings if f.severity != "SKIP"]
     lines.append(f"  logs        metrics -> {env['VERL_FILE_LOGGER_PATH']}; wandb {env['WANDB_MODE']}")
     return "\n".join(lines) + "\n"
 
@@ -204,6 +208,7 @@ def write_plan(b: Build, run_dir: Path) -> Plan:
     cmd = run_dir / COMMAND_SH
     cmd.write_text(verl_command(b, redact(env)))
     cmd.chmod(0o755)
+    (run_dir / CHECKS_JSON).write_text(json.dumps(to_json(b.findings), indent=2) + "\n")
     text = summary(b, env)
     (run_dir / SUMMARY_TXT).write_text(text)
     c = b.liverl
@@ -217,26 +222,36 @@ def write_plan(b: Build, run_dir: Path) -> Plan:
         gpus=gpus,
         verl_source=b.source.label,
         verl_version=b.source.version,
+        waived=sorted({f.rule for f in b.findings if f.severity == "WAIVED"}),
     )
     return Plan(run_dir, c.mode.recipe, c.mode.verl_entrypoint, gpus)
 
 
 def set_status(run_dir: Path, status: str, **fields: Any) -> None:
     """Record a status transition in run.json (atomic replace)."""
+    entry = {"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    update_run(run_dir, _transition=entry, **fields)
+
+
+def update_run(run_dir: Path, _transition: dict[str, str] | None = None, **fields: Any) -> None:
+    """Set fields in run.json (atomic replace; the launcher and a Ray job on a shared disk may both write)."""
     path = run_dir / RUN_JSON
-    run = json.loads(path.read_text()) if path.is_file() else {"history": []}
+    run = json.loads(path.read_text()) if path.is_file() else {}
+    run.setdefault("history", [])
     run.update(fields)
-    run["status"] = status
-    run["history"].append({"status": status, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-    tmp = path.with_suffix(".tmp")
+    if _transition:
+        run["status"] = _transition["status"]
+        run["history"].append(_transition)
+    tmp = path.with_name(f"{RUN_JSON}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(run, indent=2) + "\n")
     tmp.replace(path)
 
 
-def write_config_error(run_dir: Path, message: str) -> None:
+def write_config_error(run_dir: Path, error: ConfigError) -> None:
     """A failed plan: the errors, and run.json saying so (no verl.yaml, nothing that looks runnable)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in (VERL_YAML, COMMAND_SH, SUMMARY_TXT):
         (run_dir / name).unlink(missing_ok=True)
-    (run_dir / ERRORS_TXT).write_text(message + "\n")
+    (run_dir / ERRORS_TXT).write_text(str(error) + "\n")
+    (run_dir / CHECKS_JSON).write_text(json.dumps(to_json([*error.problems, *error.findings]), indent=2) + "\n")
     set_status(run_dir, "config_error")

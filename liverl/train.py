@@ -1,12 +1,13 @@
 """`python -m liverl.train [group=option ...] [knob=value ...] [verl.<verl key>=value ...]`
 
 compose (LiveRL's conf/) -> build (verl's own config from the verl that runs) -> plan (the run
-directory) -> launch (dryrun | local). Exit codes: 0 ok, 1 the training failed, 2 configuration
+directory) -> launch (dryrun | local | ray_job | slurm). Exit codes: 0 ok, 1 the training failed, 2 configuration
 error (nothing launched), 3 the cluster cannot host the plan (nothing launched).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -14,38 +15,105 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from liverl import ray_job, slurm
 from liverl.build import build, prewarm_verl
 from liverl.config import CONF_DIR, PRIMARY, translate_hydra_error
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.launch import run_plan
-from liverl.plan import write_config_error, write_plan
+from liverl.plan import RUN_JSON, set_status, write_config_error, write_plan
+from liverl.provenance import write_provenance
+from liverl.resume import record_plan, start_attempt
+from liverl.runlock import LockHeld, RunLock
 
 _exit_codes: list[int] = []
 _launched: list[str] = []  # run directories handed to a launcher that runs something
+_jobs: list[dict[str, object]] = []  # every job's state, for the multirun summary
+_sweep_dir: list[Path] = []
+
+
+def launches(cfg: DictConfig) -> bool:
+    """Whether this invocation starts (or submits) a run, as opposed to only writing the plan."""
+    return cfg.launcher.name != "dryrun" and cfg.launcher.get("submit", True) is not False
 
 
 def plan_and_launch(cfg: DictConfig, run_dir: Path) -> int:
-    """One job: build, write the plan, launch it. Returns the job's exit code."""
+    """One job: lock the run directory, build, write the plan (a new attempt when the directory has one), launch
+    it. Returns the job's exit code."""
+    lock = RunLock(run_dir)
     try:
-        b = build(cfg)
+        lock.acquire()
+    except LockHeld as exc:
+        print(f"LiveRL: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    try:
+        for note in lock.notes:
+            print(f"LiveRL: {note}", file=sys.stderr)
+        return _plan_and_launch(cfg, run_dir, lock)
+    finally:
+        lock.release()  # a submitted Ray job holds it from here (RunLock.detach)
+
+
+def _plan_and_launch(cfg: DictConfig, run_dir: Path, lock: RunLock) -> int:
+    start_attempt(run_dir)
+    try:
+        b = build(cfg, launching=launches(cfg))
     except ConfigError as exc:
-        write_config_error(run_dir, str(exc))
+        write_config_error(run_dir, exc)
+        write_provenance(run_dir, None)
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
+    if cfg.launcher.name != "dryrun":
+        try:
+            lock.add(b.verl.trainer.default_local_dir)
+        except LockHeld as exc:
+            set_status(run_dir, "refused", reason=str(exc))
+            print(f"LiveRL: {exc}", file=sys.stderr)
+            return CONFIG_ERROR_EXIT
     plan = write_plan(b, run_dir)
+    write_provenance(run_dir, b.source)
+    record_plan(run_dir, b.verl)
     print((run_dir / "summary.txt").read_text(), end="")
     print(f"  plan        {run_dir}")
     if cfg.launcher.name == "dryrun":
         return 0
     _launched.append(str(run_dir))
+    if cfg.launcher.name == "ray_job":
+        return ray_job.submit(plan, cfg.launcher, lock)
+    if cfg.launcher.name == "slurm":
+        return slurm.launch(plan, cfg.launcher, cfg.experiment_name)
     return run_plan(plan.run_dir, address=cfg.launcher.address, forward_env=tuple(cfg.launcher.forward_env))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=PRIMARY, version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    _exit_codes.append(plan_and_launch(cfg, Path(HydraConfig.get().runtime.output_dir)))
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    _exit_codes.append(plan_and_launch(cfg, run_dir))
+    _jobs.append(job_state(run_dir, _exit_codes[-1]))
+    if hc.mode == RunMode.MULTIRUN:
+        _sweep_dir.append(Path(hc.sweep.dir))
+
+
+def job_state(run_dir: Path, code: int) -> dict[str, object]:
+    """One multirun job's line in the summary: its state and job id from run.json."""
+    path = run_dir / RUN_JSON
+    run = json.loads(path.read_text()) if path.is_file() else {"status": "locked"}
+    job = run.get("job_id") or run.get("slurm_job_id")
+    return {"run_dir": str(run_dir), "state": run.get("status"), "job_id": job, "exit": code}
+
+
+def multirun_summary() -> str:
+    """Every multirun job's state, one line each (also written to the sweep directory)."""
+    failed = sum(1 for c in _exit_codes if c)
+    lines = [f"LiveRL multirun: {len(_exit_codes)} job(s), {failed} failed; exit codes {_exit_codes}"]
+    lines += [f"  {j['state']:<13} exit {j['exit']}  {j['job_id'] or '-':<36} {j['run_dir']}" for j in _jobs]
+    text = "\n".join(lines) + "\n"
+    if _sweep_dir:
+        (_sweep_dir[0] / "multirun.txt").write_text(text)
+    return text
 
 
 def main() -> int:
@@ -61,8 +129,7 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return CONFIG_ERROR_EXIT
     if len(_exit_codes) > 1:
-        failed = sum(1 for c in _exit_codes if c)
-        print(f"LiveRL multirun: {len(_exit_codes)} job(s), {failed} failed; exit codes {_exit_codes}")
+        print(multirun_summary(), end="")
     return max(_exit_codes, default=0)
 
 

@@ -36,6 +36,7 @@ class VerlSource:
                         [
                             Problem(
                                 key="NEW_VERL_DIR",
+                                rule="new-verl-dir",
                                 message="USE_NEW_VERL=1 but NEW_VERL_DIR is not set: there is no new-verl checkout",
                                 fix="export NEW_VERL_DIR=/path/to/checkout (the directory holding verl/), "
                                 "or unset USE_NEW_VERL",
@@ -72,6 +73,7 @@ class VerlSource:
                         "verl/trainer/config/ppo_trainer.yaml under it",
                         got=str(root),
                         fix="point it at the directory that contains the verl/ package (a clone of the new verl)",
+                        rule="new-verl-dir",
                     )
                 ]
             )

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,15 @@ REPO = Path(__file__).resolve().parent.parent
 # Ray >= 2.5x turns on token auth for new local clusters and writes ~/.ray/auth_token, which later heads then
 # require: keep the tests' Ray clusters (and every LiveRL process they start) hermetic
 os.environ["RAY_AUTH_MODE"] = "disabled"
+# the smoke ledger (guardrail smoke-before-official) of the tests lives in a temporary file, never in ~/.liverl
+os.environ["LIVERL_SMOKE_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="liverl-ledger-")) / "smoke_ledger.json")
 _BUILDS: dict[tuple[str, ...], Build] = {}
+# data files that exist (a launch refuses missing ones): placeholders, nothing reads them before the trainer
+_DATA_DIR = Path(tempfile.mkdtemp(prefix="liverl-data-"))
+DATA = []
+for _name in ("train", "val"):
+    (_DATA_DIR / f"{_name}.parquet").write_bytes(b"PAR1")
+    DATA.append(f"{_name}_files={_DATA_DIR / f'{_name}.parquet'}")
 
 
 def built(*overrides: str) -> Build:
@@ -78,3 +87,16 @@ def new_verl_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     algo.write_text(src.replace(marker, marker + "    trajectory_filter: Optional[dict] = None\n", 1))
     (pkg / "version" / "version").write_text("0.9.1+new-verl-fixture\n")
     return root
+
+
+def tiny_dataset(root: Path) -> list[str]:
+    """train_files/val_files overrides naming two real parquet files (a launch refuses data paths that do not exist)."""
+    import pandas as pd
+
+    out = []
+    for split in ("train", "val"):
+        path = root / f"{split}.parquet"
+        if not path.exists():
+            pd.DataFrame({"prompt": [[{"role": "user", "content": "fix the failing test"}]]}).to_parquet(path)
+        out.append(f"{split}_files={path}")
+    return out

@@ -9,8 +9,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+VENV_BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parent
 
 
 def free_port() -> int:
@@ -19,13 +22,68 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def private_ports() -> list[str]:
+    """`ray start` flags moving every fixed default port aside, so heads on one machine never collide."""
+    return [
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        f"--ray-client-server-port={free_port()}",
+    ]
+
+
 @contextmanager
 def ray_head(num_gpus: int, num_cpus: int = 2, timeout: float = 90.0) -> Iterator[str]:
-    """Start `ray start --head --block` and yield its address; SIGTERM ends the head and its processes."""
-    ray_bin = str(Path(sys.executable).parent / "ray")
+    """Start `ray start --head --block` and yield its GCS address; SIGTERM ends the head and its processes."""
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    env.pop("RAY_ADDRESS", None)
+    with _head(["--include-dashboard=false", *private_ports()], port, num_gpus, num_cpus, {}, timeout):
+        yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def ray_job_head(num_gpus: int, env: dict[str, str], num_cpus: int = 2, timeout: float = 90.0) -> Iterator[str]:
+    """A head with its dashboard (Ray's Job Submission API); yields the dashboard URL once a node is alive.
+
+    The venv's bin is first on the head's PATH (as on a cluster node, `python` is the one with Ray) and `env` is
+    added to its environment, which the jobs it runs inherit."""
+    port, dashboard = free_port(), free_port()
+    args = ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", *private_ports()]
+    with _head(args, port, num_gpus, num_cpus, env, timeout):
+        url = f"http://127.0.0.1:{dashboard}"
+        _until(lambda: _alive_nodes(url), timeout, f"no alive node behind the dashboard {url}")
+        yield url
+
+
+def _alive_nodes(url: str) -> bool:
+    from ray.util.state import list_nodes
+
+    try:
+        return bool(list_nodes(address=url, timeout=5))
+    except Exception:  # the dashboard is still starting
+        return False
+
+
+def _until(ok, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} within {timeout}s")
+        time.sleep(0.5)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[str, str], timeout: float):
+    ray_bin = str(VENV_BIN / "ray")
+    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+    full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
+    full_env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
         [
             ray_bin if shutil.which(ray_bin) else "ray",
@@ -36,33 +94,27 @@ def ray_head(num_gpus: int, num_cpus: int = 2, timeout: float = 90.0) -> Iterato
             f"--port={port}",
             f"--num-gpus={num_gpus}",
             f"--num-cpus={num_cpus}",
-            "--include-dashboard=false",
             "--disable-usage-stats",
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            *args,
         ],
-        env=env,
+        env=full_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    address = f"127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def up() -> bool:
             if proc.poll() is not None:
                 raise RuntimeError(f"ray head exited with {proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise RuntimeError(f"ray head did not listen on {address} within {timeout}s")
-        yield address
+            return _listening(port)
+
+        _until(up, timeout, f"ray head did not listen on 127.0.0.1:{port}")
+        yield
     finally:
         os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)  # whatever of the head's process group outlived SIGTERM
+        proc.wait(timeout=30)

@@ -6,7 +6,7 @@ import pytest
 from conftest import built
 from omegaconf import OmegaConf
 
-from liverl.build import SP_KEYS
+from liverl.check import SP_KEYS
 from liverl.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import run_cli
+from conftest import DATA, run_cli
 from raytest import ray_head
 
 from liverl.launch import EXIT_NO_RESOURCES, run_plan
@@ -29,7 +29,8 @@ def head_8gpu() -> str:
 
 def make_plan(tmp_path: Path, *overrides: str) -> Path:
     run_dir = tmp_path / "run"
-    proc = run_cli([*overrides, "model=qwen25_0p5b", LOOP, "launcher=dryrun", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    proc = run_cli([*DATA, *overrides, "model=qwen25_0p5b", LOOP, "launcher=dryrun", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return run_dir
 
@@ -93,7 +94,8 @@ def test_too_few_gpus_is_refused_before_anything_runs(head_8gpu: str, tmp_path: 
 
 def test_embedded_ray_without_gpus_refuses_instead_of_hanging(tmp_path: Path) -> None:
     proc = run_cli(
-        ["topology=1node", "model=qwen25_0p5b", LOOP, "launcher=local", f"hydra.run.dir={tmp_path}/r"], cwd=tmp_path
+        [*DATA, "topology=1node", "model=qwen25_0p5b", LOOP, "launcher=local", f"hydra.run.dir={tmp_path}/r"],
+        cwd=tmp_path,
     )
     assert proc.returncode == EXIT_NO_RESOURCES, proc.stderr
     assert "an embedded Ray on this machine reports 1 node(s) with GPUs [0]" in proc.stderr

@@ -15,7 +15,7 @@ import pytest
 from conftest import built
 from omegaconf import OmegaConf
 
-from liverl.build import SP_KEYS
+from liverl.check import SP_KEYS
 from liverl.config import group_options
 
 GOLDEN = Path(__file__).parent / "golden"

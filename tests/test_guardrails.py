@@ -1,0 +1,482 @@
+"""Guardrails: a bad-input corpus (one case per way of being wrong) and a passing case for every rule.
+
+Each bad case goes through the same function the CLI runs for one job (liverl.train.plan_and_launch) and asserts
+the rule id, exit code 2, that the message names the key and gives the fix, and that nothing was launched and no
+run directory claims success. Checkpoints are real config.json files written by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import built
+from omegaconf import OmegaConf
+
+from liverl.build import build
+from liverl.check import FATAL, RULES, SKIP, WARN, gdn_kernel_problem, required_parser
+from liverl.config import compose_liverl
+from liverl.errors import ConfigError
+from liverl.train import plan_and_launch
+
+CKPTS = {
+    "dense6": {"model_type": "qwen2", "num_attention_heads": 6, "num_key_value_heads": 6},
+    "dense_kv2": {"model_type": "qwen2", "num_attention_heads": 14, "num_key_value_heads": 2},
+    "moe": {"model_type": "qwen3_moe", "num_attention_heads": 32, "num_key_value_heads": 4, "num_experts": 128},
+    "vl_dense": {"model_type": "qwen3_vl", "text_config": {"num_attention_heads": 16, "num_key_value_heads": 8}},
+}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ckpt")
+    out = {}
+    for name, config in CKPTS.items():
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(json.dumps(config))
+        out[name] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    root = tmp_path_factory.mktemp("data")
+    for name in ("train.parquet", "val.parquet"):
+        (root / name).write_bytes(b"PAR1")
+    return [f"train_files={root / 'train.parquet'}", f"val_files={root / 'val.parquet'}"]
+
+
+A3 = ("topology=3node",)
+VE = ("engine=veomni",)
+# (case id, overrides, rule id, key named in the message); {dense6}/{moe}/... are checkpoint directories
+BAD = [
+    ("qwen35-sp-knob", ("model=qwen35", "sp_size=2"), "linear-attention-sp", "sp_size"),
+    (
+        "qwen35-sp-fsdp-key",
+        ("verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2",),
+        "linear-attention-sp",
+        "verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
+    ),
+    (
+        "qwen35-sp-deprecated-key",
+        ("verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size=4",),
+        "linear-attention-sp",
+        "verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size",
+    ),
+    (
+        "qwen35-sp-veomni-key",
+        (*VE, "verl.actor_rollout_ref.actor.veomni.ulysses_parallel_size=2"),
+        "linear-attention-sp",
+        "verl.actor_rollout_ref.actor.veomni.ulysses_parallel_size",
+    ),
+    ("sp-not-dividing-gpus", ("model=qwen3_30b_a3b", "sp_size=3"), "sp-divides", "sp_size"),
+    ("sp-not-dividing-heads", ("model=qwen25_0p5b", "model.path={dense6}", "sp_size=4"), "sp-divides", "sp_size"),
+    ("nodes-dont-add-up", (*A3, "topology.nnodes=4"), "topology-nodes", "topology.nnodes"),
+    ("fsdp-not-dividing", (*A3, "fsdp_size=12"), "fsdp-fits", "fsdp_size"),
+    ("fsdp-too-big", ("fsdp_size=16",), "fsdp-fits", "fsdp_size"),
+    ("fsdp-veomni-too-big", (*VE, "fsdp_size=32"), "fsdp-fits", "fsdp_size"),
+    (
+        "rollout-tp-not-dividing",
+        ("model.rollout_tp=3",),
+        "rollout-parallel-fits",
+        "verl.actor_rollout_ref.rollout.tensor_model_parallel_size",
+    ),
+    (
+        "rollout-tp-dp-too-big",
+        (*A3, "model.rollout_tp=4", "verl.actor_rollout_ref.rollout.data_parallel_size=4"),
+        "rollout-parallel-fits",
+        "verl.actor_rollout_ref.rollout.tensor_model_parallel_size",
+    ),
+    (
+        "tp-vs-kv-heads",
+        ("model=qwen25_0p5b", "model.path={dense6}", "model.rollout_tp=4"),
+        "rollout-tp-kv-heads",
+        "model.rollout_tp",
+    ),
+    (
+        "tp-vs-kv-heads-nested",
+        (
+            "model=qwen25_0p5b",
+            "model.path={vl_dense}",
+            "model.rollout_tp=16",
+            "fsdp_size=8",
+            "topology=3node",
+            "verl.actor_rollout_ref.rollout.data_parallel_size=1",
+        ),
+        "rollout-parallel-fits",
+        "verl.actor_rollout_ref.rollout.tensor_model_parallel_size",
+    ),
+    ("async-train-batch", (*A3, "verl.data.train_batch_size=4"), "fully-async-invariant", "verl.data.train_batch_size"),
+    ("async-gen-batch", (*A3, "verl.data.gen_batch_size=2"), "fully-async-invariant", "verl.data.gen_batch_size"),
+    (
+        "async-hybrid-engine",
+        (*A3, "verl.actor_rollout_ref.hybrid_engine=true"),
+        "fully-async-invariant",
+        "verl.actor_rollout_ref.hybrid_engine",
+    ),
+    (
+        "async-no-log-probs",
+        (*A3, "verl.actor_rollout_ref.rollout.calculate_log_probs=false"),
+        "fully-async-invariant",
+        "verl.actor_rollout_ref.rollout.calculate_log_probs",
+    ),
+    (
+        "async-negative-staleness",
+        (*A3, "staleness_threshold=-1"),
+        "fully-async-invariant",
+        "verl.async_training.staleness_threshold",
+    ),
+    (
+        "async-sync-step-0",
+        (*A3, "trigger_parameter_sync_step=0"),
+        "fully-async-invariant",
+        "verl.async_training.trigger_parameter_sync_step",
+    ),
+    (
+        "async-no-rollout-gpus",
+        (*A3, "topology.rollout_nnodes=0", "topology.nnodes=2"),
+        "fully-async-invariant",
+        "verl.rollout.nnodes",
+    ),
+    (
+        "sync-no-hybrid-engine",
+        ("verl.actor_rollout_ref.hybrid_engine=false",),
+        "sync-hybrid-engine",
+        "verl.actor_rollout_ref.hybrid_engine",
+    ),
+    ("sync-batch-behind-knob", ("verl.data.train_batch_size=64",), "batch-reach", "verl.data.train_batch_size"),
+    (
+        "async-batch-behind-knob",
+        (*A3, "verl.actor_rollout_ref.actor.ppo_mini_batch_size=4"),
+        "batch-reach",
+        "verl.actor_rollout_ref.actor.ppo_mini_batch_size x async_training.require_batches",
+    ),
+    ("n-behind-knob", ("verl.actor_rollout_ref.rollout.n=2",), "unused-knob", "n_resp_per_prompt"),
+    (
+        "batch-vs-dp-async",
+        (*A3, "train_bsz=4", "n_resp_per_prompt=2"),
+        "batch-dp-divisible",
+        "train_bsz, n_resp_per_prompt",
+    ),
+    ("batch-vs-dp-sync", ("train_bsz=3", "n_resp_per_prompt=2"), "batch-dp-divisible", "train_bsz, n_resp_per_prompt"),
+    (
+        "mini-batch-over-batch",
+        ("verl.actor_rollout_ref.actor.ppo_mini_batch_size=16",),
+        "mini-batch-le-batch",
+        "verl.actor_rollout_ref.actor.ppo_mini_batch_size",
+    ),
+    (
+        "unknown-drop-reason",
+        ("trajectory_filter.drop_reasons=[timeout,oom]",),
+        "traj-filter-reasons",
+        "trajectory_filter.drop_reasons",
+    ),
+    ("traj-filter-on-old-verl", ("trajectory_filter.enable=true",), "new-verl-feature", "trajectory_filter.enable"),
+    ("r3-on-dense", (*VE, "model=qwen25_0p5b", "router_replay=R3"), "router-replay-policy", "router_replay"),
+    (
+        "r3-on-dense-checkpoint",
+        (*VE, "model=qwen3_30b_a3b", "model.path={dense_kv2}", "model.rollout_tp=2"),
+        "router-replay-policy",
+        "router_replay",
+    ),
+    ("r2-with-bypass", (*A3, *VE, "model=qwen3_30b_a3b", "router_replay=R2"), "router-replay-policy", "router_replay"),
+    (
+        "rollout-replay-on-fsdp",
+        ("verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=true",),
+        "router-replay-policy",
+        "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay",
+    ),
+    (
+        "r3-without-rollout-routes",
+        (*VE, "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=false"),
+        "router-replay-policy",
+        "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay",
+    ),
+    (
+        "veomni-fused-kernels",
+        (*VE, "verl.actor_rollout_ref.model.use_fused_kernels=true"),
+        "veomni-fused-offload",
+        "verl.actor_rollout_ref.model.use_fused_kernels",
+    ),
+    (
+        "veomni-activation-offload",
+        (*VE, "verl.actor_rollout_ref.model.enable_activation_offload=true"),
+        "veomni-fused-offload",
+        "verl.actor_rollout_ref.model.enable_activation_offload",
+    ),
+    (
+        "ohsdk-agent-name",
+        ("scaffold=ohsdk", "scaffold.harbor.agent_name=openhands-sdk"),
+        "scaffold-agent",
+        "scaffold.harbor.agent_name",
+    ),
+    (
+        "bad-import-path",
+        ("scaffold.harbor.agent_import_path=harbor/agents/claude_code.py",),
+        "scaffold-agent",
+        "scaffold.harbor.agent_import_path",
+    ),
+    (
+        "qwen35-hermes",
+        ("model.tool_call_parser.claude_code=hermes",),
+        "tool-call-parser",
+        "model.tool_call_parser.claude_code",
+    ),
+    (
+        "30b-ohsdk-qwen3-coder",
+        ("model=qwen3_30b_a3b", "scaffold=ohsdk", "model.tool_call_parser.ohsdk=qwen3_coder"),
+        "tool-call-parser",
+        "model.tool_call_parser.ohsdk",
+    ),
+    (
+        "30b-cc-hermes",
+        ("model=qwen3_30b_a3b", "model.tool_call_parser.claude_code=hermes"),
+        "tool-call-parser",
+        "model.tool_call_parser.claude_code",
+    ),
+    ("rollout-is-bogus", ("rollout_is=bogus",), "rollout-is", "rollout_is"),
+    ("rollout-is-typo", ("rollout_is=tokens",), "rollout-is", "rollout_is"),
+    (
+        "cosine-without-steps",
+        ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine", "total_training_steps=null"),
+        "lr-schedule-steps",
+        "verl.actor_rollout_ref.actor.optim.lr_scheduler_type",
+    ),
+    ("35b-one-node-long-window", ("window.prompt=40000", "window.response=91072"), "memory-window", "topology, window"),
+    (
+        "35b-2node-long-window",
+        ("topology=2node", "window.prompt=40000", "window.response=91072"),
+        "memory-window",
+        "topology, window",
+    ),
+    ("unknown-waiver", ("liverl.allow=[linear-atention-sp]",), "config", "liverl.allow"),
+    ("knob-with-no-effect", ("router_replay=R3",), "unused-knob", "router_replay"),
+]
+LAUNCH_BAD = [  # judged as a launch (launcher=local): FATAL before anything starts
+    ("official-without-smoke", ("batch=official", "launcher=local"), "smoke-before-official", "batch"),
+    ("missing-train-files", ("launcher=local", "train_files=/nonexistent/train.parquet"), "paths-exist", "train_files"),
+    ("missing-checkpoint", ("launcher=local", "model.path=/nonexistent/ckpt"), "paths-exist", "model.path"),
+]
+ENV_BAD = [
+    ("new-verl-dir-unset", {"USE_NEW_VERL": "1"}, "new-verl-dir", "NEW_VERL_DIR"),
+    ("new-verl-dir-not-verl", {"USE_NEW_VERL": "1", "NEW_VERL_DIR": "/tmp"}, "new-verl-dir", "NEW_VERL_DIR"),
+]
+
+
+def run_job(tmp_path: Path, capsys, overrides: list[str]) -> tuple[int, str, Path]:
+    run_dir = tmp_path / "run"
+    code = plan_and_launch(compose_liverl(overrides, run_dir=run_dir), run_dir)
+    return code, capsys.readouterr().err, run_dir
+
+
+def expand(overrides, ckpt: dict[str, Path]) -> list[str]:
+    return [o.format(**ckpt) for o in overrides]
+
+
+def assert_refused(code: int, err: str, run_dir: Path, rule_id: str, key: str) -> None:
+    assert code == 2, err
+    assert f"[{rule_id}] {key}:" in err, err
+    assert "fix:" in err.split(f"[{rule_id}] {key}:", 1)[1].split("\n  [")[0], err
+    assert "nothing was launched" in err
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "config_error" and [h["status"] for h in run["history"]] == ["config_error"]
+    assert not (run_dir / "verl.yaml").exists() and not (run_dir / "command.sh").exists()
+    assert not list(run_dir.glob("metrics*.jsonl"))
+    assert rule_id in {f["rule"] for f in json.loads((run_dir / "checks.json").read_text())}
+
+
+def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
+    cases = BAD + LAUNCH_BAD + ENV_BAD
+    assert len(cases) >= 40 and len({c[0] for c in cases}) == len(cases)
+    never_fatal = {
+        "batch-size-named",
+        "router-replay-unvalidated",
+        "async-rollout-n-unused",
+        "val-timeout",
+        "gdn-triton-hopper",
+    }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below)
+    assert set(RULES) - never_fatal <= {c[2] for c in cases}
+
+
+@pytest.mark.parametrize("case,overrides,rule_id,key", BAD, ids=[c[0] for c in BAD])
+def test_bad_config_is_refused(tmp_path, capsys, ckpt, case, overrides, rule_id, key) -> None:
+    code, err, run_dir = run_job(tmp_path, capsys, [*expand(overrides, ckpt), "launcher=dryrun"])
+    assert_refused(code, err, run_dir, rule_id, key)
+
+
+@pytest.mark.parametrize("case,overrides,rule_id,key", LAUNCH_BAD, ids=[c[0] for c in LAUNCH_BAD])
+def test_bad_launch_is_refused_before_anything_starts(tmp_path, capsys, data, case, overrides, rule_id, key) -> None:
+    extra = [] if any(o.startswith("train_files") for o in overrides) else data
+    code, err, run_dir = run_job(tmp_path, capsys, [*extra, *overrides])
+    assert_refused(code, err, run_dir, rule_id, key)
+
+
+@pytest.mark.parametrize("case,env,rule_id,key", ENV_BAD, ids=[c[0] for c in ENV_BAD])
+def test_bad_environment_is_refused(tmp_path, capsys, monkeypatch, case, env, rule_id, key) -> None:
+    monkeypatch.delenv("NEW_VERL_DIR", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, err, run_dir = run_job(tmp_path, capsys, ["launcher=dryrun"])
+    assert code == 2 and f"[{rule_id}] {key}:" in err and "fix:" in err
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "config_error"
+
+
+def findings(*overrides: str, structure_only: bool = False, launching: bool = False) -> dict[str, list]:
+    b = build(compose_liverl(list(overrides)), structure_only=structure_only, launching=launching)
+    out: dict[str, list] = {}
+    for f in b.findings:
+        out.setdefault(f.rule, []).append(f)
+    return out
+
+
+# a configuration each rule passes (no FATAL or WARN from it); checkpoint/data rules get real files
+PASSING = {
+    "linear-attention-sp": ("model=qwen35",),
+    "sp-divides": ("model=qwen25_0p5b", "model.path={dense_kv2}", "sp_size=2", "model.rollout_tp=2"),
+    "topology-nodes": A3,
+    "fsdp-fits": (*A3, "fsdp_size=8"),
+    "rollout-parallel-fits": (*A3, "model.rollout_tp=8"),
+    "rollout-tp-kv-heads": ("model=qwen3_30b_a3b", "model.path={moe}", "model.rollout_tp=4", *VE),
+    "fully-async-invariant": A3,
+    "sync-hybrid-engine": (),
+    "async-rollout-n-unused": A3,
+    "batch-reach": ("train_bsz=16", "n_resp_per_prompt=2"),
+    "batch-dp-divisible": (*A3, "train_bsz=4", "n_resp_per_prompt=4"),
+    "mini-batch-le-batch": ("verl.actor_rollout_ref.actor.ppo_mini_batch_size=4",),
+    "batch-size-named": ("batch=official",),
+    "traj-filter-reasons": ("trajectory_filter.drop_reasons=[timeout,overlong]",),
+    "router-replay-unvalidated": ("engine=fsdp",),
+    "router-replay-policy": (*VE, "model=qwen3_30b_a3b"),
+    "veomni-fused-offload": VE,
+    "scaffold-agent": ("scaffold=ohsdk",),
+    "tool-call-parser": ("model=qwen3_30b_a3b", "scaffold=ohsdk"),
+    "rollout-is": ("rollout_is=token",),
+    "lr-schedule-steps": ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine",),
+    "memory-window": A3,
+    "smoke-before-official": ("batch=smoke",),
+    "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
+    "val-timeout": (),
+    "gdn-triton-hopper": ("model=qwen3_30b_a3b",),
+}
+
+
+def test_every_rule_has_a_passing_case() -> None:
+    assert set(PASSING) == set(RULES)
+
+
+@pytest.mark.parametrize("rule_id", sorted(PASSING))
+def test_rule_passes_a_good_config(rule_id: str, ckpt, data) -> None:
+    overrides = expand(PASSING[rule_id], ckpt) + (data if rule_id == "paths-exist" else [])
+    got = findings(*overrides).get(rule_id, [])
+    assert not [f for f in got if f.severity in (FATAL, WARN)], got
+
+
+WARNS = [  # (overrides, rule id): printed and written to the run directory, not blocking
+    (("batch=smoke", "train_bsz=16"), "batch-size-named"),
+    ((*VE,), "router-replay-unvalidated"),
+    ((*VE, "router_replay=disabled"), "router-replay-policy"),  # MoE with R3 off
+    (("model=qwen3_30b_a3b",), "router-replay-policy"),  # MoE on FSDP
+    ((*A3, "verl.rollout.n=16"), "async-rollout-n-unused"),
+    (("rollout_is=sequence",), "rollout-is"),
+    (("scaffold.harbor.agent_name=null",), "scaffold-agent"),
+    (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=null"), "val-timeout"),
+    (("model.path=Qwen/Qwen3.5-35B-A3B",), "paths-exist"),
+]
+
+
+@pytest.mark.parametrize("overrides,rule_id", WARNS, ids=[r for _, r in WARNS])
+def test_warnings_are_reported_and_written_to_the_run_directory(tmp_path, capsys, overrides, rule_id) -> None:
+    code, _, run_dir = run_job(tmp_path, capsys, [*overrides, "launcher=dryrun"])
+    assert code == 0
+    written = json.loads((run_dir / "checks.json").read_text())
+    assert any(f["rule"] == rule_id and f["severity"] == WARN for f in written), written
+    assert f"[{rule_id}]" in (run_dir / "summary.txt").read_text()
+
+
+def test_structure_only_skips_what_needs_this_disk(ckpt) -> None:
+    got = findings("model=qwen25_0p5b", "model.path={dense6}".format(**ckpt), "model.rollout_tp=4", structure_only=True)
+    assert [f.severity for f in got["rollout-tp-kv-heads"]] == [SKIP]  # the bad checkpoint is not read
+    assert {f.severity for f in got["paths-exist"]} == {SKIP}
+    assert "smoke-before-official" not in got  # batch=smoke
+
+
+def test_structure_only_validates_a_new_verl_preset_without_the_checkout(monkeypatch) -> None:
+    monkeypatch.setenv("USE_NEW_VERL", "1")
+    monkeypatch.setenv("NEW_VERL_DIR", "/nonexistent/new-verl")
+    got = findings("experiment=fully_async_3nodes_qwen35_cc_clean", structure_only=True)
+    assert [f.severity for f in got["new-verl-dir"]] == [SKIP]
+    with pytest.raises(ConfigError):
+        findings("experiment=fully_async_3nodes_qwen35_cc_clean")
+
+
+def test_a_fatal_is_waived_only_by_its_id_and_the_waiver_is_recorded(tmp_path, capsys) -> None:
+    code, err, _ = run_job(tmp_path / "a", capsys, ["sp_size=2", "liverl.allow=[memory-window]", "launcher=dryrun"])
+    assert code == 2 and "[linear-attention-sp]" in err
+    code, _, run_dir = run_job(
+        tmp_path / "b", capsys, ["sp_size=2", "liverl.allow=[linear-attention-sp]", "launcher=dryrun"]
+    )
+    assert code == 0
+    assert json.loads((run_dir / "run.json").read_text())["waived"] == ["linear-attention-sp"]
+    written = json.loads((run_dir / "checks.json").read_text())
+    assert [f["severity"] for f in written if f["rule"] == "linear-attention-sp"] == ["WAIVED"]
+    assert OmegaConf.load(run_dir / "verl.yaml").actor_rollout_ref.actor.ulysses_sequence_parallel_size == 2
+
+
+def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:
+    code, err, _ = run_job(
+        tmp_path,
+        capsys,
+        [
+            "sp_size=2",
+            "rollout_is=bogus",
+            "scaffold=ohsdk",
+            "scaffold.harbor.agent_name=openhands-sdk",
+            "launcher=dryrun",
+        ],
+    )
+    assert code == 2
+    for rule_id in ("linear-attention-sp", "rollout-is", "scaffold-agent"):
+        assert f"[{rule_id}]" in err
+
+
+@pytest.mark.parametrize(
+    "facts,refused",
+    [
+        (((9, 0), "3.6.0", "0.5.2", False), True),  # H200 + torch 2.11's Triton 3.6: the failure seen
+        (((9, 0), "3.4.0", "0.5.2", False), True),
+        (((9, 0), "3.6.0", "0.5.2", True), False),  # tilelang installed
+        (((9, 0), "3.7.1", "0.5.2", False), False),  # fixed Triton
+        (((9, 0), "3.3.1", "0.5.2", False), False),
+        (((8, 0), "3.6.0", "0.5.2", False), False),  # Ampere
+        (((10, 0), "3.6.0", "0.5.2", False), False),  # Blackwell
+        ((None, "3.6.0", "0.5.2", False), False),  # no GPU here
+        (((9, 0), "3.6.0", None, False), False),  # no flash-linear-attention
+    ],
+)
+def test_gdn_kernel_rule(facts, refused: bool) -> None:
+    problem = gdn_kernel_problem(*facts)
+    assert (problem is not None) is refused
+    if refused:
+        assert "chunk_bwd_dqkwg" in problem
+
+
+@pytest.mark.parametrize(
+    "model,scaffold,parser",
+    [
+        ("qwen35 Qwen/Qwen3.5-35B-A3B", "claude_code", "qwen3_coder"),
+        ("qwen36 /ckpt/Qwen3.6-27B", "ohsdk", "qwen3_coder"),
+        ("qwen3_30b_a3b Qwen/Qwen3-30B-A3B-Instruct-2507", "claude_code", "qwen3_coder"),
+        ("qwen3_30b_a3b Qwen/Qwen3-30B-A3B-Instruct-2507", "ohsdk", "hermes"),
+        ("qwen25_0p5b Qwen/Qwen2.5-0.5B", "ohsdk", None),
+    ],
+)
+def test_required_parser(model: str, scaffold: str, parser: str | None) -> None:
+    assert required_parser(model, scaffold) == parser
+
+
+def test_presets_pass_structure_only() -> None:
+    for preset in ("sync_1node_cc", "fully_async_2nodes_qwen35_cc_clean", "fully_async_3nodes_qwen35_cc_clean"):
+        got = findings(f"experiment={preset}", structure_only=True)
+        assert not [f for fs in got.values() for f in fs if f.severity == FATAL]
+    assert built("experiment=sync_1node_cc").liverl.batch.name == "official"
