@@ -62,7 +62,8 @@ def main() -> None:
               f"seeing it); liverl.train plan + preflight + submit: {cli:.2f} s")
 
         sweep = root / "sweep"
-        wall = train(["-m", *base, "train_bsz=2,4,6,8", "n_resp_per_prompt=2,4", f"hydra.sweep.dir={sweep}"], root)
+        grid = ["train_bsz=8,16", "n_resp_per_prompt=4,8", "total_training_steps=1,2"]
+        wall = train(["-m", *base, *grid, f"hydra.sweep.dir={sweep}"], root)
         ids = [json.loads(p.read_text())["job_id"] for p in sweep.rglob("run.json")]
         print(f"8-job sweep submitted: {wall:.2f} s for {len(ids)} jobs ({wall / max(len(ids), 1):.2f} s per job, "
               "one process: compose, build, plan, preflight and submit each)")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import io
 import json
 import logging
 import os
 import subprocess
 import sys
-import threading
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -230,13 +228,6 @@ def _unknown_verl_key(verl_cfg: DictConfig, key: str, value: Any, name: str) -> 
         fix="correct the key (verl's struct mode rejects unknown keys); verl's keys are in its trainer/config/*.yaml",
         rule="verl-unknown-key",
     )
-
-
-def prewarm_verl() -> None:
-    """Start importing the installed verl's validators in the background (seconds of torch/ray imports), so that
-    composing overlaps them. A no-op when a checkout will validate in its own process."""
-    if os.environ.get("USE_NEW_VERL", "0").lower() not in ("1", "true", "yes"):
-        threading.Thread(target=importlib.import_module, args=("verl.utils.config",), daemon=True).start()
 
 
 def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> None:

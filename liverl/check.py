@@ -911,10 +911,9 @@ def _main(argv: list[str]) -> int:
     if args.rules:
         print("\n".join(f"{rule_id:26} {TITLES[rule_id]}" for rule_id in RULES))
         return 0
-    from liverl.build import build, prewarm_verl
+    from liverl.build import build
     from liverl.config import compose_liverl, group_options
 
-    prewarm_verl()
     runs = [[f"experiment={p}", *args.overrides] for p in group_options("experiment")] if args.all else [args.overrides]
     worst = 0
     for overrides in runs:

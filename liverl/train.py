@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from liverl import ray_job, slurm
-from liverl.build import build, prewarm_verl
+from liverl.build import build
 from liverl.config import CONF_DIR, PRIMARY, translate_hydra_error
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.launch import run_plan
@@ -119,7 +119,6 @@ def multirun_summary() -> str:
 def main() -> int:
     # let composition errors reach us (instead of Hydra's exit 1) so they get LiveRL's message and exit 2
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    prewarm_verl()
     try:
         _hydra_main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:

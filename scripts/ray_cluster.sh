@@ -98,6 +98,11 @@ stop_started() { # the Ray this script started on this node (its process group),
       sleep 0.5
     done
     kill -KILL -- "-$pgid" 2>/dev/null || true
+    for _ in $(seq 20); do
+      group_alive "$pgid" || break
+      sleep 0.5
+    done
+    ! group_alive "$pgid" || say "process group $pgid outlived SIGKILL for 10s: see ps -g $pgid"
   else
     say "stale state: the Ray recorded in $PGID_FILE (process group $pgid) is gone; cleaning up after it"
   fi
