@@ -71,6 +71,8 @@ def resume_point(verl_cfg: DictConfig) -> str | None:
         return None
     if mode == "resume_path":
         return trainer.get("resume_from_path")
+    if not (Path(str(trainer.default_local_dir)) / "latest_checkpointed_iteration.txt").is_file():
+        return None  # verl's finder starts with this tracker file; importing it costs ~0.6 s, so skip when absent
     from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path
 
     with contextlib.redirect_stdout(io.StringIO()):  # verl prints where it looked
