@@ -58,6 +58,15 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("run.json"))
 
 
+@pytest.fixture
+def restore_environ():
+    """run_plan sets the plan's environment in this process, as a launch does; undo it after the test."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 TRAJ_FILTER_YAML = """
   # [fixture] new-verl schema addition: drop trajectories by termination reason before the update
   trajectory_filter:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -16,14 +15,6 @@ from liverl.build import build
 from liverl.check import ledger_path
 from liverl.config import compose_liverl
 from liverl.launch import run_plan
-
-
-@pytest.fixture
-def restore_environ():
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def plan(tmp_path: Path, *overrides: str) -> Path:

@@ -41,7 +41,6 @@ def recording_task_runner(out: Path):
     @ray.remote(num_cpus=1)
     class RecordingTaskRunner:
         def run(self, config) -> None:
-            import os
 
             out.write_text(
                 json.dumps(
@@ -56,15 +55,6 @@ def recording_task_runner(out: Path):
             )
 
     return RecordingTaskRunner
-
-
-@pytest.fixture
-def restore_environ():
-    """run_plan sets the plan's environment in this process, as a launch does; undo it after the test."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def test_local_launch_runs_the_recipe_through_verls_run_ppo(head_8gpu: str, tmp_path: Path, restore_environ) -> None:
