@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.errors import CONFIG_ERROR_EXIT, ConfigError, Problem
+from liverl.errors import CONFIG_ERROR_EXIT, ConfigError, Problem, did_you_mean
 
 FATAL, WARN, SKIP, WAIVED = "FATAL", "WARN", "SKIP", "WAIVED"
 
@@ -150,8 +150,6 @@ def apply_waivers(findings: list[Problem], allow: Iterable[str]) -> tuple[list[P
     allow = set(allow)
     unknown = sorted(allow - set(RULES))
     if unknown:
-        from liverl.errors import did_you_mean
-
         raise ConfigError(
             [
                 Problem(
@@ -682,6 +680,12 @@ def ledger_path() -> Path:
     return Path(os.environ.get(LEDGER_ENV) or Path.home() / ".liverl" / "smoke_ledger.json")
 
 
+def read_ledger() -> dict[str, Any]:
+    """The recorded smoke passes, keyed by scaffold|topology|cluster (empty before the first one)."""
+    path = ledger_path()
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def cluster_id(address: str | None) -> str:
     """The Ray cluster a run goes to: its address, or this machine for an embedded Ray."""
     return address if address and address != "local" else f"local:{os.uname().nodename}"
@@ -695,7 +699,7 @@ def record_smoke_pass(cfg: DictConfig, run_dir: Path, address: str | None) -> No
     """Remember that a smoke run passed on this scaffold x topology x cluster (official runs need one)."""
     path = ledger_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    ledger = json.loads(path.read_text()) if path.is_file() else {}
+    ledger = read_ledger()
     ledger[smoke_key(cfg, address)] = {"run_dir": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(ledger, indent=2) + "\n")
@@ -718,7 +722,7 @@ def _smoke_first(c: Ctx) -> Iterable[Problem]:
         )
         return
     path = ledger_path()
-    ledger = json.loads(path.read_text()) if path.is_file() else {}
+    ledger = read_ledger()
     if key not in ledger:
         yield finding(
             FATAL,
@@ -876,10 +880,9 @@ def _gdn(c: Ctx) -> Iterable[Problem]:
 # --- report
 
 
-def report(findings: list[Problem], blocking: list[Problem] | None = None) -> str:
-    blocking = blocking or []
+def report(findings: list[Problem]) -> str:
     order = {FATAL: 0, WAIVED: 1, WARN: 2, SKIP: 3}
-    allf = sorted([*blocking, *findings], key=lambda f: order.get(f.severity, 9))
+    allf = sorted(findings, key=lambda f: order.get(f.severity, 9))
     counts = {s: sum(1 for f in allf if f.severity == s) for s in (FATAL, WAIVED, WARN, SKIP)}
     head = (
         "LiveRL checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
