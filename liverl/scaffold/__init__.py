@@ -1,0 +1,16 @@
+"""LiveRL's Harbor scaffold: the verl agent loop, its token-faithful proxy and the trajectory filter.
+
+Layout (each module imports only what it needs; nothing here imports Harbor, which lives in the
+separate Python 3.12 environment `.venv-harbor` and is driven through `trial_runner.py`):
+
+- `agent_loop`     HarborAgentLoop: one Harbor trial per sample, returns verl's AgentLoopOutput
+- `proxy`          in-process HTTP proxy (Anthropic messages, OpenAI chat completions) -> server_manager.generate
+- `session`        one trial's token record: sampled tokens (mask 1), observations (mask 0), rewrites
+- `chat`           message normalisation between the two APIs and the policy's chat template
+- `toolcalls`      tool-call parsers (`qwen3_coder` XML, `hermes` JSON)
+- `termination`    Harbor's TrialResult -> termination reason
+- `traj_filter`    the trajectory filter for the public verl (advantage estimator + replay-buffer metrics)
+- `trial_runner`   run by .venv-harbor's Python: JSON spec on stdin -> Harbor Trial -> TrialResult JSON
+- `harbor_agents`  Harbor agent classes for the scaffolds (import Harbor; only in .venv-harbor)
+- `guardrail`      the plan-time rule: the agent loop and agent class import where the trainer runs
+"""

@@ -1,0 +1,127 @@
+"""HarborAgentLoop: verl's agent loop that runs one Harbor trial of the sample's task per sample.
+
+Selected by the scaffold group: RUN_DIR/agent_loop.yaml holds {name: liverl_harbor, _target_: this class,
+scaffold, tool_call_parser, harbor: {...}, trajectory_filter: {...}}; verl registers each entry of
+`actor_rollout_ref.rollout.agent.agent_loop_config_path` (verl/experimental/agent_loop/agent_loop.py:530-536) and
+instantiates the entry per sample with the extra keys as constructor arguments (agent_loop.py:681-692). The
+decorator below registers the same class under the same name for code that imports it.
+
+Per sample: open a proxy session -> run the trial in .venv-harbor (the agent talks to the session) -> termination
+reason -> AgentLoopOutput of the trained chain (session.py): prompt ids, response ids, mask (1 sampled, 0
+observations), rollout log-probs, turns, the verifier's reward, and extra_fields.termination_reason.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+
+from liverl.scaffold import termination
+from liverl.scaffold.proxy import get_proxy
+from liverl.scaffold.session import Limits, Session
+from liverl.scaffold.trial import run_trial, trial_spec
+
+NAME = "liverl_harbor"
+VAL_SPLITS = {"val", "validation", "test"}
+DEFAULT_FILTER = {"filter": "liverl", "drop_reasons": ["timeout", "env_setup_failed"]}
+
+
+def task_path_of(kwargs: dict[str, Any]) -> str | None:
+    extra = kwargs.get("extra_info") or {}
+    return kwargs.get("harbor_task_path") or (extra.get("harbor_task_path") if isinstance(extra, dict) else None)
+
+
+def is_validation(kwargs: dict[str, Any]) -> bool:
+    """verl passes no validate flag to agent loops; LiveRL's task index marks validation rows with extra_info.split."""
+    extra = kwargs.get("extra_info") or {}
+    return bool(kwargs.get("validate")) or (isinstance(extra, dict) and extra.get("split") in VAL_SPLITS)
+
+
+@register(NAME)
+class HarborAgentLoop(AgentLoopBase):
+    def __init__(self, *args, scaffold: str = "claude_code", tool_call_parser: str = "qwen3_coder",
+                 harbor: dict | None = None, trajectory_filter: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scaffold = scaffold
+        self.parser = tool_call_parser
+        self.harbor = dict(harbor or {})
+        self.filter = dict(DEFAULT_FILTER, **(trajectory_filter or {}))
+        self.limits = Limits(prompt_length=self.rollout_config.prompt_length,
+                             response_length=self.rollout_config.response_length,
+                             max_turns=int(self.harbor.get("max_turns", 200)))
+
+    async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
+        proxy = await get_proxy(self.harbor.get("proxy_bind_host") or "127.0.0.1")
+        task_path, validate = task_path_of(kwargs), is_validation(kwargs)
+        retries = int(self.harbor.get("max_retries", 2))
+        started = time.perf_counter()
+        session, result, reason = None, {}, "env_setup_failed"
+        for attempt in range(retries + 1):
+            session = proxy.open(Session(tokenizer=self.tokenizer, generate=self.server_manager.generate,
+                                         sampling_params=sampling_params, limits=self.limits, parser=self.parser,
+                                         chat_template_kwargs=self.apply_chat_template_kwargs))
+            try:
+                if task_path is None:
+                    result = {"exception_info": {"exception_type": "NoTaskPath",
+                                                 "exception_message": "the sample has no harbor_task_path"}}
+                    break
+                spec = trial_spec(self.harbor, task_path=str(task_path), validate=validate,
+                                  trial_name=f"{self.scaffold}-{uuid.uuid4().hex[:12]}-a{attempt}",
+                                  base_url=proxy.base_url(session, self.harbor.get("proxy_advertise_host")))
+                result = await run_trial(spec, self.harbor, self._deadline(validate))
+            finally:
+                proxy.close_session(session)
+            reason = termination.reason_of(result, model_calls=session.calls, session_limit=session.limit_reason)
+            if not termination.should_retry(result, reason):
+                break
+        else:
+            reason = "env_setup_failed"  # every attempt ended without a verifier result
+        return self._output(kwargs, session, result, reason, attempt + 1, time.perf_counter() - started)
+
+    def _deadline(self, validate: bool) -> float:
+        h = self.harbor
+        agent = float(h["val_agent_timeout_sec"] if validate else h["agent_timeout_sec"])
+        return agent + float(h.get("verifier_timeout_sec") or 600) + float(h.get("setup_timeout_sec") or 900)
+
+    def _fallback_prompt(self, kwargs: dict[str, Any]) -> list[int]:
+        messages = list(kwargs.get("raw_prompt") or [{"role": "user", "content": str(task_path_of(kwargs))}])
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                  **self.apply_chat_template_kwargs)
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _output(self, kwargs, session: Session, result: dict, reason: str, attempts: int,
+                seconds: float) -> AgentLoopOutput:
+        chain = session.trained_chain()
+        drop = self.filter["filter"] == "liverl" and reason in self.filter["drop_reasons"]
+        if chain is None:  # nothing sampled: one unsampled token keeps verl's tensors non-empty
+            prompt, tokens, mask, logp = self._fallback_prompt(kwargs), [self._pad_id()], [0], [0.0]
+            steps, turns = [], 0
+        else:
+            prompt, tokens, mask, logp = chain.prompt_ids, chain.tokens, chain.mask, chain.logprobs
+            steps, turns = chain.steps, len(chain.messages) + 1
+        n = self.limits.response_length
+        mask = [0] * len(mask[:n]) if drop else mask[:n]
+        reward = termination.reward_of(result)
+        global_steps = kwargs.get("global_steps")
+        extra = {
+            "termination_reason": reason, "trajectory_filter_drop": drop, "reward_missing": reward is None,
+            "trial_attempts": attempts, "history_rewrites": session.rewrites, "model_calls": session.calls,
+            "trial_exception": termination.exception_type(result),
+            "min_global_steps": min(steps) if steps else global_steps,
+            "max_global_steps": max(steps) if steps else global_steps,
+            "turn_scores": [], "tool_rewards": [],
+        }
+        return AgentLoopOutput(
+            prompt_ids=prompt, response_ids=tokens[:n], response_mask=mask, response_logprobs=logp[:n],
+            reward_score=reward if reward is not None else 0.0, num_turns=turns,
+            metrics=AgentLoopMetrics(generate_sequences=session.generate_seconds,
+                                     tool_calls=max(0.0, seconds - session.generate_seconds)),
+            extra_fields=extra,
+        )
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.tokenizer.eos_token_id

@@ -1,0 +1,58 @@
+"""Harbor's TrialResult (as JSON) + the proxy session -> one termination reason.
+
+In order (the first that holds wins):
+  timeout           the agent or the verifier ran out of time (AgentTimeoutError, VerifierTimeoutError;
+                    Harbor still runs the verifier after an agent timeout, harbor/trial/single_step.py:83)
+  env_setup_failed  the environment or the agent's set-up failed (no agent phase ran), or no model call reached
+                    the proxy (nothing to train on), or the retries for a missing verifier result ran out
+  overlong          the context window filled (the proxy refused a turn, or the agent reported a context error)
+  max_turns         the proxy's turn cap was reached
+  completed         otherwise
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+REASONS = ("completed", "timeout", "env_setup_failed", "overlong", "max_turns")
+TIMEOUT_ERRORS = {"AgentTimeoutError", "VerifierTimeoutError"}
+SETUP_ERRORS = {"EnvironmentStartTimeoutError", "AgentSetupTimeoutError", "HealthcheckError",
+                "SandboxBuildFailedError"}
+OVERFLOW_ERRORS = {"ContextWindowExceededError", "ContextLengthExceededError", "OutputLengthExceededError"}
+
+
+def exception_type(result: dict[str, Any]) -> str | None:
+    info = result.get("exception_info") or {}
+    return info.get("exception_type")
+
+
+def reward_of(result: dict[str, Any]) -> float | None:
+    verifier = result.get("verifier_result") or {}
+    rewards = verifier.get("rewards") or {}
+    if "reward" in rewards:
+        return float(rewards["reward"])
+    return float(next(iter(rewards.values()))) if rewards else None
+
+
+def agent_ran(result: dict[str, Any]) -> bool:
+    timing = result.get("agent_execution") or {}
+    return bool(timing.get("started_at"))
+
+
+def reason_of(result: dict[str, Any], *, model_calls: int, session_limit: str | None) -> str:
+    exc = exception_type(result)
+    message = (result.get("exception_info") or {}).get("exception_message") or ""
+    if exc in TIMEOUT_ERRORS or ("timed out" in message.lower() and exc and "Timeout" in exc):
+        return "timeout"
+    if exc in SETUP_ERRORS or (exc and not agent_ran(result)) or model_calls == 0:
+        return "env_setup_failed"
+    if session_limit == "overlong" or exc in OVERFLOW_ERRORS:
+        return "overlong"
+    if session_limit == "max_turns":
+        return "max_turns"
+    return "completed"
+
+
+def should_retry(result: dict[str, Any], reason: str) -> bool:
+    """A trial with no verifier result is tried again (bounded by the caller), except after a timeout."""
+    return reward_of(result) is None and reason != "timeout"

@@ -1,0 +1,84 @@
+"""The trajectory filter on the public verl 0.9.1, through its extension points (no edit to verl).
+
+A dropped trajectory (termination reason in `trajectory_filter.drop_reasons`, default timeout,env_setup_failed)
+leaves HarborAgentLoop with a response mask of zeros (agent_loop.py) and `extra_fields.trajectory_filter_drop`.
+  - Policy loss: verl masks every loss term with the response mask (`agg_loss` over `response_mask`,
+    verl/trainer/ppo/core_algos.py; the v1 trainer stores it as `loss_mask`, trainer/ppo/v1/agent_loop_tq.py:200),
+    so a zero mask contributes nothing.
+  - Group baseline: the advantage estimator `liverl_grpo_filtered`, registered with verl's `register_adv_est`
+    (core_algos.py:116) and selected by `algorithm.adv_estimator`, runs verl's own GRPO
+    (`compute_grpo_outcome_advantage`) over the kept trajectories only; dropped rows get advantage 0. verl calls
+    registered estimators with token_level_rewards, response_mask, index (uid) and config
+    (trainer/ppo/ray_trainer.py:248-259, reached from v1's compute_advantage_for_multi_trajectories,
+    trainer/ppo/v1/utils.py:164, for any estimator other than "grpo").
+  - Metrics: the v1 trainer loads a custom replay buffer from `trainer.v1.sampler.custom_sampler.{path,name}`
+    (trainer/ppo/v1/trainer_base.py:139-151) and logs the metrics its `sample` returns with the step's metrics
+    (trainer_base.py:570-572, 559, 514). `TrajectoryFilterReplayBuffer` adds `trajectory_filter/invalid_ratio` and
+    `trajectory_filter/reason/<reason>` (counts) for the sampled batch. Loading it in the trainer process also
+    registers the estimator there.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+from liverl.scaffold.termination import REASONS
+
+ESTIMATOR = "liverl_grpo_filtered"
+METRIC_INVALID = "trajectory_filter/invalid_ratio"
+METRIC_REASON = "trajectory_filter/reason/"
+
+
+@register_adv_est(ESTIMATOR)
+def grpo_filtered_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: np.ndarray,
+                            config: Any = None, epsilon: float = 1e-6, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """verl's GRPO over the trajectories that have a sampled token; the others are outside every baseline."""
+    keep = (response_mask.sum(dim=-1) > 0).nonzero(as_tuple=True)[0]
+    advantages = torch.zeros_like(token_level_rewards)
+    if len(keep):
+        norm = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
+        kept, _ = compute_grpo_outcome_advantage(
+            token_level_rewards=token_level_rewards[keep], response_mask=response_mask[keep],
+            index=np.asarray(index, dtype=object)[keep.cpu().numpy()], epsilon=epsilon,
+            norm_adv_by_std_in_grpo=norm)
+        advantages[keep] = kept
+    return advantages, advantages
+
+
+def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
+    """invalid_ratio (share dropped) and, per termination reason, how many trajectories ended that way."""
+    fields = [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
+    if not fields:
+        return {}
+    reasons = [f["termination_reason"] for f in fields]
+    metrics = {METRIC_INVALID: sum(bool(f.get("trajectory_filter_drop")) for f in fields) / len(fields)}
+    for reason in sorted(set(REASONS) | set(reasons)):
+        metrics[METRIC_REASON + reason] = float(reasons.count(reason))
+    return metrics
+
+
+class TrajectoryFilterReplayBuffer(ReplayBuffer):
+    """verl's sync replay buffer, plus the trajectory-filter metrics of each sampled batch.
+
+    verl constructs a custom sampler with the base arguments only (trainer_base.py:155-162); the sync buffer's
+    batch sizes come through `trainer.v1.sampler.sampler_kwargs` (LiveRL's plan writes them).
+    """
+
+    def __init__(self, *args, sampler_kwargs=None, **kwargs):
+        extra = dict(sampler_kwargs or {})
+        kwargs.setdefault("train_batch_size", extra.get("train_batch_size"))
+        kwargs.setdefault("gen_batch_size", extra.get("gen_batch_size") or extra.get("train_batch_size"))
+        super().__init__(*args, sampler_kwargs=sampler_kwargs, **kwargs)
+
+    def sample(self, global_steps: int, partition_id: str, batch_size: int):
+        batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
+        if partition_id != "val" and batch.keys:
+            data = tq.kv_batch_get(keys=batch.keys, partition_id=partition_id, select_fields=["extra_fields"])
+            metrics.update(filter_metrics(list(data["extra_fields"].tolist())))
+        return batch, metrics

@@ -1,0 +1,108 @@
+"""The agent loop's side of a Harbor trial: build the TrialConfig, run it in `.venv-harbor`, read the result.
+
+Python versions: Harbor 0.25 and the OpenHands SDK need Python >= 3.12; verl's agent-loop workers run in the
+trainer's 3.11 interpreter. Each trial runs `trial_runner.py` under `.venv-harbor/bin/python` as a subprocess
+(measured: ~1.5-2.5 s to import Harbor and start, against trials of minutes; docs/scaffold.md). The proxy stays
+in the worker, next to verl's server manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from liverl.scaffold.trial_runner import MARKER
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).with_name("trial_runner.py")
+HARBOR_PYTHON_ENV = "LIVERL_HARBOR_PYTHON"
+DUMMY_KEY = "sk-liverl-proxy"  # the proxy takes no key; agents insist on having one
+
+
+def harbor_python(configured: str | None = None) -> str:
+    """The 3.12 interpreter with Harbor: the setting, else $LIVERL_HARBOR_PYTHON, else the repo's .venv-harbor."""
+    return configured or os.environ.get(HARBOR_PYTHON_ENV) or str(REPO / ".venv-harbor" / "bin" / "python")
+
+
+def agent_section(harbor: dict[str, Any], base_url: str, timeout_sec: float) -> dict[str, Any]:
+    """Harbor's AgentConfig for the scaffold, pointed at this trial's proxy session."""
+    fmt = harbor.get("model_api_format") or "openai_chat_completions"
+    env = {str(k): str(v) for k, v in (harbor.get("agent_env") or {}).items()}
+    if fmt == "anthropic_messages":
+        env |= {"ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": DUMMY_KEY,
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"}
+        model, url = "anthropic/policy", base_url
+    else:
+        env |= {"LLM_BASE_URL": f"{base_url}/v1", "LLM_API_KEY": DUMMY_KEY, "OPENAI_API_KEY": DUMMY_KEY}
+        model, url = "openai/policy", f"{base_url}/v1"
+    name = os.environ.get("HARBOR_AGENT_NAME", harbor.get("agent_name"))
+    import_path = os.environ.get("HARBOR_AGENT_IMPORT_PATH", harbor.get("agent_import_path"))
+    return {"name": None if name in (None, "", "null") else name, "import_path": import_path, "model_name": model,
+            "base_url": url, "model_api_format": fmt, "override_timeout_sec": timeout_sec, "env": env,
+            "kwargs": dict(harbor.get("agent_kwargs") or {})}
+
+
+def environment_section(harbor: dict[str, Any]) -> dict[str, Any]:
+    """The task environment: Harbor's docker type, or an environment class by import path (type null)."""
+    import_path = harbor.get("environment_import_path")
+    section: dict[str, Any] = {"type": None if import_path else (harbor.get("environment_type") or "docker"),
+                               "import_path": import_path, "kwargs": dict(harbor.get("environment_kwargs") or {})}
+    for key in ("override_cpus", "override_memory_mb", "override_storage_mb", "override_gpus"):
+        if harbor.get(key) is not None:
+            section[key] = harbor[key]
+    return section
+
+
+def trial_spec(harbor: dict[str, Any], *, task_path: str, trial_name: str, base_url: str,
+               validate: bool) -> dict[str, Any]:
+    timeout = float(harbor["val_agent_timeout_sec"] if validate else harbor["agent_timeout_sec"])
+    spec: dict[str, Any] = {
+        "task": {"path": task_path},
+        "trial_name": trial_name,
+        "trials_dir": str(harbor.get("trials_dir") or "trials"),
+        "agent": agent_section(harbor, base_url, timeout),
+        "environment": environment_section(harbor),
+    }
+    if harbor.get("verifier_timeout_sec") is not None:
+        spec["verifier"] = {"override_timeout_sec": float(harbor["verifier_timeout_sec"])}
+    return spec
+
+
+def runner_env(harbor: dict[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(REPO), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.setdefault("HARBOR_TELEMETRY", "0")
+    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    extra_path = harbor.get("agent_path_prepend")
+    if extra_path:
+        env["PATH"] = os.pathsep.join([str(extra_path), env.get("PATH", "")])
+    return env
+
+
+async def run_trial(spec: dict[str, Any], harbor: dict[str, Any], deadline_sec: float) -> dict[str, Any]:
+    """One trial in the 3.12 environment; a runner that dies or outlives the deadline is a failed trial."""
+    proc = await asyncio.create_subprocess_exec(
+        harbor_python(harbor.get("python")), str(RUNNER), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=runner_env(harbor),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(spec).encode()), deadline_sec)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return _failure("RunnerDeadlineExceeded", f"the trial runner outlived its {deadline_sec:.0f} s deadline")
+    for line in reversed(out.decode(errors="replace").splitlines()):
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+    tail = err.decode(errors="replace")[-2000:]
+    return _failure("RunnerFailed", f"{harbor_python(harbor.get('python'))} exited {proc.returncode}: {tail}")
+
+
+def _failure(kind: str, message: str) -> dict[str, Any]:
+    print(f"liverl.scaffold: trial runner failure: {kind}: {message}", file=sys.stderr)
+    return {"exception_info": {"exception_type": kind, "exception_message": message}, "verifier_result": None}

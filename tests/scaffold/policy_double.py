@@ -1,0 +1,57 @@
+"""ScriptedPolicy: a test double for verl's server manager (`LLMServerClient.generate`, llm_server.py:99-110).
+
+It stands in for vLLM, which cannot run here: `generate(request_id, *, prompt_ids, sampling_params, **kw)`
+returns verl's TokenOutput with real token ids of the test tokenizer (the scripted reply's text encoded, then the
+stop token <|im_end|>) and log-probs, honours `max_tokens`, and records every call. The script sees the decoded
+prompt and returns the assistant text for the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from verl.workers.rollout.replica import TokenOutput
+
+
+@dataclass
+class Call:
+    request_id: str
+    prompt_ids: list[int]
+    token_ids: list[int]
+    log_probs: list[float]
+
+
+@dataclass
+class ScriptedPolicy:
+    tokenizer: object
+    script: Callable[[str], str]
+    delay_sec: float = 0.0
+    global_steps: int = 3
+    calls: list[Call] = field(default_factory=list)
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
+        if self.delay_sec:
+            await asyncio.sleep(self.delay_sec)
+        prompt = self.tokenizer.decode(prompt_ids, skip_special_tokens=False)
+        text = self.script(prompt)
+        ids = [*self.tokenizer.encode(text, add_special_tokens=False), self.tokenizer.eos_token_id]
+        ids = ids[: int(sampling_params.get("max_tokens", len(ids)))]
+        logp = [-0.001 * (len(self.calls) + 1) * (i % 7 + 1) for i in range(len(ids))]
+        self.calls.append(Call(request_id, list(prompt_ids), ids, logp))
+        return TokenOutput(token_ids=ids, log_probs=logp, stop_reason="completed",
+                           extra_fields={"global_steps": self.global_steps, "min_global_steps": self.global_steps,
+                                         "max_global_steps": self.global_steps})
+
+
+def tool_call(name: str, **params: str) -> str:
+    """The qwen3_coder XML of one tool call, as a Qwen3-Coder policy writes it."""
+    body = "".join(f"\n<parameter={k}>\n{v}\n</parameter>" for k, v in params.items())
+    return f"<tool_call>\n<function={name}>{body}\n</function>\n</tool_call>"
+
+
+def after_tool_output(prompt: str) -> bool:
+    """True once the latest turn of the prompt holds a tool result."""
+    last_user = prompt.rfind("<|im_start|>user")
+    return "<tool_response>" in prompt[last_user:]
