@@ -2,6 +2,12 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Harbor 0.25 and the OpenHands SDK need Python >= 3.12: they live in their own venv, driven per trial by the agent
+# loop (liverl/scaffold/trial.py); the claude-code CLI (npm, pinned) in a repo-local prefix
+HARBOR_PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+HVENV ?= .venv-harbor
+CLAUDE_CODE_VERSION ?= 2.1.332
+NPM_PREFIX ?= .npm-claude
 TOPOLOGY ?= 1node
 
 .PHONY: help install test lint validate smoke bench clean
@@ -9,11 +15,18 @@ TOPOLOGY ?= 1node
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: ## create .venv (Python 3.11) with the exactly pinned dependencies and LiveRL (editable)
+install: ## .venv (Python 3.11, LiveRL editable), .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the claude-code CLI
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
+	$(HARBOR_PYTHON) -m venv $(HVENV)
+	$(HVENV)/bin/python -m pip install --quiet --no-deps -r requirements-harbor.lock
+	$(HVENV)/bin/python -m pip check
+	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
+	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --no-save --loglevel=error \
+		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+	$(NPM_PREFIX)/node_modules/.bin/claude --version
 
 lint: ## ruff over the code
 	$(VENV)/bin/ruff check liverl recipes tests benchmarks

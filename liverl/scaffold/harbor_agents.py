@@ -1,0 +1,51 @@
+"""Harbor agent classes of LiveRL's scaffolds. Imports Harbor: loaded only in .venv-harbor (Python 3.12).
+
+`MountedOpenHandsSDK` (scaffold=ohsdk, agent name null + this import path): Harbor's own OpenHands SDK agent
+(harbor/agents/installed/openhands_sdk.py) with its runtime pre-baked into the agent image at a configurable mount
+path (`runtime_root`, a venv with openhands-sdk and openhands-tools). It never installs anything in the pod:
+Harbor's registry default runs curl | sh, `uv python install` and `uv pip install` when /opt/openhands-sdk-venv is
+missing (openhands_sdk.py:249-283), which fails on no-egress task pods. A missing runtime is an agent set-up
+failure, so the trial ends `env_setup_failed`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from harbor.agents.installed import openhands_sdk
+from harbor.agents.installed.openhands_sdk import OpenHandsSDK
+from harbor.environments.base import BaseEnvironment
+
+DEFAULT_RUNTIME_ROOT = "/opt/liverl-agent-runtime/openhands-sdk"
+HARBOR_VENV = "/opt/openhands-sdk-venv/"
+
+
+class MountedOpenHandsSDK(OpenHandsSDK):
+    def __init__(self, *args, runtime_root: str = DEFAULT_RUNTIME_ROOT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.runtime_root = runtime_root.rstrip("/")
+
+    @property
+    def runtime_python(self) -> str:
+        return f"{self.runtime_root}/bin/python"
+
+    def get_version_command(self) -> str | None:
+        return f"{shlex.quote(self.runtime_python)} -c 'import openhands.sdk; print(openhands.sdk.__version__)'"
+
+    async def install(self, environment: BaseEnvironment) -> None:
+        check = await environment.exec(command=f"{shlex.quote(self.runtime_python)} -c 'import openhands.sdk'")
+        if check.return_code != 0:
+            raise RuntimeError(
+                f"Agent install failed: no pre-built OpenHands SDK runtime at {self.runtime_root} (mount the agent "
+                "runtime image there, or set scaffold.harbor.agent_kwargs.runtime_root); LiveRL never installs "
+                "the SDK in the pod"
+            )
+        source = Path(openhands_sdk.__file__).with_name("openhands_sdk_runner.py")  # Harbor's own runner script
+        local_copy = self.logs_dir / "run_agent.py"
+        local_copy.write_text(source.read_text())
+        await environment.upload_file(source_path=local_copy, target_path="/installed-agent/run_agent.py")
+
+    async def exec_as_agent(self, environment: BaseEnvironment, command: str, *args, **kwargs):
+        return await super().exec_as_agent(environment, command.replace(HARBOR_VENV, self.runtime_root + "/"),
+                                           *args, **kwargs)
