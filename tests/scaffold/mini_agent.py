@@ -21,8 +21,11 @@ TOOLS = [{"type": "function", "function": {"name": "bash", "description": "Run a
 
 
 class MiniAgent(BaseAgent):
-    def __init__(self, *args, compact_after: int = 0, max_steps: int = 8, **kwargs):
+    def __init__(self, *args, compact_after: int = 0, max_steps: int = 8, base_url: str | None = None,
+                 model_api_format=None, model_api_key_name=None, **kwargs):
+        # Harbor refuses connection overrides for agents without a MODEL_CONNECTION spec; this one reads them itself
         super().__init__(*args, **kwargs)
+        self._base_url = base_url
         self.compact_after, self.max_steps = int(compact_after), int(max_steps)
 
     @staticmethod
