@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from liverl.check import ROUTER_REPLAY_KEY, Ctx, apply_waivers, run_rules
 from liverl.config import resolve, unused_knobs, verl_overrides
 from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.scaffold.filter_plan import liverl_filter_values
 from liverl.verl_source import VerlSource
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
@@ -133,11 +134,12 @@ def _gate_features(
         values[f"{TRAJ_FILTER_KEY}.enable"] = bool(enable)
         if enable:
             values[f"{TRAJ_FILTER_KEY}.drop_reasons"] = list(tf.drop_reasons)
-        notes.append(f"trajectory filter: {'on, dropping ' + ','.join(tf.drop_reasons) if enable else 'off (asked)'}")
-    elif tf.enable is True or tf_keys:
+        on = "on (verl built-in), dropping " + ",".join(tf.drop_reasons)
+        notes.append(f"trajectory filter: {on if enable else 'off (asked)'}")
+    elif tf_keys:
         problems.append(
             Problem(
-                key="trajectory_filter.enable" if tf.enable is True else f"verl.{tf_keys[0]}",
+                key=f"verl.{tf_keys[0]}",
                 message=f"trajectory filtering was asked for, but the verl that runs ({source.label}) has no "
                 f"{TRAJ_FILTER_KEY} in its schema: it would silently not filter",
                 got=True,
@@ -145,8 +147,13 @@ def _gate_features(
                 rule="new-verl-feature",
             )
         )
-    else:
-        notes.append(f"trajectory filter: off (the verl that runs, {source.label}, has no {TRAJ_FILTER_KEY})")
+    else:  # the public verl: LiveRL's own filter where it can run (liverl/scaffold/filter_plan.py)
+        refusal, note = liverl_filter_values(cfg, values)
+        notes.append(note)
+        if refusal:
+            problems.append(Problem(key="trajectory_filter.enable", message=refusal, got=True,
+                                    fix=f"{new_verl_fix}, or trajectory_filter.enable=auto|false",
+                                    rule="new-verl-feature"))
     mode = values.get(ROUTER_REPLAY_KEY)
     if mode is not None and not features["veomni_router_replay"]:
         if mode == "disabled":

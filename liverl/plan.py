@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from liverl.build import Build, Override
 from liverl.check import SP_KEYS, batch_shape, to_json
 from liverl.errors import ConfigError
+from liverl.scaffold.filter_plan import filter_entry
 
 REDACTED = "<redacted>"
 RUNTIME_ENV_VARS = "ray_kwargs.ray_init.runtime_env.env_vars"
@@ -120,7 +121,7 @@ def _group_choices(b: Build) -> dict[str, str]:
     return {k: str(v) for k, v in b.liverl.verl.items() if k in b.source.groups and isinstance(v, str)}
 
 
-def agent_loop_config(cfg: DictConfig) -> list[dict[str, Any]]:
+def agent_loop_config(cfg: DictConfig, verl_cfg: DictConfig) -> list[dict[str, Any]]:
     """verl's agent-loop registry file: one entry for the scaffold's Harbor loop."""
     s = cfg.scaffold
     return [
@@ -130,6 +131,7 @@ def agent_loop_config(cfg: DictConfig) -> list[dict[str, Any]]:
             "scaffold": s.name,
             "tool_call_parser": cfg.model.tool_call_parser[s.name],
             "harbor": OmegaConf.to_container(s.harbor, resolve=True),
+            "trajectory_filter": filter_entry(verl_cfg, cfg),
         }
     ]
 
@@ -203,7 +205,7 @@ def write_plan(b: Build, run_dir: Path) -> Plan:
     b.overrides.append(runtime_env)
     OmegaConf.save(b.liverl, run_dir / LIVERL_YAML, resolve=True)
     OmegaConf.save(b.verl, run_dir / VERL_YAML, resolve=True)
-    OmegaConf.save(OmegaConf.create(agent_loop_config(b.liverl)), run_dir / AGENT_LOOP_YAML)
+    OmegaConf.save(OmegaConf.create(agent_loop_config(b.liverl, b.verl)), run_dir / AGENT_LOOP_YAML)
     (run_dir / ENV_JSON).write_text(json.dumps(redact(env), indent=2) + "\n")
     cmd = run_dir / COMMAND_SH
     cmd.write_text(verl_command(b, redact(env)))

@@ -172,7 +172,12 @@ BAD = [
         "traj-filter-reasons",
         "trajectory_filter.drop_reasons",
     ),
-    ("traj-filter-on-old-verl", ("trajectory_filter.enable=true",), "new-verl-feature", "trajectory_filter.enable"),
+    (
+        "traj-filter-on-old-verl",
+        ("trajectory_filter.enable=true", "topology=2node"),
+        "new-verl-feature",
+        "trajectory_filter.enable",
+    ),
     ("r3-on-dense", (*VE, "model=qwen25_0p5b", "router_replay=R3"), "router-replay-policy", "router_replay"),
     (
         "r3-on-dense-checkpoint",

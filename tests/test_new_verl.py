@@ -37,10 +37,22 @@ def test_trajectory_filter_is_on_by_default_under_a_verl_that_has_it(monkeypatch
     assert any("trajectory filter: on" in n for n in b.notes)
 
 
-def test_trajectory_filter_is_off_and_said_so_under_the_installed_verl(monkeypatch) -> None:
+def test_trajectory_filter_is_off_and_said_so_under_the_installed_verl_in_fully_async(monkeypatch) -> None:
     b = build_with(monkeypatch, None, "topology=3node")
+    assert "trajectory_filter" not in b.verl.algorithm and b.verl.algorithm.adv_estimator == "grpo"
+    assert any("trajectory filter: off" in n and "fully_async" in n for n in b.notes)
+
+
+def test_liverls_filter_runs_on_the_installed_verl_in_sync_mode(monkeypatch) -> None:
+    b = build_with(monkeypatch, None, "topology=1node")
     assert "trajectory_filter" not in b.verl.algorithm
-    assert any("trajectory filter: off" in n and "has no algorithm.trajectory_filter" in n for n in b.notes)
+    # verl's extension points (liverl/scaffold/traj_filter.py): a registered estimator, a custom v1 sampler
+    assert b.verl.algorithm.adv_estimator == "liverl_grpo_filtered"
+    assert b.verl.trainer.v1.sampler.custom_sampler.path == "pkg://liverl.scaffold.traj_filter"
+    assert b.verl.trainer.v1.sampler.sampler_kwargs.train_batch_size == b.verl.data.train_batch_size
+    assert any("trajectory filter: on (LiveRL's" in n for n in b.notes)
+    b = build_with(monkeypatch, None, "topology=1node", "trajectory_filter.enable=false")
+    assert b.verl.algorithm.adv_estimator == "grpo"
 
 
 def test_drop_reasons_and_disable_follow_the_user(monkeypatch, new_verl_checkout: Path) -> None:

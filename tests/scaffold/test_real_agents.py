@@ -16,7 +16,8 @@ from harness import REPO, harbor_settings, make_loop, run_sample
 from policy_double import ScriptedPolicy, after_tool_output, tool_call
 from tasks import write_task
 
-DEFAULT_RUNTIME_ROOT = "/opt/liverl-agent-runtime/openhands-sdk"  # liverl/scaffold/harbor_agents.py (imports Harbor: 3.12)
+# liverl/scaffold/harbor_agents.py's default (that module imports Harbor: 3.12 only)
+DEFAULT_RUNTIME_ROOT = "/opt/liverl-agent-runtime/openhands-sdk"
 
 pytestmark = [pytest.mark.harbor, pytest.mark.slow]
 CLAUDE_BIN = REPO / ".npm-claude" / "node_modules" / ".bin"
