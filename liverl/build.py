@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from liverl.check import ROUTER_REPLAY_KEY, Ctx, apply_waivers, run_rules
 from liverl.config import resolve, unused_knobs, verl_overrides
 from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.scaffold import guardrail  # noqa: F401  registers the scaffold-imports rule
 from liverl.scaffold.filter_plan import liverl_filter_values
 from liverl.verl_source import VerlSource
 

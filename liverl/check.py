@@ -911,10 +911,12 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--rules", action="store_true", help="list the rule ids and exit")
     parser.add_argument("overrides", nargs="*", help="LiveRL overrides, as for python -m liverl.train")
     args = parser.parse_args(argv)
+    from liverl import check as registry  # where every rule registers (this file may be running as __main__)
+    from liverl.build import build  # also registers the rules of other modules (liverl/scaffold/guardrail.py)
+
     if args.rules:
-        print("\n".join(f"{rule_id:26} {TITLES[rule_id]}" for rule_id in RULES))
+        print("\n".join(f"{rule_id:26} {registry.TITLES[rule_id]}" for rule_id in registry.RULES))
         return 0
-    from liverl.build import build
     from liverl.config import compose_liverl, group_options
 
     runs = [[f"experiment={p}", *args.overrides] for p in group_options("experiment")] if args.all else [args.overrides]

@@ -355,6 +355,7 @@ PASSING = {
     "router-replay-policy": (*VE, "model=qwen3_30b_a3b"),
     "veomni-fused-offload": VE,
     "scaffold-agent": ("scaffold=ohsdk",),
+    "scaffold-imports": ("scaffold=ohsdk",),
     "tool-call-parser": ("model=qwen3_30b_a3b", "scaffold=ohsdk"),
     "rollout-is": ("rollout_is=token",),
     "lr-schedule-steps": ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine",),

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 import ray
 from conftest import DATA, run_cli
+from omegaconf import OmegaConf
 from raytest import ray_head
 
-from liverl.launch import EXIT_NO_RESOURCES, run_plan
+from liverl.launch import EXIT_NO_RESOURCES, check_agent_loop, run_plan
+from liverl.plan import Plan
 
 pytestmark = pytest.mark.ray
-LOOP = "scaffold.agent_loop.target=verl.experimental.agent_loop.single_turn_agent_loop.SingleTurnAgentLoop"
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def head_8gpu() -> str:
 
 def make_plan(tmp_path: Path, *overrides: str) -> Path:
     run_dir = tmp_path / "run"
-    proc = run_cli([*DATA, *overrides, "model=qwen25_0p5b", LOOP, "launcher=dryrun", f"hydra.run.dir={run_dir}"],
+    proc = run_cli([*DATA, *overrides, "model=qwen25_0p5b", "launcher=dryrun", f"hydra.run.dir={run_dir}"],
                    cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return run_dir
@@ -84,7 +85,7 @@ def test_too_few_gpus_is_refused_before_anything_runs(head_8gpu: str, tmp_path: 
 
 def test_embedded_ray_without_gpus_refuses_instead_of_hanging(tmp_path: Path) -> None:
     proc = run_cli(
-        [*DATA, "topology=1node", "model=qwen25_0p5b", LOOP, "launcher=local", f"hydra.run.dir={tmp_path}/r"],
+        [*DATA, "topology=1node", "model=qwen25_0p5b", "launcher=local", f"hydra.run.dir={tmp_path}/r"],
         cwd=tmp_path,
     )
     assert proc.returncode == EXIT_NO_RESOURCES, proc.stderr
@@ -92,18 +93,17 @@ def test_embedded_ray_without_gpus_refuses_instead_of_hanging(tmp_path: Path) ->
     assert "Nothing was launched" in proc.stderr
 
 
-def test_an_agent_loop_that_does_not_import_is_refused(head_8gpu: str, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    proc = run_cli(["model=qwen25_0p5b", "launcher=dryrun", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
-    assert proc.returncode == 0
-    assert run_plan(run_dir, address=head_8gpu) == 2
-    assert "liverl.agent_loop.HarborAgentLoop" in json.loads((run_dir / "run.json").read_text())["reason"]
-
-
-def test_an_unreachable_cluster_is_refused_within_seconds(tmp_path: Path) -> None:
+def test_the_scaffolds_own_agent_loop_is_planned_and_passes_the_launch_check(tmp_path: Path) -> None:
     run_dir = make_plan(tmp_path, "topology=1node")
-    from raytest import free_port
+    entry = OmegaConf.load(run_dir / "agent_loop.yaml")[0]
+    assert entry["_target_"] == "liverl.scaffold.agent_loop.HarborAgentLoop" and entry["name"] == "liverl_harbor"
+    check_agent_loop(Plan.load(run_dir))  # imports it, as verl's workers will; raises when it does not import
 
-    assert run_plan(run_dir, address=f"127.0.0.1:{free_port()}") == 2
-    run = json.loads((run_dir / "run.json").read_text())
-    assert run["status"] == "refused" and "cannot reach a Ray cluster" in run["reason"]
+
+def test_an_agent_loop_that_does_not_import_is_refused_at_plan_time(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_cli(["model=qwen25_0p5b", "scaffold.agent_loop.target=liverl.nope.Loop", "launcher=dryrun",
+                    f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "[scaffold-imports] scaffold.agent_loop.target" in proc.stderr and "liverl.nope" in proc.stderr
+    assert not (run_dir / "verl.yaml").exists()

@@ -24,7 +24,6 @@ SECRETS = {
     "ANTHROPIC_API_KEY": "sk-ant-secret-abcdef",
     "HF_TOKEN": "hf_secret_tokenvalue",
 }
-LOOP = "scaffold.agent_loop.target=verl.experimental.agent_loop.single_turn_agent_loop.SingleTurnAgentLoop"
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +41,7 @@ def train(root: Path, head: str, *args: str, env: dict[str, str] | None = None):
     """python -m liverl.train [-m] ARGS launcher=ray_job for a small CPU-only plan, secrets in the environment."""
     multirun = [a for a in args if a == "-m"]
     args = tuple(a for a in args if a != "-m")
-    base = [*multirun, "topology=1node", "model=qwen25_0p5b", LOOP, *tiny_dataset(root), "launcher=ray_job",
+    base = [*multirun, "topology=1node", "model=qwen25_0p5b", *tiny_dataset(root), "launcher=ray_job",
             f"launcher.address={head}"]
     return run_cli([*base, *args], cwd=root, env={**SECRETS, **(env or {})})
 

