@@ -153,6 +153,13 @@ BAD = [
         "verl.actor_rollout_ref.actor.ppo_mini_batch_size x async_training.require_batches",
     ),
     ("n-behind-knob", ("verl.actor_rollout_ref.rollout.n=2",), "unused-knob", "n_resp_per_prompt"),
+    ("loop-not-here", ("scaffold.agent_loop.target=liverl.no.Loop",), "scaffold-imports", "scaffold.agent_loop.target"),
+    (
+        "agent-class-not-in-harbor-env",
+        ("scaffold=ohsdk", "scaffold.harbor.agent_import_path=liverl.scaffold.harbor_agents:NoSuchAgent"),
+        "scaffold-imports",
+        "scaffold.harbor.agent_import_path",
+    ),
     (
         "batch-vs-dp-async",
         (*A3, "train_bsz=4", "n_resp_per_prompt=2"),
