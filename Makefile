@@ -40,10 +40,11 @@ test: lint validate ## the whole suite, CPU only
 smoke: ## the smoke batch for TOPOLOGY (1node|2node|3node); without a GPU cluster, plans and validates every topology's smoke run
 	$(PY) -m liverl.smoke topology=$(TOPOLOGY)
 
-bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head)
+bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head), proxy overhead
 	$(PY) benchmarks/plan_latency.py
 	$(PY) benchmarks/watch_speed.py
 	$(PY) benchmarks/launch_latency.py
+	$(PY) benchmarks/proxy_overhead.py
 
 clean: ## remove run directories and caches
 	rm -rf runs outputs multirun .pytest_cache .ruff_cache

@@ -9,6 +9,7 @@ a static check), so a launch does not find out after the cluster is up. SKIP in 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -24,14 +25,20 @@ IMPORTCHECK = Path(importcheck.__file__)
 
 
 def harbor_problems(harbor: dict, paths: list[str]) -> dict[str, str | None]:
-    python = harbor_python(harbor.get("python"))
+    return dict(_harbor_check(harbor_python(harbor.get("python")), tuple(paths), harbor.get("agent_path_prepend")))
+
+
+@functools.lru_cache(maxsize=64)
+def _harbor_check(python: str, paths: tuple[str, ...], path_prepend: str | None) -> tuple[tuple[str, str | None], ...]:
+    """One interpreter start per (interpreter, paths) in a process: a multirun plans many runs alike."""
+    harbor = {"agent_path_prepend": path_prepend}
     if not Path(python).exists():
-        return {p: f"Harbor's Python 3.12 ({python}) does not exist" for p in paths}
+        return tuple((p, f"Harbor's Python 3.12 ({python}) does not exist; make install builds it") for p in paths)
     proc = subprocess.run([python, str(IMPORTCHECK), *paths], capture_output=True, text=True, timeout=60,
                           env=runner_env(harbor), cwd=REPO)
     if proc.returncode != 0:
-        return {p: f"{python} failed: {proc.stderr.strip()[-300:]}" for p in paths}
-    return json.loads(proc.stdout)
+        return tuple((p, f"{python} failed: {proc.stderr.strip()[-300:]}") for p in paths)
+    return tuple(json.loads(proc.stdout).items())
 
 
 @rule("scaffold-imports", "the agent loop and the Harbor agent class import where the trainer runs")
