@@ -9,8 +9,9 @@ prompt and returns the assistant text for the turn.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from verl.workers.rollout.replica import TokenOutput
 
@@ -23,13 +24,12 @@ class Call:
     log_probs: list[float]
 
 
-@dataclass
 class ScriptedPolicy:
-    tokenizer: object
-    script: Callable[[str], str]
-    delay_sec: float = 0.0
-    global_steps: int = 3
-    calls: list[Call] = field(default_factory=list)
+    """A plain class, like verl's LLMServerClient (hydra.utils.instantiate would turn a dataclass into a config)."""
+
+    def __init__(self, tokenizer, script: Callable[[str], str], delay_sec: float = 0.0, global_steps: int = 3):
+        self.tokenizer, self.script, self.delay_sec, self.global_steps = tokenizer, script, delay_sec, global_steps
+        self.calls: list[Call] = []
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
         if self.delay_sec:
@@ -55,3 +55,8 @@ def after_tool_output(prompt: str) -> bool:
     """True once the latest turn of the prompt holds a tool result."""
     last_user = prompt.rfind("<|im_start|>user")
     return "<tool_response>" in prompt[last_user:]
+
+
+def hermes_call(name: str, **arguments: str) -> str:
+    """The hermes JSON of one tool call (Qwen2.5's format; model=qwen25_0p5b configures the `hermes` parser)."""
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
