@@ -43,7 +43,13 @@ def test_every_documented_script_exists_and_names_an_existing_preset() -> None:
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_script_dry_run_maps_the_environment_and_forwards_arguments(name: str, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
+    # a harness of the user's, by import path: the plan checks that Harbor's environment can load it
+    (tmp_path / "my_agents").mkdir()
+    (tmp_path / "my_agents" / "mounted.py").write_text(
+        "from harbor.agents.installed.claude_code import ClaudeCode as Base\n\n\nclass ClaudeCode(Base):\n    pass\n"
+    )
     env = {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
         "TRAIN_BSZ": "16",
         "N_RESP": "2",
         "MODEL_PATH": "/ckpt/qwen35",
