@@ -10,16 +10,28 @@ launch: a module or class that is not there, or a dependency missing from that e
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import json
 import sys
 
 
-def _found(name: str) -> bool:
+def _spec(name: str):
+    """find_spec without importing parent packages (find_spec("a.b") would run a/__init__.py: seconds for verl)."""
+    top, *rest = name.split(".")
     try:
-        return importlib.util.find_spec(name) is not None
+        spec = importlib.util.find_spec(top)
+        for part in rest:
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(part, list(spec.submodule_search_locations))
+        return spec
     except (ImportError, ValueError):
-        return False
+        return None
+
+
+def _found(name: str) -> bool:
+    return name in sys.modules or _spec(name) is not None
 
 
 def _imports(tree: ast.Module) -> list[str]:
@@ -52,7 +64,7 @@ def problem(path: str) -> str | None:
         return f"not of the form module:Class (got: {path})"
     if not _found(module):
         return f"module {module} is not installed in {sys.executable}"
-    spec = importlib.util.find_spec(module)
+    spec = _spec(module)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None  # a compiled or namespace module: found is all that can be said without importing it
     with open(spec.origin, encoding="utf-8") as f:
