@@ -251,7 +251,7 @@ def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> N
         }
         payload = json.dumps({"mode": mode, "config": OmegaConf.to_container(verl_cfg, resolve=False)})
         proc = subprocess.run(
-            [sys.executable, "-m", "liverl.build"], input=payload, capture_output=True, text=True, env=env, check=False
+            [sys.executable, "-m", "liverl.recipe.build"], input=payload, capture_output=True, text=True, env=env, check=False
         )
         lines = (proc.stdout.strip() or proc.stderr.strip() or "no output").splitlines()
         error = lines[-1] if proc.returncode else None
