@@ -250,9 +250,8 @@ def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> N
             "PYTHONPATH": os.pathsep.join(filter(None, [str(source.checkout), os.environ.get("PYTHONPATH")])),
         }
         payload = json.dumps({"mode": mode, "config": OmegaConf.to_container(verl_cfg, resolve=False)})
-        proc = subprocess.run(
-            [sys.executable, "-m", "liverl.recipe.build"], input=payload, capture_output=True, text=True, env=env, check=False
-        )
+        command = [sys.executable, "-m", "liverl.recipe.build"]
+        proc = subprocess.run(command, input=payload, capture_output=True, text=True, env=env, check=False)
         lines = (proc.stdout.strip() or proc.stderr.strip() or "no output").splitlines()
         error = lines[-1] if proc.returncode else None
     if error:
