@@ -8,6 +8,9 @@
 `step` answers for a bare training step (one sequence, steady-state AdamW); with --json its last line is
 {"peak_bytes": ..., "breakdown": {...}}. Exit 0: fits (plan) or answered (step); 1: a plan GPU is over its memory;
 2: bad input.
+
+This module is the command (it composes and builds a plan: .importlinter lists its imports of liverl.recipe and
+liverl.guardrails as the command layer's); the rest of liverl.memory is the library, which takes plain numbers.
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from liverl.build import build
-from liverl.config import compose_liverl
 from liverl.errors import ConfigError
+from liverl.guardrails.memory_inputs import predict
 from liverl.memory import arch as archmod
-from liverl.memory import plan, terms
+from liverl.memory import terms
 from liverl.memory.terms import GIB
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
+from liverl.rundir import LIVERL_YAML, VERL_YAML
 
 WIDTH = {"bf16": 2, "fp32": 4}
 
@@ -115,13 +120,13 @@ def run_plan(argv: Sequence[str]) -> int:
     as_json = "--json" in args
     args = [x for x in args if x != "--json"]
     if args[:1] == ["--run-dir"]:
-        if len(args) < 2 or not (Path(args[1]) / "verl.yaml").is_file():
-            raise UsageError(f"--run-dir: not a plan directory with verl.yaml and liverl.yaml (got: {args[1:2]})")
-        cfg, verl = OmegaConf.load(Path(args[1]) / "liverl.yaml"), OmegaConf.load(Path(args[1]) / "verl.yaml")
+        if len(args) < 2 or not (Path(args[1]) / VERL_YAML).is_file():
+            raise UsageError(f"--run-dir: not a plan directory with {VERL_YAML} and {LIVERL_YAML} (got: {args[1:2]})")
+        cfg, verl = OmegaConf.load(Path(args[1]) / LIVERL_YAML), OmegaConf.load(Path(args[1]) / VERL_YAML)
     else:
         cfg = compose_liverl(args)
         verl = build(cfg, structure_only=True).verl
-    p = plan.predict(cfg, verl)
+    p = predict(cfg, verl)
     print(json.dumps(p, default=str) if as_json else render(p))
     return 0 if p["trainer"]["fits"] and p["rollout"]["fits"] else 1
 
