@@ -110,3 +110,31 @@ def test_max_tokens_per_gpu_is_the_fit_boundary():
     assert n > 0
     assert terms.breakdown(replace(spec, tokens=n))["peak_bytes"] <= plan.H200_BYTES
     assert terms.breakdown(replace(spec, tokens=n + 2048))["peak_bytes"] > plan.H200_BYTES
+
+
+def _built(*overrides: str):
+    from liverl.recipe.build import build
+    from liverl.recipe.compose import compose_liverl
+
+    cfg = compose_liverl(list(overrides))
+    return cfg, build(cfg, structure_only=True).verl
+
+
+def test_logits_term_follows_verls_path_per_engine():
+    from liverl.guardrails import memory_inputs
+
+    _, fsdp = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=true")
+    assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}
+    _, plain = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=false")
+    assert memory_inputs.logits_path(plain)["logits"] == "bf16_ce"
+    cfg, vo = _built("experiment=fully_async_3nodes_qwen35_cc_clean", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                     "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=true")
+    assert memory_inputs.logits_path(vo) == {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked"}
+    chunked = memory_inputs.predict(cfg, vo, structure_only=True)["trainer"]
+    cfg, full = _built("experiment=fully_async_3nodes_qwen35_cc_clean", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                       "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=false")
+    unchunked = memory_inputs.predict(cfg, full, structure_only=True)["trainer"]
+    # 131072 tokens x 248320 vocab: bf16 logits are 60.6 GiB; unchunked entropy adds softmax + product + exp temporaries
+    assert chunked["breakdown"]["logits_forward"] == 2 * 131072 * 248320
+    assert unchunked["breakdown"]["logits_log_prob_pass"] == 4 * chunked["breakdown"]["logits_forward"]
+    assert chunked["fits"] and not unchunked["fits"] and unchunked["peak_phase"] == "log_prob"

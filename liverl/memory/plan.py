@@ -15,7 +15,7 @@ from liverl.memory import rollout as rollmod
 from liverl.memory import terms
 
 H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory on the H200 that was measured
-FUSED_CHUNK = 4096  # tokens per LM-head chunk assumed for verl's fused log-prob kernels (not measured)
+
 
 
 @dataclass(frozen=True)

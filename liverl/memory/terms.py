@@ -6,6 +6,20 @@ A step has three phases and its peak is the largest of them (bytes, per GPU):
   backward  resident + root_unsharded + grads so far + saved_activations
             + max(logits(bwd), for each layer kind: layer_comm + layer_recompute_transient)
   optimizer resident_in_step + grads + foreach temporary (one optimizer-state-sized tensor)
+  log_prob  (plans only) the forward-only old-log-prob pass, which verl runs with calculate_entropy=True
+            (verl/trainer/ppo/ray_trainer.py:1300): resident + root_unsharded + layer_comm + its log-prob logits
+
+The log-prob logits follow one of two paths (`logits`):
+  "fp32"     an fp32 log-softmax over `lm_head_chunk` tokens at a time (0: the whole micro-batch), ~16 bytes per
+             logit element: what benchmarks/memory/measure.py measured, and what verl's fused kernels do per
+             512-token chunk (verl/utils/experimental/torch_functional.py:37-46, upcast, softmax, log-softmax).
+  "bf16_ce"  the whole micro-batch's bf16 logits materialised by the HF LM head and handed to verl's
+             logprobs_from_logits (verl/utils/torch_functional.py:73-107): flash-attn's Triton cross-entropy with
+             inplace_backward (the gradient is written into the logits buffer). Byte counts, not measured: 2 bytes
+             per element held from forward to backward and in backward. This assumes flash-attn is installed
+             (torch_functional.py:95); without it (or with VERL_DISABLE_FLASH_ATTN_CE=1) verl falls back to a
+             per-token log-softmax (logprobs_from_logits_v2, torch_functional.py:173-207) that keeps ~4 bytes per
+             element and ~8 in backward, which this model does not assume.
 
 `resident` = sharded parameters (+ fp32 master copy) + AdamW's two states, each over `shards` GPUs; offload takes
 the optimizer states (optimizer_offload: off the GPU in forward/backward only, as verl loads them back for
@@ -54,6 +68,9 @@ class StepSpec:
     offload_policy: bool = False
     reduce_fp32: bool = True  # FSDP2 MixedPrecisionPolicy(reduce_dtype=fp32)
     linear_impl: str = "fla"  # linear-attention kernels: "fla" or "torch" (transformers' fallback)
+    logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "bf16_ce" (verl materialised logits)
+    logprob_entropy: str = ""  # the log-prob pass's entropy: "" (pass not modelled), "full", "chunked", "fused"
+    logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
 
 
 def _attn_tok(a: Arch) -> float:
@@ -88,11 +105,35 @@ def layer_transient_tok(a: Arch, kind: str, impl: str) -> float:
     return mixer + _mlp_tok(a)
 
 
+BF16_HELD, BF16_BWD = 2, 2  # bytes per element on the "bf16_ce" path (byte counts, see the module docstring)
+ENTROPY_CHUNK = 2048  # rows per chunk of entropy_from_logits_with_chunking (verl/utils/torch_functional.py:248)
+
+
 def _logits(s: StepSpec) -> tuple[float, float, int]:
+    if s.logits == "bf16_ce":
+        elems = s.tokens * s.arch.vocab
+        return BF16_HELD * elems, BF16_BWD * elems, s.tokens
     c = min(s.lm_head_chunk, s.tokens) if s.lm_head_chunk else s.tokens
     elems = c * s.arch.vocab
     bwd = COEF["logits_bwd_chunked"] if s.lm_head_chunk and s.lm_head_chunk < s.tokens else COEF["logits_bwd_full"]
     return COEF["logits_fwd"] * elems, bwd * elems, c
+
+
+def logprob_logits(s: StepSpec) -> float:
+    """Bytes of the forward-only log-prob pass's logits and entropy (calculate_entropy=True), per GPU.
+
+    fused: verl's fused kernels (or VeOmni's chunk_logprobs) compute entropy per chunk: the fp32 chunk term.
+    full: bf16 logits + entropy_from_logits' softmax, product and logsumexp temporaries (2 + 2 + 2 + 2 bytes).
+    chunked: bf16 logits + one fp32 chunk of ENTROPY_CHUNK rows (upcast, softmax, product: 12 bytes).
+    """
+    t, v = s.logprob_tokens or s.tokens, s.arch.vocab
+    if s.logprob_entropy == "fused":
+        return COEF["logits_fwd"] * min(s.lm_head_chunk or t, t) * v
+    if s.logprob_entropy == "full":
+        return 8 * t * v
+    if s.logprob_entropy == "chunked":
+        return BF16_HELD * t * v + 12 * min(ENTROPY_CHUNK, t) * v
+    return 0.0
 
 
 def breakdown(s: StepSpec) -> dict:
@@ -138,6 +179,12 @@ def breakdown(s: StepSpec) -> dict:
         "comm_buffers": root_unsharded + layers_bwd[worst]["comm"], "workspace": COEF["const"],
     }
     phases = {"forward": fwd, "backward": max(bwd_logits, bwd_layer), "optimizer": opt}
+    if s.logprob_entropy:
+        lp = logprob_logits(s)
+        terms["logits_log_prob_pass"] = lp
+        phases["log_prob"] = (params + masters + optim_fb + COEF["const"] + root_unsharded
+                              + max(lp, layers_bwd[worst]["comm"] / 2 + layers_bwd[worst]["transient"]
+                                    * (s.logprob_tokens or t) / t))
     peak_phase = max(phases, key=phases.get)
     return {"peak_bytes": int(phases[peak_phase]), "peak_phase": peak_phase,
             "phases": {p: int(v) for p, v in phases.items()},
