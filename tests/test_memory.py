@@ -127,7 +127,8 @@ def test_logits_term_follows_verls_path_per_engine():
     assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}
     _, plain = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=false")
     assert memory_inputs.logits_path(plain)["logits"] == "bf16_ce"
-    three, unfused = "experiment=fully_async_3nodes_qwen35_cc_clean", "verl.actor_rollout_ref.model.use_fused_kernels=false"
+    three = "experiment=fully_async_3nodes_qwen35_cc_clean"
+    unfused = "verl.actor_rollout_ref.model.use_fused_kernels=false"
     cfg, vo = _built(three, unfused, "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=true")
     assert memory_inputs.logits_path(vo) == {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked"}
     chunked = memory_inputs.predict(cfg, vo, structure_only=True)["trainer"]
