@@ -11,6 +11,8 @@ from watch_streams import healthy_config, write_run
 
 from liverl import advise
 from liverl.health.advice import Advice
+from liverl.launch.dispatch import plan_and_launch
+from liverl.recipe.compose import compose_liverl
 
 ONE_NODE = {"topology__name": "1node", "topology__mode": "sync", "topology__trainer_nnodes": 1,
             "topology__rollout_nnodes": 0, "engine__name": "fsdp"}
@@ -125,3 +127,24 @@ def test_cli_json_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "empty").mkdir()
     assert advise.main([str(tmp_path / "empty")]) == 2
     assert "neither liverl.yaml nor a metric stream" in capsys.readouterr().err
+
+
+def _plan(run_dir: Path, *overrides: str) -> Path:
+    assert plan_and_launch(compose_liverl([*overrides, "launcher=dryrun"], run_dir=run_dir), run_dir) == 0
+    return run_dir
+
+
+def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -> None:
+    # a planned (not run) sync MoE: no metric, so the prediction decides; over its GPU it is waived to be planned
+    over = _plan(tmp_path / "over", "model=qwen3_30b_a3b", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                 "window.prompt=40000", "window.response=91072", "liverl.allow=[memory-fit]")
+    memory = advise.predicted_memory(over)
+    assert memory is not None and not memory["trainer"]["fits"]
+    row = {a.id: a for a in advise.advise(over, memory=memory)}["moe_cofit"]
+    assert row.verdict == "scale" and "predicted trainer GPU peak" in row.evidence
+    assert row.overrides == ["engine=veomni", "topology=2node"]
+    assert {a.id: a for a in advise.advise(over)}["moe_cofit"].verdict == "cannot judge"  # without the model
+    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "window.prompt=2048", "window.response=2048",
+                 "verl.actor_rollout_ref.model.use_fused_kernels=true")
+    row = {a.id: a for a in advise.advise(fits, memory=advise.predicted_memory(fits))}["moe_cofit"]
+    assert row.verdict == "stay" and row.evidence.startswith("MoE predicted to fit")

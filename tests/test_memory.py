@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from liverl.guardrails import memory_inputs
 from liverl.memory import arch, plan, rollout, terms
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = json.loads((ROOT / "benchmarks/memory/results_h200.json").read_text())
@@ -113,15 +116,11 @@ def test_max_tokens_per_gpu_is_the_fit_boundary():
 
 
 def _built(*overrides: str):
-    from liverl.recipe.build import build
-    from liverl.recipe.compose import compose_liverl
-
     cfg = compose_liverl(list(overrides))
     return cfg, build(cfg, structure_only=True).verl
 
 
 def test_logits_term_follows_verls_path_per_engine():
-    from liverl.guardrails import memory_inputs
 
     _, fsdp = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=true")
     assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from liverl.memory import plan as memplan
 from liverl.memory import terms
-from liverl.memory.arch import Arch
+from liverl.memory.arch import Arch, ArchError
 
 
 def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
@@ -105,3 +105,16 @@ def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False) -> memplan.Pl
 
 def predict(cfg: Any, verl: Any, structure_only: bool = False) -> dict:
     return memplan.predict(plan_inputs(cfg, verl, structure_only))
+
+
+def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
+    """summary.txt's `memory` line: the predicted peak of one trainer GPU and one rollout GPU."""
+    try:
+        p = predict(cfg, verl, structure_only)
+    except ArchError as exc:
+        return f"not predicted: {exc}"
+    t, r, gib = p["trainer"], p["rollout"], 2**30
+    return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {p['gpu_bytes'] / gib:.1f} GiB "
+            f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
+            f"{r['peak_bytes'] / gib:.1f} GiB at gpu_memory_utilization {r['gpu_memory_utilization']}, "
+            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")

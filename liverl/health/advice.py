@@ -35,8 +35,9 @@ class Advice:
 class _Run:
     """The run's config and recent metric readings, read defensively."""
 
-    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig) -> None:
+    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig, memory: dict | None = None) -> None:
         self.config, self.stream, self.cfg = config, stream, cfg
+        self.memory = memory  # the memory model's prediction for this plan (liverl.advise passes it), or None
 
     def get(self, dotted: str) -> Any:
         return OmegaConf.select(self.config, dotted, default=None, throw_on_resolution_failure=False)
@@ -71,16 +72,32 @@ def advise_moe(run: _Run) -> Advice:
         return Advice(*row, "stay", f"dense policy ({run.get('model.name')}): FSDP serves it")
     if engine == "veomni" and isinstance(rollout_nodes, int) and rollout_nodes >= 1:
         return Advice(*row, "already", f"MoE on engine=veomni with {rollout_nodes} rollout node(s)")
-    peak = run.recent(MEMORY, reduce="max")
+    peak, predicted = run.recent(MEMORY, reduce="max"), _predicted(run.memory)
     budget = run.cfg.advise.gpu_memory_gb
+    if peak is None and predicted is not None:
+        fits, text = predicted
+        if not fits:
+            return Advice(*row, "scale", f"{text}: trainer + vLLM do not co-fit", overrides, command)
+        return Advice(*row, "stay", f"MoE predicted to fit: {text}")
     if peak is None:
         return Advice(*row, "cannot judge", f"MoE on engine={engine} without a rollout node, but no GPU memory "
                       f"metric ({MEMORY[0]}): scale if trainer + vLLM run out of memory", overrides, command)
     key, gb = peak
+    also = f" ({predicted[1]})" if predicted else ""
     if gb >= run.cfg.advise.fit_share * budget:
         return Advice(*row, "scale", f"MoE peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU: trainer + vLLM "
-                      "do not co-fit", overrides, command)
-    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU")
+                      f"do not co-fit{also}", overrides, command)
+    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU{also}")
+
+
+def _predicted(memory: dict | None) -> tuple[bool, str] | None:
+    """(fits, evidence) from the memory model's prediction: trainer and vLLM share each GPU of a colocated run."""
+    if not memory:
+        return None
+    t, r, gib = memory["trainer"], memory["rollout"], 2**30
+    text = (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.0f} of {memory['gpu_bytes'] / gib:.0f} GiB "
+            f"({t['peak_phase']}), vLLM {r['full_window_sequences']} full-window sequences per replica")
+    return bool(t["fits"] and r["fits"]), text
 
 
 def advise_rollout_bound(run: _Run) -> Advice:
@@ -162,8 +179,9 @@ def advise_scaffold(run: _Run) -> Advice:
 ROWS = (advise_moe, advise_rollout_bound, advise_window, advise_scaffold)
 
 
-def advise(run_dir: str | Path, cfg: DictConfig | None = None) -> list[Advice]:
-    """Judge every row of the table on this run (metrics may be absent: the config alone is used)."""
+def advise(run_dir: str | Path, cfg: DictConfig | None = None, memory: dict | None = None) -> list[Advice]:
+    """Judge every row of the table on this run (metrics may be absent: the config alone is used); `memory` is the
+    memory model's prediction for its plan (python -m liverl.memory --json), when the caller has one."""
     cfg = cfg or load_thresholds()
     path = Path(run_dir)
     reader = StreamReader(path, *wanted_keys(cfg))
@@ -173,4 +191,4 @@ def advise(run_dir: str | Path, cfg: DictConfig | None = None) -> list[Advice]:
     if not reader.files and not config:
         raise RunNotFoundError(f"{path}: neither liverl.yaml nor a metric stream (metrics.jsonl, "
                                "metrics.<N>.jsonl, train.log) found")
-    return [row(_Run(config, reader.stream(), cfg)) for row in ROWS]
+    return [row(_Run(config, reader.stream(), cfg, memory)) for row in ROWS]

@@ -125,6 +125,8 @@ def run_plan(argv: Sequence[str]) -> int:
         cfg, verl = OmegaConf.load(Path(args[1]) / LIVERL_YAML), OmegaConf.load(Path(args[1]) / VERL_YAML)
     else:
         cfg = compose_liverl(args)
+        if "memory-fit" not in cfg.liverl.allow:  # this command answers the memory-fit question itself, in full
+            cfg.liverl.allow = [*cfg.liverl.allow, "memory-fit"]
         verl = build(cfg, structure_only=True).verl
     p = predict(cfg, verl)
     print(json.dumps(p, default=str) if as_json else render(p))

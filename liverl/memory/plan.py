@@ -48,19 +48,34 @@ def biggest(b: dict, n: int = 3) -> list[tuple[str, int]]:
     return sorted(items, key=lambda kv: -kv[1])[:n]
 
 
-def fix_candidates(spec: terms.StepSpec) -> list[tuple[str, terms.StepSpec]]:
-    """Single changes, cheapest first: offload, more trainer GPUs, a smaller per-GPU token budget, FSDP2 offload."""
-    return [
-        ("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)),
-        ("shard over twice the trainer GPUs (more trainer nodes, fsdp_size)", replace(spec, shards=spec.shards * 2)),
-        ("halve the per-GPU token budget (ppo_max_token_len_per_gpu)", replace(spec, tokens=max(1, spec.tokens // 2))),
-        ("FSDP2 CPU offload (offload_policy=true)", replace(spec, offload_policy=True, optimizer_offload=True)),
-    ]
+def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, terms.StepSpec]]:
+    """Single changes, cheapest first: offload, a chunked log-prob path, more trainer GPUs, a smaller per-GPU token
+    budget, FSDP2 offload. Changes that would change nothing are left out."""
+    out = []
+    if not spec.optimizer_offload:
+        out.append(("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)))
+    if spec.logprob_entropy == "full":
+        out.append(("chunk the old-log-prob entropy (entropy_from_logits_with_chunking=true)",
+                    replace(spec, logprob_entropy="chunked")))
+    if spec.logits == "bf16_ce":
+        out.append(("log-probs without whole-micro-batch logits (use_fused_kernels=true)",
+                    replace(spec, logits="fp32", lm_head_chunk=512, logprob_entropy="fused" if spec.logprob_entropy
+                            else "")))
+    out.append(("shard over twice the trainer GPUs (more trainer nodes, fsdp_size)",
+                replace(spec, shards=spec.shards * 2)))
+    most = max_tokens_per_gpu(spec, gpu_bytes)
+    if 0 < most < spec.tokens:
+        out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
+                    replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
+    if not spec.offload_policy:
+        out.append(("FSDP2 CPU offload (offload_policy=true)",
+                    replace(spec, offload_policy=True, optimizer_offload=True)))
+    return out
 
 
 def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float) -> str:
     """The first single change, cheapest first, that the model predicts fits."""
-    for text, s in fix_candidates(spec):
+    for text, s in fix_candidates(spec, gpu_bytes):
         if terms.breakdown(s)["peak_bytes"] <= gpu_bytes:
             return text
     return "no single change fits: combine more trainer GPUs, offload and a smaller per-GPU token budget"
@@ -90,11 +105,12 @@ def predict(p: PlanInputs) -> dict:
 
 
 def max_tokens_per_gpu(spec: terms.StepSpec, gpu_bytes: float = H200_BYTES, step: int = 1024) -> int:
-    """The largest per-GPU token budget (multiple of `step`) the model predicts fits; 0 if none."""
+    """The largest per-GPU token budget (multiple of `step`) the model predicts fits, the log-prob pass's budget
+    moving with it; 0 if none."""
     lo, hi = 0, 1 << 22
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step or step
-        if terms.breakdown(replace(spec, tokens=mid))["peak_bytes"] <= gpu_bytes:
+        if terms.breakdown(replace(spec, tokens=mid, logprob_tokens=0))["peak_bytes"] <= gpu_bytes:
             lo = mid
         else:
             hi = mid
