@@ -40,6 +40,13 @@ def fitting(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
     return sum(1 for _, g in nodes if g >= gpus_per_node)
 
 
+def pool_slots(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
+    """How many pools of gpus_per_node GPUs the nodes can host (a 2-GPU node hosts two 1-GPU pools)."""
+    if gpus_per_node <= 0:
+        return len(nodes)
+    return sum(g // gpus_per_node for _, g in nodes)
+
+
 def wait_for_nodes(address: str, nodes: int, gpus_per_node: int, timeout: float) -> tuple[bool, list[tuple[str, int]]]:
     """Poll the GCS until `nodes` alive nodes with >= gpus_per_node GPUs joined, or the timeout passes."""
     import ray

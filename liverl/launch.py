@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from liverl.check import launch_blockers, record_smoke_pass
-from liverl.cluster import fitting, node_gpus
+from liverl.cluster import node_gpus, pool_slots
 from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
 from liverl.resume import plan_digest
@@ -96,13 +96,14 @@ def ray_preflight(plan: Plan, address: str) -> None:
     _reachable(address)
     nodes = node_gpus(address)
     per_node = sorted((g for _, g in nodes), reverse=True)
-    fit = fitting(nodes, need["gpus_per_node"])
+    # a plan's "nodes" are pools of gpus_per_node GPUs that Ray places; several fit on one host (topology=gpu2)
+    fit = pool_slots(nodes, need["gpus_per_node"])
     if fit < need["nodes"]:
         where = "an embedded Ray on this machine" if address == "local" else f"the Ray cluster at {address}"
         raise LaunchRefused(
             f"the plan needs {need['nodes']} node(s) x {need['gpus_per_node']} GPUs ({need['total']} GPUs); "
             f"{where} reports {len(per_node)} node(s) with GPUs {per_node or [0]} "
-            f"({fit} node(s) with >= {need['gpus_per_node']} GPUs). Nothing was launched.\n"
+            f"(room for {fit} pool(s) of {need['gpus_per_node']} GPUs). Nothing was launched.\n"
             "    fix: run on a cluster that has them (RAY_ADDRESS or launcher.address=...), or pick a smaller "
             "topology (topology=1node); `launcher=dryrun` writes the plan without running it",
             EXIT_NO_RESOURCES,
