@@ -22,7 +22,7 @@ gpu_env() {
   # NVLink multicast stays off on shared hosts
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
   export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 WANDB_MODE=disabled PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
-  export LIVERL_SMOKE_LEDGER="${LIVERL_SMOKE_LEDGER:-$OUT/smoke_ledger.json}"
+  export LIVERL_SMOKE_LEDGER="${LIVERL_SMOKE_LEDGER:-/tmp/liverl-smoke-ledger.json}"
 }
 
 case "${1:-}" in
@@ -53,6 +53,15 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
     echo "smoke exit $code in $(( $(date +%s) - start )) s; peak GPU memory (MiB) per GPU:"
     awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$OUT/gpu_mem.csv"
     exit "$code" ;;
+  collect)
+    # collect RUN_DIR NAME: metrics files, run.json and a small archive of the plan, checkpoint listing and Ray logs
+    run="${2:?RUN_DIR}"; name="${3:?NAME}"
+    for f in "$run"/metrics*.jsonl; do [ -f "$f" ] && cp "$f" "$OUT/${name}_$(basename "$f")"; done
+    [ -f "$run/run.json" ] && cp "$run/run.json" "$OUT/${name}_run.json"
+    (find "$run" -maxdepth 3 -path '*checkpoints*' | sort > "$run/checkpoints.txt") || true
+    tar -czf "$OUT/${name}_extra.tgz" --exclude='checkpoints/global_step_*' -C "$(dirname "$run")" "$(basename "$run")" \
+      $( [ -d /tmp/ray/session_latest/logs ] && echo -C /tmp/ray/session_latest logs ) 2>/dev/null || true
+    ls -la "$OUT" ;;
   *)
-    echo "usage: $0 stash PARTS_DIR | unpack | smoke [ARGS...]" >&2; exit 2 ;;
+    echo "usage: $0 stash PARTS_DIR | unpack | smoke [ARGS...] | collect RUN_DIR NAME" >&2; exit 2 ;;
 esac

@@ -44,7 +44,7 @@ def train_tokenizer(vocab_size: int) -> Tokenizer:
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    corpus = [prompt_text(w) for w in WORDS] + WORDS + ["user assistant system", "Repeat this word once and stop"]
+    corpus = [prompt_text(w) for w in WORDS] + list(WORDS) + ["user assistant system", "Repeat this word once and stop"]
     tok.train_from_iterator(corpus * 20, trainer=trainer)
     return tok
 
