@@ -145,6 +145,13 @@ def advise_window(run: _Run) -> Advice:
         return Advice(*row, "scale", f"window {prompt} + {response} = {window} tokens on "
                       f"{trainers if trainers is not None else '?'} trainer node(s){clip_note}",
                       overrides, run.command(overrides))
+    small = run.cfg.advise.get("one_node_window")
+    if clip is not None and clip[1] > run.cfg.advise.clip_ratio_high and window is not None and small \
+            and window < small:  # a short (smoke-size) window: lengthen it before adding trainer nodes
+        longer = [f"window.response={min(2 * response, small - prompt)}"]
+        return Advice(*row, "stay", f"responses hit a short window ({window} tokens): {CLIP[0]} = {clip[1]:.2f}; "
+                      f"lengthen it on this topology first (one trainer node holds up to {small})",
+                      longer, run.command(longer))
     if clip is not None and clip[1] > run.cfg.advise.clip_ratio_high:
         extend = [*overrides, "window.prompt=40000", "window.response=91072"]
         return Advice(*row, "scale", f"responses hit the window: {CLIP[0]} = {clip[1]:.2f} > "

@@ -19,7 +19,8 @@ from pathlib import Path
 from liverl.tiny.generate import generate
 
 TIME_KEY = "timing_s/step"
-MEMORY_KEYS = ("perf/max_memory_allocated_gb", "perf/max_memory_reserved_gb")
+# verl 0.9.1 logs the trainer's memory under actor/perf/ (seen on the GPU host; no plain perf/max_memory_*)
+MEMORY_KEYS = ("actor/perf/max_memory_allocated_gb", "actor/perf/max_memory_reserved_gb")
 
 
 def read_metrics(path: Path) -> list[dict]:
