@@ -9,20 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from liverl.advise import advise
-from liverl.metrics import read_run
-from liverl.watch import (
-    GEN_TIME,
-    IDLE,
-    KL,
-    MEMORY,
-    PARTIAL,
-    PEARSON,
-    SCORE,
-    STEP_TIME,
-    TURNS,
-    watch_run,
-)
+from liverl.health.advice import advise
+from liverl.health.analysis import watch_run
+from liverl.health.catalogue import GEN_TIME, IDLE, KL, MEMORY, PARTIAL, PEARSON, SCORE, STEP_TIME, TURNS
+from liverl.health.streams import read_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNC, ASYNC = FIXTURES / "gpu_sync_tiny", FIXTURES / "gpu_async_tiny"

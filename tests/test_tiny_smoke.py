@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import built
 
-from liverl.cluster import pool_slots
+from liverl.launch.cluster import pool_slots
 from liverl.tiny import reward
 from liverl.tiny.generate import WORDS, generate
 
