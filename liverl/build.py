@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from liverl.check import ROUTER_REPLAY_KEY, Ctx, apply_waivers, run_rules
 from liverl.config import resolve, unused_knobs, verl_overrides
 from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.rules_run import plan_notes  # also registers the issue-10 guardrails
 from liverl.verl_source import VerlSource
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
@@ -98,6 +99,7 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
         blocking += exc.problems
     if blocking:
         raise ConfigError(blocking, findings)
+    notes += plan_notes(cfg, verl_cfg)
     return Build(cfg, verl_cfg, source, applied, features, notes, findings)
 
 

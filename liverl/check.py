@@ -661,7 +661,8 @@ def _lr_steps(c: Ctx) -> Iterable[Problem]:
 @rule("memory-window", "a 35B-class policy with a >=120k window has two trainer nodes")
 def _memory(c: Ctx) -> Iterable[Problem]:
     window = c.verl.data.max_prompt_length + c.verl.data.max_response_length
-    if c.cfg.model.params_b >= BIG_MODEL_B and c.verl.trainer.nnodes == 1 and window >= BIG_WINDOW:
+    # counted in trainer GPUs (the ones holding the policy's shards), not nodes
+    if c.cfg.model.params_b >= BIG_MODEL_B and c.trainer_gpus <= 8 and window >= BIG_WINDOW:
         yield finding(
             FATAL,
             "topology, window",
@@ -850,14 +851,15 @@ def check_kernels_here(cfg: DictConfig) -> Problem | None:
     return None
 
 
-LAUNCH_RULES = ("paths-exist", "smoke-before-official")
+LAUNCH_RULES = ("paths-exist", "smoke-before-official", "moe-new-verl", "trainer-imports")
 
 
 def launch_blockers(run_dir: Path, address: str | None) -> list[Problem]:
     """FATAL findings of a written plan judged where and when it launches: the rules that depend on this disk and
     this cluster (a plan written with launcher=dryrun was not judged as a launch), and the kernel stack here."""
     cfg = OmegaConf.load(run_dir / "liverl.yaml")
-    ctx = Ctx(cfg, OmegaConf.load(run_dir / "verl.yaml"), {}, "", launching=True, address=address)
+    label = json.loads((run_dir / "run.json").read_text()).get("verl_source", "")
+    ctx = Ctx(cfg, OmegaConf.load(run_dir / "verl.yaml"), {}, label, launching=True, address=address)
     found = [dataclasses.replace(f, rule=r) for r in LAUNCH_RULES for f in RULES[r](ctx)]
     kernels = check_kernels_here(cfg)
     blocking, _ = apply_waivers([*found, *([kernels] if kernels else [])], cfg.liverl.allow)
@@ -911,11 +913,12 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--rules", action="store_true", help="list the rule ids and exit")
     parser.add_argument("overrides", nargs="*", help="LiveRL overrides, as for python -m liverl.train")
     args = parser.parse_args(argv)
+    from liverl.build import build  # also registers the rules of liverl.rules_run
+    from liverl.config import compose_liverl, group_options
+
     if args.rules:
         print("\n".join(f"{rule_id:26} {TITLES[rule_id]}" for rule_id in RULES))
         return 0
-    from liverl.build import build
-    from liverl.config import compose_liverl, group_options
 
     runs = [[f"experiment={p}", *args.overrides] for p in group_options("experiment")] if args.all else [args.overrides]
     worst = 0
@@ -940,4 +943,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # run the imported liverl.check, whose registry also holds the rules other modules register (liverl.rules_run)
+    import liverl.check
+
+    liverl.check.main()

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from liverl.check import launch_blockers, record_smoke_pass
+from liverl.check import apply_waivers, launch_blockers, record_smoke_pass
 from liverl.cluster import fitting, node_gpus
 from liverl.errors import CONFIG_ERROR_EXIT
+from liverl.node_probe import node_blockers
 from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
 from liverl.resume import plan_digest
 from liverl.runlock import LockHeld, RunLock
@@ -89,6 +90,16 @@ def check_image(plan: Plan, address: str) -> None:
         raise LaunchRefused("\n".join(str(p) for p in blockers), CONFIG_ERROR_EXIT)
 
 
+def check_nodes(plan: Plan, address: str) -> None:
+    """Every node sees the run directory and has what the run imports (liverl.node_probe); refuse naming the node."""
+    mode = OmegaConf.load(plan.run_dir / "liverl.yaml").mode.name
+    problems = node_blockers(plan.run_dir, address, mode)
+    blocking, _ = apply_waivers(problems, OmegaConf.load(plan.run_dir / "liverl.yaml").liverl.allow)
+    if blocking:
+        code = EXIT_NO_RESOURCES if any(p.rule == "shared-run-dir" for p in blocking) else CONFIG_ERROR_EXIT
+        raise LaunchRefused("\n".join(str(p) for p in blocking) + "\nNothing was launched.", code)
+
+
 def ray_preflight(plan: Plan, address: str) -> None:
     """Compare the GPUs the plan needs with what Ray reports (its GCS, or its dashboard for launcher=ray_job);
     refuse instead of waiting forever for placement."""
@@ -150,6 +161,7 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
         check_agent_loop(plan)
         check_image(plan, address)
         ray_preflight(plan, address)
+        check_nodes(plan, address)
     except LaunchRefused as exc:
         return refuse(plan, exc)
     metrics = attempt_metrics_path(plan.run_dir)
