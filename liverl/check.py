@@ -783,7 +783,7 @@ def _paths(c: Ctx) -> Iterable[Problem]:
 @rule("val-timeout", "validation tasks have their own (longer) timeout")
 def _val_timeout(c: Ctx) -> Iterable[Problem]:
     h = c.cfg.scaffold.harbor
-    validating = c.v("trainer.test_freq", -1) > 0 or c.v("trainer.val_before_train")
+    validating = (c.v("trainer.test_freq", -1) or -1) > 0 or c.v("trainer.val_before_train")
     if validating and not h.get("val_agent_timeout_sec"):
         yield finding(
             WARN,

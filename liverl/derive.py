@@ -11,6 +11,8 @@ import math
 # bytes per logit verl materialises without a chunked/fused log-prob path: bf16 logits plus their fp32 upcast in
 # log_softmax (verl/utils/torch_functional.py logprobs_from_logits)
 LOGIT_BYTES = 2 + 4
+# async_training.concurrent_samples_per_replica's default (fully_async_rollouter.py:425)
+VERL_DEFAULT_CONCURRENCY = 16
 
 
 def rollout_replicas(rollout_gpus: int, tp: int, dp: int = 1, pp: int = 1) -> int:
@@ -23,8 +25,8 @@ def concurrency_per_replica(prompts: int, staleness: float, sync_step: int, roll
     queue admits: verl caps in-flight prompts at replicas x per_replica, then at
     required x (staleness + 1) x trigger_parameter_sync_step (fully_async_rollouter.py:494-506, 970)."""
     replicas = rollout_replicas(rollout_gpus, tp)
-    if replicas <= 0:
-        raise ValueError(f"{rollout_gpus} rollout GPUs hold no replica of TP {tp}")
+    if replicas <= 0:  # a broken rollout pool: rules rollout-parallel-fits / fully-async-invariant name it
+        return VERL_DEFAULT_CONCURRENCY
     queue = int(prompts * (staleness + 1) * sync_step)
     return math.ceil(queue / replicas)
 
