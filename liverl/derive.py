@@ -1,7 +1,8 @@
-"""Values derived from the batch, the topology and the model (Hydra resolvers `liverl.*`, see liverl.config).
+"""Values derived from the batch, the topology and the model: the Hydra resolvers `liverl.*` that
+liverl.recipe.compose registers, and the arithmetic guardrails and health advice redo on a built config.
 
-Each function is the one place a derived default is computed, so that a better model (e.g. the GPU memory model)
-can replace it without touching `conf/`.
+Pure arithmetic, below every step (as liverl.rundir): each function is the one place a derived default is
+computed, so that a better model (e.g. the GPU memory model) can replace it without touching `conf/`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from raytest import ray_head
 
-from liverl.node_probe import PROBE_DIR, judge, probe_here, probe_nodes
+from liverl.launch.node_probe import PROBE_DIR, judge, probe_here, probe_nodes
 
 pytestmark = pytest.mark.ray
 

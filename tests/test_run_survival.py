@@ -1,7 +1,7 @@
 """Runs that survive at scale (issue 10): the defaults and guardrails, asserted on the built verl config.
 
 Each default cites the verl 0.9.1 line that makes it matter (conf/batch/*.yaml, conf/mode/fully_async.yaml,
-conf/engine/*.yaml, liverl/rules_run.py)."""
+conf/engine/*.yaml, liverl/guardrails/rules/)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from conftest import REPO, built
 from omegaconf import OmegaConf
 
-from liverl.build import build
-from liverl.config import compose_liverl
 from liverl.errors import ConfigError
-from liverl.rules_run import in_flight_cap
+from liverl.guardrails.verl_keys import in_flight_cap
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 
 A3 = "experiment=fully_async_3nodes_qwen35_cc_clean"
 

@@ -6,7 +6,6 @@ import functools
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -16,8 +15,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.derive import concurrency_per_replica, tokens_per_gpu
 from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.paths import CONF_DIR
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRIMARY = "train"
 GROUPS = ("topology", "engine", "scaffold", "model", "batch", "launcher", "experiment")
 # LiveRL settings inside `verl:` (everything else there is a verl key)

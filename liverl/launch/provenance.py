@@ -18,24 +18,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from liverl.plan import REDACTED, is_secret, redact
-from liverl.verl_source import VerlSource
+from liverl.paths import LIVERL_ROOT
+from liverl.recipe.verl_source import VerlSource
+from liverl.secrets import redact, redacted_argv, scrub, secret_values
 
 PROVENANCE_DIR = "provenance"
-LIVERL_ROOT = Path(__file__).resolve().parent.parent
-
-
-def secret_values(env: dict[str, str] | None = None) -> list[str]:
-    """The values of secret-named variables (longest first), to scrub wherever they appear."""
-    env = os.environ if env is None else env
-    return sorted({v for k, v in env.items() if is_secret(k) and len(v) >= 4}, key=len, reverse=True)
-
-
-def scrub(text: str, secrets: list[str] | None = None) -> str:
-    """The text with every secret value replaced (a token inside a URL, a diff, a command line)."""
-    for value in secret_values() if secrets is None else secrets:
-        text = text.replace(value, REDACTED)
-    return text
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -79,15 +66,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def redacted_argv(argv: list[str]) -> list[str]:
-    """The command line with the value of any secret-named `key=value` argument replaced."""
-    out = []
-    for arg in argv:
-        key, eq, _ = arg.partition("=")
-        out.append(f"{key}={REDACTED}" if eq and is_secret(key.rsplit(".", 1)[-1]) else arg)
-    return out
 
 
 def write_provenance(run_dir: Path, source: VerlSource | None) -> None:

@@ -2,7 +2,8 @@
 the launcher wrote, and writes one the launcher reads back) and reports what the run needs from its image: the vLLM
 version (R3 needs >= 0.22) and the trainer's imports. verl places agent-loop workers on every node with CPUs
 (experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from its own disk (534-537),
-and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints.
+and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints. `check_nodes` refuses a launch naming
+the node (liverl.launch.local runs it after ray_preflight).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.errors import Problem
-from liverl.rules_run import VLLM_R3_MIN, trainer_imports
+from liverl.errors import CONFIG_ERROR_EXIT, Problem
+from liverl.guardrails.framework import apply_waivers
+from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
+from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
+from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan
 
 PROBE_DIR = ".liverl_node_probe"
 PROBE_TIMEOUT_S = 120
@@ -130,7 +134,7 @@ def _imports_problem(r: NodeReport, where: str) -> Problem:
 def judge(reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path) -> list[Problem]:
     """FATAL problems naming each node that cannot host its part of the run."""
     problems = []
-    r3 = bool(OmegaConf.select(verl_cfg, "actor_rollout_ref.rollout.enable_rollout_routing_replay", default=False))
+    r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
     for r in reports:
         where = f"node {r.ip} ({r.node_id[:12]})"
         if not (r.saw_token and r.wrote):
@@ -146,5 +150,15 @@ def node_blockers(run_dir: Path, address: str, mode: str, task: Callable | None 
     """Probe the cluster a plan launches on and judge it; an embedded Ray ("local") is this machine alone."""
     if address == "local":
         return []
-    verl_cfg = OmegaConf.load(run_dir / "verl.yaml")
+    verl_cfg = OmegaConf.load(run_dir / VERL_YAML)
     return judge(probe_nodes(address, run_dir, trainer_imports(verl_cfg, mode), task), verl_cfg, run_dir)
+
+
+def check_nodes(plan: Plan, address: str) -> None:
+    """Every node sees the run directory and has what the run imports; refuse naming the node (exit 3 when a node
+    cannot share the run directory, 2 for an image that lacks what the config needs)."""
+    cfg = OmegaConf.load(plan.run_dir / LIVERL_YAML)
+    blocking, _ = apply_waivers(node_blockers(plan.run_dir, address, cfg.mode.name), cfg.liverl.allow)
+    if blocking:
+        code = EXIT_NO_RESOURCES if any(p.rule == "shared-run-dir" for p in blocking) else CONFIG_ERROR_EXIT
+        raise LaunchRefused("\n".join(str(p) for p in blocking) + "\nNothing was launched.", code)
