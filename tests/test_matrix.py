@@ -111,7 +111,7 @@ def test_combination_reaches_verl(engine: str, topology: str, scaffold: str, bat
 
 
 PRESETS = {  # the documented scripts' shapes
-    "sync_1node_cc": ("fsdp", "1node", "claude_code", "official"),
+    "sync_1node_cc": ("veomni", "1node", "claude_code", "official"),
     "fully_async_2nodes_qwen35_cc_clean": ("veomni", "2node", "claude_code", "official"),
     "fully_async_3nodes_qwen35_cc_clean": ("veomni", "3node", "claude_code", "official"),
 }

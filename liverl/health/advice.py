@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.derive import concurrency_per_replica
 from liverl.health.analysis import load_run_config, load_thresholds
 from liverl.health.catalogue import CLIP, ENV_SETUP, GEN_TIME, IDLE, MEMORY, STEP_TIME, wanted_keys
 from liverl.health.signals import recent_reason_share
@@ -83,6 +84,25 @@ def advise_moe(run: _Run) -> Advice:
     return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU")
 
 
+def concurrency_lever(run: _Run) -> tuple[list[str], str]:
+    """The override that lifts verl's in-flight cap, min(replicas x concurrent_samples_per_replica,
+    prompts x (staleness + 1) x sync steps) (fully_async_rollouter.py:494-506, 970); agent.num_workers does not."""
+    per_replica = run.get("verl.async_training.concurrent_samples_per_replica")
+    staleness = run.get("staleness_threshold") or 0
+    try:
+        derived = concurrency_per_replica(
+            run.get("train_bsz"), staleness, run.get("trigger_parameter_sync_step") or 1,
+            run.get("topology.rollout_nnodes") * run.get("topology.gpus_per_node"), run.get("model.rollout_tp") or 1)
+    except (TypeError, ValueError):
+        derived = None
+    if isinstance(per_replica, int) and derived and per_replica < derived:
+        return ([f"verl.async_training.concurrent_samples_per_replica={derived}"],
+                f"concurrent_samples_per_replica={per_replica} keeps fewer prompts in flight than the queue admits")
+    overrides = [f"staleness_threshold={staleness + 1}"]
+    return overrides, ("the queue is the cap: one more step of staleness admits another batch of prompts in flight "
+                       "(the concurrency follows), or add rollout nodes (topology.rollout_nnodes)")
+
+
 def advise_rollout_bound(run: _Run) -> Advice:
     """Trainer idle waiting on rollouts -> fully async (or, already async, more rollout capacity)."""
     row = ("rollout_bound", "Trainer GPUs idle most of the step waiting on rollouts (idle_ratio high)",
@@ -93,13 +113,10 @@ def advise_rollout_bound(run: _Run) -> Advice:
     if mode == "fully_async" or (mode is None and idle is not None):
         if idle is None:
             return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged")
-        workers = run.get("verl.actor_rollout_ref.rollout.agent.num_workers")
-        overrides = [f"verl.actor_rollout_ref.rollout.agent.num_workers="
-                     f"{workers * 2 if isinstance(workers, int) else 256}"]
+        overrides, lever = concurrency_lever(run)
         if idle[1] > high:
             return Advice(*row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
-                          f"last {RECENT} steps: still rollout-bound, raise rollout concurrency or add rollout "
-                          "nodes (topology.rollout_nnodes)", overrides, run.command(overrides))
+                          f"last {RECENT} steps: still rollout-bound; {lever}", overrides, run.command(overrides))
         return Advice(*row, "already", f"fully async; {IDLE[0]} = {idle[1]:.2f} (<= {high})")
     gen, step = run.recent(GEN_TIME), run.recent(STEP_TIME)
     if gen is None or step is None:

@@ -14,7 +14,8 @@ BIG_MODEL_B, BIG_WINDOW = 30, 120_000
 @rule("memory-window", "a 35B-class policy with a >=120k window has two trainer nodes")
 def _memory(c: Ctx) -> Iterable[Problem]:
     window = c.verl.data.max_prompt_length + c.verl.data.max_response_length
-    if c.cfg.model.params_b >= BIG_MODEL_B and c.verl.trainer.nnodes == 1 and window >= BIG_WINDOW:
+    # counted in trainer GPUs (the ones holding the policy's shards), not nodes
+    if c.cfg.model.params_b >= BIG_MODEL_B and c.trainer_gpus <= 8 and window >= BIG_WINDOW:
         yield finding(
             FATAL,
             "topology, window",
