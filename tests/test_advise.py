@@ -61,13 +61,22 @@ def test_sync_run_waiting_on_rollouts_goes_fully_async(tmp_path: Path, faults: d
 
 
 def test_async_run_still_rollout_bound_raises_concurrency(tmp_path: Path) -> None:
-    config = healthy_config()
-    config["verl"] = {"actor_rollout_ref": {"rollout": {"agent": {"num_workers": 128}}}}
+    # verl's default 16 per replica x 2 replicas (TP 4 on 8 GPUs) = 32 in flight < the 128 the queue admits
+    config = healthy_config(staleness_threshold=1, trigger_parameter_sync_step=1, model__rollout_tp=4)
+    config["verl"] = {"async_training": {"concurrent_samples_per_replica": 16}}
     row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
     assert row.verdict == "scale"
-    assert row.overrides == ["verl.actor_rollout_ref.rollout.agent.num_workers=256"]
+    assert row.overrides == ["verl.async_training.concurrent_samples_per_replica=64"]
+    assert "num_workers" not in " ".join(row.overrides)
     idle = re.search(r"idle_ratio = ([\d.]+) > 0.5", row.evidence)
     assert idle and 0.7 < float(idle.group(1)) < 0.9
+
+
+def test_async_run_whose_queue_is_the_cap_raises_staleness(tmp_path: Path) -> None:
+    config = healthy_config(staleness_threshold=1, trigger_parameter_sync_step=1, model__rollout_tp=4)
+    config["verl"] = {"async_training": {"concurrent_samples_per_replica": 64}}  # already fills the queue
+    row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
+    assert row.overrides == ["staleness_threshold=2"] and "queue is the cap" in row.evidence
 
 
 def test_window_toward_131k(tmp_path: Path) -> None:

@@ -259,11 +259,25 @@ BAD = [
     ),
     ("unknown-waiver", ("liverl.allow=[linear-atention-sp]",), "config", "liverl.allow"),
     ("knob-with-no-effect", ("router_replay=R3",), "unused-knob", "router_replay"),
+    ("never-saves", ("verl.trainer.save_freq=-1",), "checkpoint-save", "verl.trainer.save_freq"),
+    (
+        "rollout-below-one-step",
+        ("topology=3node", "batch=official", "verl.async_training.concurrent_samples_per_replica=16"),
+        "rollout-concurrency",
+        "verl.async_training.concurrent_samples_per_replica",
+    ),
+    (
+        "tokens-below-window",
+        ("verl.actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384",),
+        "token-budget",
+        "verl.actor_rollout_ref.actor.ppo_max_token_len_per_gpu",
+    ),
 ]
 LAUNCH_BAD = [  # judged as a launch (launcher=local): FATAL before anything starts
     ("official-without-smoke", ("batch=official", "launcher=local"), "smoke-before-official", "batch"),
     ("missing-train-files", ("launcher=local", "train_files=/nonexistent/train.parquet"), "paths-exist", "train_files"),
     ("missing-checkpoint", ("launcher=local", "model.path=/nonexistent/ckpt"), "paths-exist", "model.path"),
+    ("moe-on-installed-verl", ("launcher=local", "model=qwen35"), "moe-new-verl", "verl.source"),
 ]
 ENV_BAD = [
     ("new-verl-dir-unset", {"USE_NEW_VERL": "1"}, "new-verl-dir", "NEW_VERL_DIR"),
@@ -302,7 +316,11 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "async-rollout-n-unused",
         "val-timeout",
         "gdn-triton-hopper",
-    }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below)
+        "validation-cadence",
+        "vllm-r3-version",
+        "trainer-imports",
+    }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below; vLLM and trainer imports are judged on
+    # every node at launch: tests/test_node_probe.py)
     assert set(RULES) - never_fatal <= {c[2] for c in cases}
 
 
@@ -365,6 +383,13 @@ PASSING = {
     "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
     "val-timeout": (),
     "gdn-triton-hopper": ("model=qwen3_30b_a3b",),
+    "checkpoint-save": (),
+    "validation-cadence": (),
+    "rollout-concurrency": A3,
+    "token-budget": ("engine=fsdp", *A3),
+    "moe-new-verl": ("model=qwen25_0p5b",),
+    "vllm-r3-version": ("engine=fsdp",),
+    "trainer-imports": (),
 }
 
 

@@ -21,6 +21,7 @@ from liverl.errors import ConfigError, Problem, did_you_mean
 from liverl.guardrails import Ctx, apply_waivers, run_rules
 from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
+from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
@@ -104,6 +105,7 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
         blocking += exc.problems
     if blocking:
         raise ConfigError(blocking, findings)
+    notes += plan_notes(cfg, verl_cfg)
     return Build(cfg, verl_cfg, source, applied, features, notes, findings)
 
 

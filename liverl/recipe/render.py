@@ -60,7 +60,7 @@ def agent_loop_config(cfg: DictConfig) -> list[dict[str, Any]]:
             "name": s.agent_loop.name,
             "_target_": s.agent_loop.target,
             "scaffold": s.name,
-            "tool_call_parser": cfg.model.tool_call_parser[s.name],
+            "tool_call_parser": cfg.model.tool_call_parser.get(s.name),
             "harbor": OmegaConf.to_container(s.harbor, resolve=True),
         }
     ]
