@@ -122,16 +122,18 @@ def _built(*overrides: str):
 
 def test_logits_term_follows_verls_path_per_engine():
 
-    _, fsdp = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=true")
+    _, fsdp = _built("experiment=sync_1node_cc", "engine=fsdp")  # engine=fsdp turns verl's fused kernels on
     assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}
-    _, plain = _built("experiment=sync_1node_cc", "verl.actor_rollout_ref.model.use_fused_kernels=false")
+    _, plain = _built("experiment=sync_1node_cc", "engine=fsdp", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                      "liverl.allow=[memory-fit]")  # whole-micro-batch logits, unchunked entropy: predicted over
     assert memory_inputs.logits_path(plain)["logits"] == "bf16_ce"
     three = "experiment=fully_async_3nodes_qwen35_cc_clean"
     unfused = "verl.actor_rollout_ref.model.use_fused_kernels=false"
-    cfg, vo = _built(three, unfused, "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=true")
+    cfg, vo = _built(three)  # the preset: VeOmni, materialised logits, chunked entropy
     assert memory_inputs.logits_path(vo) == {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked"}
     chunked = memory_inputs.predict(cfg, vo, structure_only=True)["trainer"]
-    cfg, full = _built(three, unfused, "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=false")
+    cfg, full = _built(three, unfused, "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=false",
+                       "liverl.allow=[memory-fit]")
     unchunked = memory_inputs.predict(cfg, full, structure_only=True)["trainer"]
     # 131072 tokens x 248320 vocab: bf16 logits are 60.6 GiB; unchunked entropy adds softmax + product + exp temporaries
     assert chunked["breakdown"]["logits_forward"] == 2 * 131072 * 248320
