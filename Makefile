@@ -8,7 +8,7 @@ HARBOR_PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyen
 HVENV ?= .venv-harbor
 CLAUDE_CODE_VERSION ?= 2.1.332
 NPM_PREFIX ?= .npm-claude
-TOPOLOGY ?= 1node
+TOPOLOGY ?=
 
 .PHONY: help install test lint validate smoke bench clean
 
@@ -28,8 +28,9 @@ install: ## .venv (Python 3.11, LiveRL editable), .venv-harbor (Python 3.12: Har
 		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
 	$(NPM_PREFIX)/node_modules/.bin/claude --version
 
-lint: ## ruff over the code
+lint: ## ruff over the code; lint-imports: the layering in .importlinter (no cycles, no layer reaching up)
 	$(VENV)/bin/ruff check liverl recipes tests benchmarks
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --config .importlinter
 
 validate: ## every preset through every guardrail, structure-only (exit 1 = warnings only, which passes)
 	$(PY) -m liverl.check --structure-only --all || [ $$? -eq 1 ]
@@ -37,8 +38,8 @@ validate: ## every preset through every guardrail, structure-only (exit 1 = warn
 test: lint validate ## the whole suite, CPU only
 	$(PY) -m pytest -q
 
-smoke: ## the smoke batch for TOPOLOGY (1node|2node|3node); without a GPU cluster, plans and validates every topology's smoke run
-	$(PY) -m liverl.smoke topology=$(TOPOLOGY)
+smoke: ## GPU host with vLLM: the tiny real smoke (train + resume); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans every topology
+	$(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))
 
 bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head), proxy overhead
 	$(PY) benchmarks/plan_latency.py

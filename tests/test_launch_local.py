@@ -16,8 +16,9 @@ from conftest import DATA, run_cli
 from omegaconf import OmegaConf
 from raytest import ray_head
 
-from liverl.launch import EXIT_NO_RESOURCES, check_agent_loop, run_plan
-from liverl.plan import Plan
+from liverl.launch.local import check_agent_loop, run_plan
+from liverl.launch.refusal import EXIT_NO_RESOURCES
+from liverl.rundir import Plan
 
 pytestmark = pytest.mark.ray
 
@@ -107,3 +108,12 @@ def test_an_agent_loop_that_does_not_import_is_refused_at_plan_time(tmp_path: Pa
     assert proc.returncode == 2
     assert "[scaffold-imports] scaffold.agent_loop.target" in proc.stderr and "liverl.nope" in proc.stderr
     assert not (run_dir / "verl.yaml").exists()
+
+
+def test_an_unreachable_cluster_is_refused_within_seconds(tmp_path: Path) -> None:
+    run_dir = make_plan(tmp_path, "topology=1node")
+    from raytest import free_port
+
+    assert run_plan(run_dir, address=f"127.0.0.1:{free_port()}") == 2
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["status"] == "refused" and "cannot reach a Ray cluster" in run["reason"]

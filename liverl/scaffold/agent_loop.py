@@ -19,14 +19,16 @@ from typing import Any
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
 
+from liverl.guardrails.verl_keys import ENV_SETUP_FAILED, TIMEOUT
+from liverl.recipe.filter_plan import HARBOR_LOOP
 from liverl.scaffold import termination
 from liverl.scaffold.proxy import get_proxy
 from liverl.scaffold.session import Limits, Session
 from liverl.scaffold.trial import run_trial, trial_spec
 
-NAME = "liverl_harbor"
+NAME = HARBOR_LOOP
 VAL_SPLITS = {"val", "validation", "test"}
-DEFAULT_FILTER = {"filter": "liverl", "drop_reasons": ["timeout", "env_setup_failed"]}
+DEFAULT_FILTER = {"filter": "liverl", "drop_reasons": [TIMEOUT, ENV_SETUP_FAILED]}
 
 
 def task_path_of(kwargs: dict[str, Any]) -> str | None:

@@ -21,11 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from liverl.guardrails.verl_keys import MAX_TURNS_REACHED, OVERLONG
 from liverl.scaffold.toolcalls import Parsed, parse
 
 
 class LimitReached(Exception):
-    """The session refuses a turn: `reason` is `overlong` (context window) or `max_turns`."""
+    """The session refuses a turn: `reason` is OVERLONG (context window) or MAX_TURNS_REACHED
+    (the termination reasons verl's trajectory filter knows, liverl/guardrails/verl_keys.py)."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -108,7 +110,7 @@ class Session:
                 return chain, delta
         prompt = self.encode(full)
         if len(prompt) > self.limits.prompt_length:
-            raise LimitReached("overlong", f"prompt of {len(prompt)} tokens exceeds {self.limits.prompt_length}")
+            raise LimitReached(OVERLONG, f"prompt of {len(prompt)} tokens exceeds {self.limits.prompt_length}")
         chain = Chain(prompt_ids=prompt, messages=[])
         self.chains.append(chain)
         return chain, []
@@ -119,8 +121,8 @@ class Session:
             raise LimitReached(self.limit_reason, f"the session already ended: {self.limit_reason}")
         turns = sum(c.turns for c in self.chains)
         if turns >= self.limits.max_turns:
-            self.limit_reason = "max_turns"
-            raise LimitReached("max_turns", f"turn cap of {self.limits.max_turns} reached")
+            self.limit_reason = MAX_TURNS_REACHED
+            raise LimitReached(MAX_TURNS_REACHED, f"turn cap of {self.limits.max_turns} reached")
         try:
             chain, delta = self._chain_for(messages, tools)
         except LimitReached as e:
@@ -128,8 +130,8 @@ class Session:
             raise
         budget = self.limits.response_length - len(chain.tokens) - len(delta)
         if budget <= 0:
-            self.limit_reason = "overlong"
-            raise LimitReached("overlong", f"response window of {self.limits.response_length} tokens is full")
+            self.limit_reason = OVERLONG
+            raise LimitReached(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
         ids = chain.prompt_ids + chain.tokens + delta
         params = dict(self.sampling_params, max_tokens=min(budget, max_tokens or budget))
         t0 = time.perf_counter()

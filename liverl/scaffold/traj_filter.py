@@ -1,6 +1,7 @@
 """The trajectory filter on the public verl 0.9.1, through its extension points (no edit to verl).
 
-A dropped trajectory (termination reason in `trajectory_filter.drop_reasons`, default timeout,env_setup_failed)
+A dropped trajectory (termination reason in `trajectory_filter.drop_reasons`, default timeout,env_setup_failed;
+the reasons are the ones verl's own filter knows, liverl/guardrails/verl_keys.py TRAJ_FILTER_REASONS)
 leaves HarborAgentLoop with a response mask of zeros (agent_loop.py) and `extra_fields.trajectory_filter_drop`.
   - Policy loss: verl masks every loss term with the response mask (`agg_loss` over `response_mask`,
     verl/trainer/ppo/core_algos.py; the v1 trainer stores it as `loss_mask`, trainer/ppo/v1/agent_loop_tq.py:200),
@@ -28,9 +29,9 @@ import transfer_queue as tq
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
-from liverl.scaffold.termination import REASONS
+from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
+from liverl.recipe.filter_plan import ESTIMATOR
 
-ESTIMATOR = "liverl_grpo_filtered"
 METRIC_INVALID = "trajectory_filter/invalid_ratio"
 METRIC_REASON = "trajectory_filter/reason/"
 
@@ -58,7 +59,7 @@ def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
         return {}
     reasons = [f["termination_reason"] for f in fields]
     metrics = {METRIC_INVALID: sum(bool(f.get("trajectory_filter_drop")) for f in fields) / len(fields)}
-    for reason in sorted(set(REASONS) | set(reasons)):
+    for reason in sorted(set(TRAJ_FILTER_REASONS) | set(reasons)):
         metrics[METRIC_REASON + reason] = float(reasons.count(reason))
     return metrics
 

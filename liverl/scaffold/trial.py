@@ -15,17 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from liverl.paths import harbor_env, harbor_python
 from liverl.scaffold.trial_runner import MARKER
 
-REPO = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).with_name("trial_runner.py")
-HARBOR_PYTHON_ENV = "LIVERL_HARBOR_PYTHON"
 DUMMY_KEY = "sk-liverl-proxy"  # the proxy takes no key; agents insist on having one
-
-
-def harbor_python(configured: str | None = None) -> str:
-    """The 3.12 interpreter with Harbor: the setting, else $LIVERL_HARBOR_PYTHON, else the repo's .venv-harbor."""
-    return configured or os.environ.get(HARBOR_PYTHON_ENV) or str(REPO / ".venv-harbor" / "bin" / "python")
 
 
 def agent_section(harbor: dict[str, Any], base_url: str, timeout_sec: float) -> dict[str, Any]:
@@ -72,23 +66,11 @@ def trial_spec(harbor: dict[str, Any], *, task_path: str, trial_name: str, base_
     return spec
 
 
-def runner_env(harbor: dict[str, Any]) -> dict[str, str]:
-    env = dict(os.environ)
-    paths = [str(REPO), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env.setdefault("HARBOR_TELEMETRY", "0")
-    env.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    extra_path = harbor.get("agent_path_prepend")
-    if extra_path:
-        env["PATH"] = os.pathsep.join([str(extra_path), env.get("PATH", "")])
-    return env
-
-
 async def run_trial(spec: dict[str, Any], harbor: dict[str, Any], deadline_sec: float) -> dict[str, Any]:
     """One trial in the 3.12 environment; a runner that dies or outlives the deadline is a failed trial."""
     proc = await asyncio.create_subprocess_exec(
         harbor_python(harbor.get("python")), str(RUNNER), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=runner_env(harbor),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=harbor_env(harbor),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(json.dumps(spec).encode()), deadline_sec)

@@ -37,7 +37,7 @@ def test_solved_task_gets_reward_1_and_completed(tokenizer, tmp_path: Path) -> N
     policy = ScriptedPolicy(tokenizer, solver())
     out = run_sample(make_loop(tokenizer, policy, harbor_settings(tmp_path)), write_task(tmp_path))
     assert out.reward_score == 1.0
-    assert out.extra_fields["termination_reason"] == "completed"
+    assert out.extra_fields["termination_reason"] == "agent_completed"
     assert len(policy.calls) == 2 and out.extra_fields["model_calls"] == 2
     # token faithfulness: mask-1 tokens are the sampled ones, in order, with their log-probs
     assert sampled_tokens(out) == policy.calls[0].token_ids + policy.calls[1].token_ids
@@ -56,7 +56,7 @@ def test_wrong_answer_gets_reward_0(tokenizer, tmp_path: Path) -> None:
     policy = ScriptedPolicy(tokenizer, solver("echo 41 > answer.txt"))
     out = run_sample(make_loop(tokenizer, policy, harbor_settings(tmp_path)), write_task(tmp_path))
     assert out.reward_score == 0.0
-    assert out.extra_fields["termination_reason"] == "completed"
+    assert out.extra_fields["termination_reason"] == "agent_completed"
     assert not out.extra_fields["trajectory_filter_drop"] and sum(out.response_mask) > 0
 
 
@@ -76,7 +76,7 @@ def test_validation_sample_uses_val_agent_timeout(tokenizer, tmp_path: Path) -> 
     harbor = harbor_settings(tmp_path, agent_timeout_sec=1, val_agent_timeout_sec=60)
     out = run_sample(make_loop(tokenizer, policy, harbor), write_task(tmp_path),
                      extra_info={"harbor_task_path": str(write_task(tmp_path)), "split": "val"})
-    assert out.extra_fields["termination_reason"] == "completed" and out.reward_score == 1.0
+    assert out.extra_fields["termination_reason"] == "agent_completed" and out.reward_score == 1.0
 
 
 def test_environment_start_failure_is_env_setup_failed_after_bounded_retries(tokenizer, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ def test_history_rewrite_trains_only_sampled_tokens(tokenizer, tmp_path: Path) -
     policy = ScriptedPolicy(tokenizer, script)
     harbor = harbor_settings(tmp_path, agent_kwargs={"compact_after": 2})
     out = run_sample(make_loop(tokenizer, policy, harbor), write_task(tmp_path))
-    assert out.reward_score == 1.0 and out.extra_fields["termination_reason"] == "completed"
+    assert out.reward_score == 1.0 and out.extra_fields["termination_reason"] == "agent_completed"
     assert out.extra_fields["history_rewrites"] == 1
     # chains: calls 1-2 (before the rewrite) and calls 3-4 (after it); the trained one is the later (tie on turns)
     assert sampled_tokens(out) == policy.calls[2].token_ids + policy.calls[3].token_ids

@@ -92,4 +92,4 @@ def test_local_launch_runs_the_scaffolds_real_agent_loop(tmp_path: Path, restore
             ray.shutdown()
     assert code == 0
     seen = json.loads(record.read_text())
-    assert seen == {"cls": "HarborAgentLoop", "reward": 1.0, "reason": "completed", "faithful": True}
+    assert seen == {"cls": "HarborAgentLoop", "reward": 1.0, "reason": "agent_completed", "faithful": True}

@@ -52,7 +52,7 @@ def test_claude_code_cli_completes_a_trial_through_the_proxy(tokenizer, tmp_path
     loop = make_loop(tokenizer, policy, harbor, prompt_length=400_000, response_length=400_000)
     out = run_sample(loop, write_task(tmp_path))
     assert out.reward_score == 1.0, out.extra_fields
-    assert out.extra_fields["termination_reason"] == "completed"
+    assert out.extra_fields["termination_reason"] == "agent_completed"
     assert out.extra_fields["model_calls"] >= 2
     check_faithful(out, policy)
 
@@ -65,7 +65,7 @@ def test_openhands_sdk_completes_a_trial_through_the_proxy(tokenizer, tmp_path: 
     loop = make_loop(tokenizer, policy, harbor, prompt_length=400_000, response_length=400_000)
     out = run_sample(loop, write_task(tmp_path))
     assert out.reward_score == 1.0, out.extra_fields
-    assert out.extra_fields["termination_reason"] == "completed"
+    assert out.extra_fields["termination_reason"] == "agent_completed"
     check_faithful(out, policy)
 
 

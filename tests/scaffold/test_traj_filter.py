@@ -74,7 +74,7 @@ def _postprocessor(tokenizer) -> AgentLoopWorker:
 
 def test_loop_output_goes_through_verls_postprocessing(tokenizer) -> None:
     outputs = []
-    for reason, drop, reward in (("completed", False, 1.0), ("timeout", True, 0.0)):
+    for reason, drop, reward in (("agent_completed", False, 1.0), ("timeout", True, 0.0)):
         outputs.append(AgentLoopOutput(
             prompt_ids=[5, 6, 7], response_ids=[8, 9, 10], response_mask=[0, 0, 0] if drop else [1, 0, 1],
             response_logprobs=[-0.1, 0.0, -0.2], reward_score=reward, num_turns=3, metrics=AgentLoopMetrics(),
@@ -84,7 +84,7 @@ def test_loop_output_goes_through_verls_postprocessing(tokenizer) -> None:
     data = worker._postprocess(internal)
     assert data.batch["response_mask"][0, :3].tolist() == [1, 0, 1] and data.batch["response_mask"][1].sum() == 0
     assert data.batch["rm_scores"][0, 2] == 1.0 and data.batch["rollout_log_probs"][0, 2] == pytest.approx(-0.2)
-    assert list(data.non_tensor_batch["termination_reason"]) == ["completed", "timeout"]
+    assert list(data.non_tensor_batch["termination_reason"]) == ["agent_completed", "timeout"]
     # the v1 (TransferQueue) path stores as_dict(): loss_mask = response_mask, extra_fields kept whole
     assert outputs[1].as_dict()["response_mask"].sum() == 0
     assert outputs[1].as_dict()["extra_fields"]["termination_reason"] == "timeout"
@@ -94,7 +94,7 @@ def test_filter_metrics_reach_verls_file_logger(tmp_path, monkeypatch) -> None:
     path = tmp_path / "metrics.jsonl"
     monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(path))
     fields = [{"termination_reason": r, "trajectory_filter_drop": r in ("timeout", "env_setup_failed")}
-              for r in ("completed", "completed", "timeout", "env_setup_failed", "overlong")]
+              for r in ("agent_completed", "agent_completed", "timeout", "env_setup_failed", "overlong")]
     metrics = filter_metrics(fields)
     assert metrics[METRIC_INVALID] == pytest.approx(0.4)
     logger = Tracking(project_name="p", experiment_name="e", default_backend=["file"], config={})
@@ -103,5 +103,5 @@ def test_filter_metrics_reach_verls_file_logger(tmp_path, monkeypatch) -> None:
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     logged = rows[-1]["data"]
     assert logged[METRIC_INVALID] == pytest.approx(0.4) and rows[-1]["step"] == 7
-    assert logged[METRIC_REASON + "completed"] == 2 and logged[METRIC_REASON + "timeout"] == 1
-    assert logged[METRIC_REASON + "max_turns"] == 0
+    assert logged[METRIC_REASON + "agent_completed"] == 2 and logged[METRIC_REASON + "timeout"] == 1
+    assert logged[METRIC_REASON + "max_turns_reached"] == 0

@@ -1,0 +1,90 @@
+"""The verl keys the guardrails and the plan read, and what they add up to (batch shape per step, prompts in
+flight, the trainer's extra imports).
+
+The named batch shapes (smoke, official) are read from `conf/batch/`, their one home.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from omegaconf import DictConfig, OmegaConf
+
+from liverl.derive import VERL_DEFAULT_CONCURRENCY, rollout_replicas
+from liverl.paths import CONF_DIR
+
+# Every key verl reads for Ulysses sequence parallelism (actor engine key, the deprecated actor key the
+# reference model follows, the ref's copies, VeOmni's).
+SP_KEYS = (
+    "actor_rollout_ref.actor.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.ref.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.ref.fsdp_config.ulysses_sequence_parallel_size",
+    "actor_rollout_ref.actor.veomni.ulysses_parallel_size",
+    "actor_rollout_ref.ref.veomni.ulysses_parallel_size",
+)
+ROUTER_REPLAY_KEY = "actor_rollout_ref.actor.veomni.router_replay.mode"
+ROLLOUT_REPLAY_KEY = "actor_rollout_ref.rollout.enable_rollout_routing_replay"
+TOOL_PARSER_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.tool-call-parser"
+# The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,
+# the new verl's TerminationReason in verl/trainer/ppo/trajectory_filter.py). The scaffold's
+# agent loop reports exactly these (liverl/scaffold/termination.py), so one set of names runs from the loop through
+# both filters (verl's built-in, LiveRL's on the public verl) to the `trajectory_filter/reason/<reason>` metrics.
+AGENT_COMPLETED = "agent_completed"
+OVERLONG = "overlong"
+MAX_TURNS_REACHED = "max_turns_reached"
+TIMEOUT = "timeout"
+ENV_SETUP_FAILED = "env_setup_failed"
+TRAJ_FILTER_REASONS = (AGENT_COMPLETED, OVERLONG, MAX_TURNS_REACHED, TIMEOUT, ENV_SETUP_FAILED)
+# vLLM that records routed experts correctly for hybrid-attention MoE (vllm_async_server.py:437-450)
+VLLM_R3_MIN = (0, 22, 0)
+
+
+def batch_shape(verl_cfg: DictConfig, mode: str) -> tuple[int, int]:
+    """(prompts, responses per prompt) that reach the trainer each step, read from the verl config."""
+    n = verl_cfg.actor_rollout_ref.rollout.n
+    if mode == "fully_async":
+        return verl_cfg.actor_rollout_ref.actor.ppo_mini_batch_size * verl_cfg.async_training.require_batches, n
+    return verl_cfg.data.train_batch_size, n
+
+
+@functools.cache
+def named_batch(name: str) -> tuple[int, int] | None:
+    """(prompts, responses per prompt) of the batch group `conf/batch/<name>.yaml` (None: no such group file)."""
+    path = CONF_DIR / "batch" / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    group = OmegaConf.load(path)
+    return int(group.train_bsz), int(group.n_resp_per_prompt)
+
+
+def trainer_imports(verl_cfg: DictConfig, mode: str) -> tuple[str, ...]:
+    """Modules the chosen trainer imports at run time beyond verl itself: the synchronous entry's v1 task runner
+    (trainer.use_v1, default true) imports transfer_queue (verl trainer/main_ppo.py:137, package TransferQueue,
+    verl's verl-core extra)."""
+    if mode == "sync" and OmegaConf.select(verl_cfg, "trainer.use_v1", default=True):
+        return ("transfer_queue",)
+    return ()
+
+
+def in_flight_cap(verl_cfg: DictConfig) -> tuple[int, int, int]:
+    """(replicas, prompts verl keeps in flight, prompts one trainer step needs) for a fully-async config:
+    min(replicas x concurrent_samples_per_replica, required x (staleness + 1) x sync steps)
+    (fully_async_rollouter.py:425, 494-506, 970)."""
+    r, a = verl_cfg.actor_rollout_ref.rollout, verl_cfg.async_training
+    gpus = int(r.nnodes) * int(r.n_gpus_per_node)
+    replicas = rollout_replicas(gpus, r.tensor_model_parallel_size, r.data_parallel_size)
+    required, _ = batch_shape(verl_cfg, "fully_async")
+    queue = int(required * (a.staleness_threshold + 1) * a.trigger_parameter_sync_step)
+    return replicas, min(replicas * a.get("concurrent_samples_per_replica", VERL_DEFAULT_CONCURRENCY), queue), required
+
+
+def window(verl_cfg: DictConfig) -> int:
+    return int(verl_cfg.data.max_prompt_length + verl_cfg.data.max_response_length)
+
+
+def chunked_log_probs(verl_cfg: DictConfig) -> bool:
+    """Whether the engine computes log-probs without materialising full-vocabulary logits: use_fused_kernels on
+    FSDP (workers/engine/fsdp/transformer_impl.py:1158-1165) and on VeOmni (its chunk_logprobs path,
+    workers/engine/veomni/transformer_impl.py:842-853)."""
+    return bool(verl_cfg.actor_rollout_ref.model.get("use_fused_kernels", False))
