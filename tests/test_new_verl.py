@@ -55,6 +55,14 @@ def test_liverls_filter_runs_on_the_installed_verl_in_sync_mode(monkeypatch) -> 
     assert b.verl.algorithm.adv_estimator == "grpo"
 
 
+def test_liverls_filter_is_off_for_a_loop_that_reports_no_termination_reasons(monkeypatch) -> None:
+    b = build_with(monkeypatch, None, "topology=1node", "scaffold=single_turn")
+    assert b.verl.algorithm.adv_estimator == "grpo" and b.verl.trainer.v1.sampler.custom_sampler.path is None
+    assert any("trajectory filter: off" in n and "single_turn_agent" in n for n in b.notes)
+    with pytest.raises(ConfigError, match="trajectory_filter.enable: .*reports no termination reasons"):
+        build_with(monkeypatch, None, "topology=1node", "scaffold=single_turn", "trajectory_filter.enable=true")
+
+
 def test_drop_reasons_and_disable_follow_the_user(monkeypatch, new_verl_checkout: Path) -> None:
     b = build_with(monkeypatch, new_verl_checkout, "trajectory_filter.drop_reasons=[timeout]")
     assert list(b.verl.algorithm.trajectory_filter.drop_reasons) == ["timeout"]

@@ -8,9 +8,12 @@ separate Python 3.12 environment `.venv-harbor` and is driven through `trial_run
 - `session`        one trial's token record: sampled tokens (mask 1), observations (mask 0), rewrites
 - `chat`           message normalisation between the two APIs and the policy's chat template
 - `toolcalls`      tool-call parsers (`qwen3_coder` XML, `hermes` JSON)
-- `termination`    Harbor's TrialResult -> termination reason
+- `termination`    Harbor's TrialResult -> termination reason (verl's names: liverl/guardrails/verl_keys.py)
 - `traj_filter`    the trajectory filter for the public verl (advantage estimator + replay-buffer metrics)
 - `trial_runner`   run by .venv-harbor's Python: JSON spec on stdin -> Harbor Trial -> TrialResult JSON
 - `harbor_agents`  Harbor agent classes for the scaffolds (import Harbor; only in .venv-harbor)
-- `guardrail`      the plan-time rule: the agent loop and agent class import where the trainer runs
+
+The top layer of LiveRL's import graph: nothing imports this package (verl loads it by config strings). What the plan
+decides about it lives below: which filter runs (liverl/recipe/filter_plan.py), the plan-time import check
+(`scaffold-imports`, liverl/guardrails/rules/scaffold_imports.py), Harbor's interpreter (liverl/paths.py).
 """
