@@ -59,7 +59,7 @@ def test_liverls_filter_is_off_for_a_loop_that_reports_no_termination_reasons(mo
     b = build_with(monkeypatch, None, "topology=1node", "scaffold=single_turn")
     assert b.verl.algorithm.adv_estimator == "grpo" and b.verl.trainer.v1.sampler.custom_sampler.path is None
     assert any("trajectory filter: off" in n and "single_turn_agent" in n for n in b.notes)
-    with pytest.raises(ConfigError, match="trajectory_filter.enable: .*reports no termination reasons"):
+    with pytest.raises(ConfigError, match=r"trajectory_filter\.enable: .*reports no termination reasons"):
         build_with(monkeypatch, None, "topology=1node", "scaffold=single_turn", "trajectory_filter.enable=true")
 
 
