@@ -19,7 +19,7 @@ import pytest
 import ray
 from raytest import ray_head
 
-from liverl.launch import run_plan
+from liverl.launch.local import run_plan
 
 pytestmark = [pytest.mark.ray, pytest.mark.harbor, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
