@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import math
 
-# bytes per logit verl materialises without a chunked/fused log-prob path: bf16 logits plus their fp32 upcast in
-# log_softmax (verl/utils/torch_functional.py logprobs_from_logits)
-LOGIT_BYTES = 2 + 4
 # async_training.concurrent_samples_per_replica's default (fully_async_rollouter.py:425)
 VERL_DEFAULT_CONCURRENCY = 16
 
@@ -39,7 +36,3 @@ def tokens_per_gpu(window: int, sp: int) -> int:
     which is where the full-vocabulary logits grow."""
     return math.ceil(window / sp)
 
-
-def logits_gib(tokens: int, vocab: int) -> float:
-    """GiB of full-vocabulary logits for `tokens` tokens when no chunked/fused log-prob path runs."""
-    return tokens * vocab * LOGIT_BYTES / 2**30

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from liverl.derive import logits_gib
 from liverl.guardrails.verl_keys import chunked_log_probs, in_flight_cap
 
 
@@ -25,13 +24,11 @@ def plan_notes(cfg: DictConfig, verl_cfg: DictConfig) -> list[str]:
             f"rollout concurrency: {replicas} replica(s) x {verl_cfg.async_training.concurrent_samples_per_replica} "
             f"= up to {cap} prompts in flight ({required} per trainer step)"
         )
-    tokens, vocab = a.ppo_max_token_len_per_gpu, cfg.model.get("vocab_size")
+    tokens = a.ppo_max_token_len_per_gpu
     path = (
         "log-probs chunked (fused kernels): no full-vocabulary logits"
         if chunked_log_probs(verl_cfg)
-        else f"log-probs materialise logits ~ {logits_gib(tokens, vocab):.0f} GiB per micro-batch"
-        if vocab
-        else "log-probs materialise full-vocabulary logits"
+        else "log-probs materialise the micro-batch's full-vocabulary logits (the memory line: rule memory-fit)"
     )
     notes.append(f"tokens/GPU: {tokens} (one full window / SP, utils/seqlen_balancing.py:384); {path}")
     return notes
