@@ -15,6 +15,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.knobs import resolution_problems
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRIMARY = "train"
@@ -220,14 +221,9 @@ def resolve(cfg: DictConfig) -> DictConfig:
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:  # omegaconf wraps resolver errors in InterpolationResolutionError
-        key = getattr(exc, "full_key", None) or "<config>"
-        raise ConfigError(
-            [
-                Problem(
-                    key=str(key),
-                    message=f"cannot be resolved: {exc.__cause__ or exc}".splitlines()[0],
-                    fix="correct the values it is computed from",
-                )
-            ]
-        ) from None
+        # name the value that cannot be computed and the knobs it is computed from (liverl.knobs)
+        problems = resolution_problems(cfg) or [
+            Problem(key="<config>", message=f"cannot be resolved: {exc}".splitlines()[0], fix="correct the values")
+        ]
+        raise ConfigError(problems) from None
     return cfg
