@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.check import TRAJ_FILTER_REASONS
 from liverl.errors import Problem
+from liverl.secrets import REDACTED, secrets_in
 
 ASYNC_MODE = "fully_async"
 _ABSENT = object()
@@ -151,7 +152,7 @@ def check_knobs(cfg: DictConfig) -> list[Problem]:
     for knob in KNOBS:
         try:
             value = OmegaConf.select(cfg, knob.path, default=_ABSENT, throw_on_missing=True)
-        except Exception as exc:  # noqa: BLE001 - an interpolation or resolver that fails: name its sources
+        except Exception as exc:  # an interpolation or resolver that fails: name its sources
             problems.append(resolution_problem(cfg, knob.path, exc))
             continue
         if value is _ABSENT:
@@ -163,7 +164,33 @@ def check_knobs(cfg: DictConfig) -> list[Problem]:
         if value is not None and knob.ok(value):
             continue
         problems.append(_knob_problem(knob, value, mode, origins.get(knob.path)))
-    return problems
+    return problems + secret_problems(cfg)
+
+
+def leaves(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items() if k != "hydra" for leaf in leaves(v, f"{prefix}{k}.")]
+    if isinstance(node, list):
+        return [leaf for i, v in enumerate(node) for leaf in leaves(v, f"{prefix}{i}.")]
+    return [(prefix[:-1], node)]
+
+
+def secret_problems(cfg: DictConfig) -> list[Problem]:
+    """A secret given as a setting would be written into the plan (verl.yaml, command.sh, .hydra/) and shown by
+    Ray's dashboard: refused, with the way to pass it instead (liverl.secrets decides what is secret)."""
+    return [
+        Problem(
+            key=path,
+            message="is a secret (by its name or its shape); a setting is written into the plan, so a secret never "
+            "goes there",
+            got=REDACTED,
+            fix="pass it through the environment instead (export it where the run starts; launcher.forward_env "
+            "hands variables to the Ray workers in memory), e.g. VLLM_API_KEY for vLLM's api-key",
+            rule="secret-in-config",
+        )
+        for path, value in leaves(OmegaConf.to_container(cfg, resolve=False))
+        if isinstance(value, str) and "${" not in value and secrets_in(path, value)
+    ]
 
 
 def _knob_problem(knob: Knob, value: Any, mode: str | None, var: str | None) -> Problem:
@@ -200,7 +227,7 @@ def _interpolated_leaves(node: Any, prefix: str = "") -> list[str]:
 def _fails(cfg: DictConfig, key: str) -> BaseException | None:
     try:
         OmegaConf.select(cfg, key)
-    except Exception as exc:  # noqa: BLE001 - omegaconf wraps a resolver's error in InterpolationResolutionError
+    except Exception as exc:  # omegaconf wraps a resolver's error in InterpolationResolutionError
         return exc
     return None
 
@@ -226,7 +253,7 @@ def resolution_problem(cfg: DictConfig, key: str, exc: BaseException) -> Problem
     for ref in refs:
         try:
             values.append(f"{ref}={show(OmegaConf.select(cfg, ref, default=None))}")
-        except Exception:  # noqa: BLE001 - that source fails too: say so, do not raise
+        except Exception:  # that source fails too: say so, do not raise
             values.append(f"{ref}=<cannot be computed>")
     cause = " ".join(str(exc.__cause__ or exc).split()).split(" full_key:")[0]
     cause = re.sub(r"^\w+ raised while resolving interpolation: ", "", cause)[:300]

@@ -18,6 +18,7 @@ from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
 from liverl.resume import plan_digest
 from liverl.runlock import LockHeld, RunLock
+from liverl.secrets import env_scrubber
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -163,7 +164,7 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
     try:
         importlib.import_module(plan.recipe).run(config, task_runner_class)
     except Exception:  # the training itself failed: record it, keep the traceback
-        (plan.run_dir / "traceback.txt").write_text(traceback.format_exc())
+        (plan.run_dir / "traceback.txt").write_text(env_scrubber().scrub(traceback.format_exc()))
         set_status(plan.run_dir, "failed")
         traceback.print_exc()
         return EXIT_RUN_FAILED

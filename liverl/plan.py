@@ -16,11 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from liverl.build import Build, Override
 from liverl.check import SP_KEYS, batch_shape, to_json
 from liverl.errors import ConfigError
+from liverl.secrets import env_scrubber, redact
 
-REDACTED = "<redacted>"
 RUNTIME_ENV_VARS = "ray_kwargs.ray_init.runtime_env.env_vars"
-# a secret-looking name part: WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD (not TOKENIZERS_...)
-_SECRET = re.compile(r"(^|_)(API_?KEY|KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)", re.IGNORECASE)
 
 # the files of a plan, relative to the run directory
 LIVERL_YAML = "liverl.yaml"
@@ -32,15 +30,6 @@ SUMMARY_TXT = "summary.txt"
 CHECKS_JSON = "checks.json"
 RUN_JSON = "run.json"
 ERRORS_TXT = "errors.txt"
-
-
-def is_secret(name: str) -> bool:
-    return bool(_SECRET.search(name))
-
-
-def redact(env: dict[str, str]) -> dict[str, str]:
-    """The environment with every secret-looking variable's value replaced."""
-    return {k: (REDACTED if is_secret(k) else v) for k, v in env.items()}
 
 
 @dataclass(frozen=True)
@@ -179,6 +168,10 @@ def summary(b: Build, env: dict[str, str]) -> str:
     )
     knob_text = " ".join(f"{k}={hydra_value(c[k])}" for k in knob_names if c[k] is not None or k == "rollout_is")
     lines.append(f"  knobs       {knob_text}")
+    from_env = c.liverl.get("from_env") or {}
+    if from_env:  # liverl.environ: the documented variables this plan took its values from
+        taken = [f"{knob}={hydra_value(OmegaConf.select(c, str(knob)))} (${var})" for var, knob in from_env.items()]
+        lines.append(f"  environment {', '.join(taken)}")
     lines += [f"  note        {note}" for note in b.notes]
     lines += [f"  {f.severity.lower():11} [{f.rule}] {f.key}: {f.message}" for f in b.findings if f.severity != "SKIP"]
     lines.append(f"  logs        metrics -> {env['VERL_FILE_LOGGER_PATH']}; wandb {env['WANDB_MODE']}")
@@ -243,7 +236,7 @@ def update_run(run_dir: Path, _transition: dict[str, str] | None = None, **field
         run["status"] = _transition["status"]
         run["history"].append(_transition)
     tmp = path.with_name(f"{RUN_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(run, indent=2) + "\n")
+    tmp.write_text(env_scrubber().scrub(json.dumps(run, indent=2)) + "\n")  # a reason may quote a secret
     tmp.replace(path)
 
 

@@ -2,7 +2,8 @@
 
 git.json + git.diff (LiveRL's commit and uncommitted changes; the verl checkout's commit under new verl),
 pip-freeze.txt (every installed distribution, pip freeze's format), versions.json (Python, verl, Ray, torch,
-host, command line) and environ.json (this process's environment, redacted). The resolved configs are the
+host, command line) and environ.json (the variables that describe the run, values redacted, and only the names
+of the rest: liverl.secrets.provenance_environ). The resolved configs are the
 plan's liverl.yaml and verl.yaml; Hydra's own record is .hydra/. Secret values never reach these files.
 """
 
@@ -18,24 +19,17 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from liverl.plan import REDACTED, is_secret, redact
+from liverl.secrets import Scrubber, env_scrubber, provenance_environ, redact_value
 from liverl.verl_source import VerlSource
 
 PROVENANCE_DIR = "provenance"
 LIVERL_ROOT = Path(__file__).resolve().parent.parent
 
 
-def secret_values(env: dict[str, str] | None = None) -> list[str]:
-    """The values of secret-named variables (longest first), to scrub wherever they appear."""
-    env = os.environ if env is None else env
-    return sorted({v for k, v in env.items() if is_secret(k) and len(v) >= 4}, key=len, reverse=True)
-
-
-def scrub(text: str, secrets: list[str] | None = None) -> str:
-    """The text with every secret value replaced (a token inside a URL, a diff, a command line)."""
-    for value in secret_values() if secrets is None else secrets:
-        text = text.replace(value, REDACTED)
-    return text
+def scrub(text: str, scrubber: Scrubber | None = None) -> str:
+    """The text with every secret replaced, whole tokens only (liverl.secrets: this environment's secrets, and
+    credential shapes and URL passwords wherever they appear)."""
+    return (scrubber or env_scrubber()).scrub(text)
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -82,11 +76,11 @@ def _version(dist: str) -> str | None:
 
 
 def redacted_argv(argv: list[str]) -> list[str]:
-    """The command line with the value of any secret-named `key=value` argument replaced."""
+    """The command line with the secrets of every `key=value` argument replaced (by its name or its shape)."""
     out = []
     for arg in argv:
-        key, eq, _ = arg.partition("=")
-        out.append(f"{key}={REDACTED}" if eq and is_secret(key.rsplit(".", 1)[-1]) else arg)
+        key, eq, value = arg.partition("=")
+        out.append(f"{key}={redact_value(key.lstrip('+~'), value)}" if eq else str(redact_value("argv", arg)))
     return out
 
 
@@ -94,7 +88,7 @@ def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
     """Write RUN_DIR/provenance/ (every text scrubbed of secret values); source None: the config did not build."""
     out = run_dir / PROVENANCE_DIR
     out.mkdir(parents=True, exist_ok=True)
-    secrets = secret_values()
+    scrubber = env_scrubber()
     git = {"liverl": git_state(LIVERL_ROOT)}
     if source is not None and source.checkout is not None:
         git["verl"] = git_state(Path(source.checkout))
@@ -116,7 +110,7 @@ def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
         "git.diff": diff or "",
         "pip-freeze.txt": pip_freeze(),
         "versions.json": json.dumps(versions, indent=2) + "\n",
-        "environ.json": json.dumps(redact(dict(sorted(os.environ.items()))), indent=2) + "\n",
+        "environ.json": json.dumps(provenance_environ(os.environ), indent=2) + "\n",
     }
     for name, text in files.items():
-        (out / name).write_text(scrub(text, secrets))
+        (out / name).write_text(scrubber.scrub(text))

@@ -18,8 +18,10 @@ blanks an unrelated word.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
@@ -186,3 +188,37 @@ def provenance_environ(env: Mapping[str, str]) -> dict[str, Any]:
         "variables": redact({k: v for k, v in sorted(env.items()) if PROVENANCE_ALLOW.fullmatch(k)}),
         "other_names": sorted(k for k in env if not PROVENANCE_ALLOW.fullmatch(k)),
     }
+
+
+def env_scrubber(environ: Mapping[str, str] | None = None) -> Scrubber:
+    """A scrubber for every secret in an environment (default: this process's, read now)."""
+    return Scrubber.from_sources(os.environ if environ is None else environ)
+
+
+def override_map(args: Iterable[str]) -> dict[str, str]:
+    """Command-line overrides as {key: value} (for Scrubber.from_sources)."""
+    return {a.lstrip("+~").partition("=")[0]: a.partition("=")[2] for a in args if "=" in a}
+
+
+# what a sweep of the run directory rewrites: LiveRL's own text files (not checkpoints or the trainer's metrics)
+_SWEPT = {".yaml", ".yml", ".json", ".txt", ".sh", ".log", ".sbatch", ".diff", ".env"}
+_SWEEP_LIMIT = 8 << 20
+
+
+def scrub_tree(root: Path, scrubber: Scrubber) -> list[Path]:
+    """Scrub every text file LiveRL writes under root in place (.hydra/ included); returns the files changed."""
+    changed = []
+    for path in sorted(root.rglob("*")):
+        if "checkpoints" in path.relative_to(root).parts or not path.is_file() or path.is_symlink():
+            continue
+        if path.suffix not in _SWEPT or path.stat().st_size > _SWEEP_LIMIT:
+            continue
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        clean = scrubber.scrub(text)
+        if clean != text:
+            path.write_text(clean)
+            changed.append(path)
+    return changed

@@ -10,23 +10,27 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from liverl import ray_job, slurm
 from liverl.build import build
-from liverl.config import CONF_DIR, PRIMARY, translate_hydra_error
+from liverl.config import CONF_DIR, PRIMARY, compose_liverl, translate_hydra_error
+from liverl.environ import arguments
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
+from liverl.knobs import leaves
 from liverl.launch import run_plan
 from liverl.plan import RUN_JSON, set_status, write_config_error, write_plan
 from liverl.provenance import write_provenance
 from liverl.resume import record_plan, start_attempt
 from liverl.runlock import LockHeld, RunLock
+from liverl.secrets import Scrubber, scrub_tree
 
 _exit_codes: list[int] = []
 _launched: list[str] = []  # run directories handed to a launcher that runs something
@@ -54,6 +58,8 @@ def plan_and_launch(cfg: DictConfig, run_dir: Path) -> int:
         return _plan_and_launch(cfg, run_dir, lock)
     finally:
         lock.release()  # a submitted Ray job holds it from here (RunLock.detach)
+        # one secret policy for every file written here (.hydra/, the plan, logs, run.json, provenance)
+        scrub_tree(run_dir, Scrubber.from_sources(os.environ, dict(leaves(OmegaConf.to_container(cfg)))))
 
 
 def _plan_and_launch(cfg: DictConfig, run_dir: Path, lock: RunLock) -> int:
@@ -116,9 +122,27 @@ def multirun_summary() -> str:
     return text
 
 
+def run(overrides: list[str], run_dir: Path, environ: Mapping[str, str] | None = None) -> int:
+    """The Python API: plan (and launch) one run into run_dir as `python -m liverl.train OVERRIDES` does, with the
+    documented environment read from environ (default: this process's). Returns the exit code."""
+    args = arguments(overrides, os.environ if environ is None else environ)
+    for note in args.notes:
+        print(f"LiveRL: {note}", file=sys.stderr)
+    try:
+        cfg = compose_liverl(args.args, run_dir=run_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    return plan_and_launch(cfg, run_dir)
+
+
 def main() -> int:
     # let composition errors reach us (instead of Hydra's exit 1) so they get LiveRL's message and exit 2
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    args = arguments(sys.argv[1:], os.environ)  # the documented environment, then the command line
+    for note in args.notes:
+        print(f"LiveRL: {note}", file=sys.stderr)
+    sys.argv[1:] = args.args
     try:
         _hydra_main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:

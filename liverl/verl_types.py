@@ -28,7 +28,7 @@ def _field_types(target: str) -> dict[str, Any]:
     module, _, name = target.rpartition(".")
     try:
         return typing.get_type_hints(getattr(importlib.import_module(module), name))
-    except Exception:  # noqa: BLE001 - not a dataclass, or a verl that does not import here: fall back to defaults
+    except Exception:  # not a dataclass, or a verl that does not import here: fall back to defaults
         return {}
 
 
