@@ -9,6 +9,7 @@ plan's liverl.yaml and verl.yaml; Hydra's own record is .hydra/. Secret values n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -55,8 +56,9 @@ def git_state(repo: Path) -> dict[str, object]:
     }
 
 
+@functools.cache
 def pip_freeze() -> str:
-    """Installed distributions as `name==version` (or `name @ url` for editable/URL installs), sorted."""
+    """Installed distributions (read once per process) as `name==version` (or `name @ url` for editable/URL installs), sorted."""
     lines = set()
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
