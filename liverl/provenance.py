@@ -58,7 +58,8 @@ def git_state(repo: Path) -> dict[str, object]:
 
 @functools.cache
 def pip_freeze() -> str:
-    """Installed distributions (read once per process) as `name==version` (or `name @ url` for editable/URL installs), sorted."""
+    """Installed distributions (read once per process) as `name==version` (or `name @ url` for editable/URL
+    installs), sorted."""
     lines = set()
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
