@@ -9,11 +9,13 @@ import multiprocessing
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
+from liverl import runlock
 from liverl.environ import arguments
 from liverl.runlock import LOCK_NAME, LockHeld, RunLock
 from liverl.train import run
@@ -94,7 +96,15 @@ def test_eight_by_four_is_the_smoke_batch_however_it_is_asked_for(tmp_path: Path
     assert "batch=smoke" in arguments(["batch=official", "train_bsz=8", "n_resp_per_prompt=4"], {}).args
 
 
-def _take(run_dir: str, start, done, results) -> None:
+def _take(run_dir: str, index: int, start, done, results) -> None:
+    judge = runlock.liveness
+
+    def slow_liveness(holder):  # a contender that judges the stale holder more slowly (an NFS stat, a busy host)
+        alive = judge(holder)
+        time.sleep(0.03 * index)
+        return alive
+
+    runlock.liveness = slow_liveness  # in this forked contender only
     lock = RunLock(Path(run_dir))
     start.wait()
     try:
@@ -108,14 +118,15 @@ def _take(run_dir: str, start, done, results) -> None:
 @pytest.mark.parametrize("contenders", [2, 4])
 def test_a_stale_lock_taken_over_at_the_same_instant_has_exactly_one_winner(tmp_path: Path, contenders) -> None:
     ctx = multiprocessing.get_context("fork")
-    for round_ in range(8):
+    for round_ in range(5):
         run_dir = tmp_path / f"r{round_}"
         run_dir.mkdir()
         (run_dir / LOCK_NAME).write_text(json.dumps(
             {"run_dir": str(run_dir), "host": socket.gethostname(), "pid": 2**22 + 17,
              "since": "then", "token": "stale"}) + "\n")
         start, done, results = ctx.Barrier(contenders), ctx.Barrier(contenders), ctx.Queue()
-        procs = [ctx.Process(target=_take, args=(str(run_dir), start, done, results)) for _ in range(contenders)]
+        procs = [ctx.Process(target=_take, args=(str(run_dir), i, start, done, results))
+                 for i in range(contenders)]
         for p in procs:
             p.start()
         outcomes = sorted(results.get(timeout=60) for _ in procs)
