@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.environ import arguments
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError, Problem, did_you_mean
 
 FATAL, WARN, SKIP, WAIVED = "FATAL", "WARN", "SKIP", "WAIVED"
@@ -927,7 +928,8 @@ def _main(argv: list[str]) -> int:
     from liverl.build import build
     from liverl.config import compose_liverl, group_options
 
-    runs = [[f"experiment={p}", *args.overrides] for p in group_options("experiment")] if args.all else [args.overrides]
+    overrides = arguments(args.overrides, os.environ).args  # the documented environment, as liverl.train reads it
+    runs = [[f"experiment={p}", *overrides] for p in group_options("experiment")] if args.all else [overrides]
     worst = 0
     for overrides in runs:
         label = " ".join(overrides) or "(defaults)"
