@@ -15,8 +15,9 @@ install: ## create .venv (Python 3.11) with the exactly pinned dependencies and 
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
 
-lint: ## ruff over the code
+lint: ## ruff over the code; lint-imports: the layering in .importlinter (no cycles, no layer reaching up)
 	$(VENV)/bin/ruff check liverl recipes tests benchmarks
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --config .importlinter
 
 validate: ## every preset through every guardrail, structure-only (exit 1 = warnings only, which passes)
 	$(PY) -m liverl.check --structure-only --all || [ $$? -eq 1 ]

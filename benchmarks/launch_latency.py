@@ -25,8 +25,7 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 from conftest import tiny_dataset  # noqa: E402
 from doubles import DOUBLE  # noqa: E402
 from raytest import TESTS, ray_job_head  # noqa: E402
-
-from liverl.launch import TASK_RUNNER_DOUBLE_ENV  # noqa: E402
+from task_runner_double import TASK_RUNNER_DOUBLE_ENV  # noqa: E402
 
 LOOP = "scaffold.agent_loop.target=verl.experimental.agent_loop.single_turn_agent_loop.SingleTurnAgentLoop"
 

@@ -23,8 +23,8 @@ ALL_COMBOS = """
 import time
 start = time.perf_counter()
 import itertools
-from liverl.build import build
-from liverl.config import compose_liverl
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 for e, t, s, b in itertools.product(["fsdp", "veomni"], ["1node", "2node", "3node"], ["claude_code", "ohsdk"],
                                     ["smoke", "official"]):
     build(compose_liverl([f"engine={e}", f"topology={t}", f"scaffold={s}", f"batch={b}"]))

@@ -22,7 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the synthetic-run generator
 from watch_streams import step_metrics, write_jsonl
 
-from liverl.watch import watch_run
+from liverl.health.analysis import watch_run
 
 
 def _best_of(repeat: int, fn: Callable[[], object]) -> float:

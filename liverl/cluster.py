@@ -1,6 +1,4 @@
-"""What a Ray cluster has: GPUs per alive node, read from the GCS (HOST:PORT) or the dashboard (http://HOST:8265).
-
-`python -m liverl.cluster wait --address HOST:PORT --nodes N [--gpus-per-node G] [--timeout S]` waits (bounded)
+"""`python -m liverl.cluster wait --address HOST:PORT --nodes N [--gpus-per-node G] [--timeout S]` waits (bounded)
 until N alive nodes with >= G GPUs each have joined; scripts/ray_cluster.sh uses it. Exit 0 ready, 1 not in time.
 """
 
@@ -8,52 +6,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-
-def is_dashboard(address: str) -> bool:
-    return address.startswith(("http://", "https://"))
-
-
-def node_gpus(address: str) -> list[tuple[str, int]]:
-    """(node ip, GPUs) of every alive node. A dashboard URL is read through Ray's state API (no driver attaches)."""
-    if is_dashboard(address):
-        from ray.util.state import list_nodes
-
-        nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], timeout=30)
-        return [(n.node_ip, int(n.resources_total.get("GPU", 0))) for n in nodes]
-    import ray
-
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        return _alive(ray.nodes())
-    finally:
-        ray.shutdown()
-
-
-def _alive(nodes: list[dict]) -> list[tuple[str, int]]:
-    return [(n["NodeManagerAddress"], int(n["Resources"].get("GPU", 0))) for n in nodes if n.get("Alive")]
-
-
-def fitting(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
-    """How many nodes have at least gpus_per_node GPUs."""
-    return sum(1 for _, g in nodes if g >= gpus_per_node)
-
-
-def wait_for_nodes(address: str, nodes: int, gpus_per_node: int, timeout: float) -> tuple[bool, list[tuple[str, int]]]:
-    """Poll the GCS until `nodes` alive nodes with >= gpus_per_node GPUs joined, or the timeout passes."""
-    import ray
-
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            seen = _alive(ray.nodes())
-            if fitting(seen, gpus_per_node) >= nodes or time.monotonic() >= deadline:
-                return fitting(seen, gpus_per_node) >= nodes, seen
-            time.sleep(2)
-    finally:
-        ray.shutdown()
+from liverl.launch.cluster import fitting, wait_for_nodes
 
 
 def main(argv: list[str]) -> int:

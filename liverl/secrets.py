@@ -222,3 +222,18 @@ def scrub_tree(root: Path, scrubber: Scrubber) -> list[Path]:
             path.write_text(clean)
             changed.append(path)
     return changed
+
+
+def scrub(text: str, scrubber: Scrubber | None = None) -> str:
+    """The text with every secret replaced, whole tokens only (this environment's secrets, read now, and credential
+    shapes and URL passwords wherever they appear)."""
+    return (scrubber or env_scrubber()).scrub(text)
+
+
+def redacted_argv(argv: list[str]) -> list[str]:
+    """The command line with the secrets of every `key=value` argument replaced (by its name or its shape)."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        out.append(f"{key}={redact_value(key.lstrip('+~'), value)}" if eq else str(redact_value("argv", arg)))
+    return out

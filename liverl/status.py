@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from liverl.errors import CONFIG_ERROR_EXIT
-from liverl.metrics import RunNotFoundError, read_run
-from liverl.plan import RUN_JSON
-from liverl.provenance import scrub
-from liverl.runlock import LOCK_NAME, liveness, read_holder
+from liverl.health.streams import RunNotFoundError, read_run
+from liverl.launch.jobs import client
+from liverl.launch.lock import LOCK_NAME, liveness, read_holder
+from liverl.launch.refusal import LaunchRefused
+from liverl.rundir import RUN_JSON
+from liverl.secrets import scrub
 
 
 def last_step(run_dir: Path) -> dict[str, Any] | None:
@@ -36,9 +38,6 @@ def job_view(run: dict[str, Any], lines: int) -> tuple[dict[str, Any] | None, li
     """The Ray job's live status and log tail (None, [] when the run is not a Ray job)."""
     if not run.get("job_id") or not run.get("address"):
         return None, []
-    from liverl.launch import LaunchRefused
-    from liverl.ray_job import client
-
     try:
         jobs = client(run["address"])
         info = jobs.get_job_info(run["job_id"])

@@ -17,17 +17,16 @@ import time
 from pathlib import Path
 
 from liverl.errors import CONFIG_ERROR_EXIT
-from liverl.plan import RUN_JSON, set_status
-from liverl.runlock import LOCK_NAME, liveness, read_holder
+from liverl.launch.jobs import client
+from liverl.launch.lock import LOCK_NAME, liveness, read_holder
+from liverl.launch.refusal import LaunchRefused
+from liverl.rundir import RUN_JSON, set_status
 
 LIVE = ("submitted", "running")
 
 
 def _stop_ray_job(address: str, job_id: str, timeout: float = 60) -> str | None:
     """Ask the cluster to stop the job and wait (bounded) until it has; None when stopped, else why not."""
-    from liverl.launch import LaunchRefused
-    from liverl.ray_job import client
-
     try:
         jobs = client(address)
         jobs.stop_job(job_id)

@@ -17,80 +17,18 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from liverl import ray_job, slurm
-from liverl.build import build
-from liverl.config import CONF_DIR, PRIMARY, compose_liverl, translate_hydra_error
-from liverl.environ import arguments
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
-from liverl.knobs import leaves
-from liverl.launch import run_plan
-from liverl.plan import RUN_JSON, set_status, write_config_error, write_plan
-from liverl.provenance import write_provenance
-from liverl.resume import record_plan, start_attempt
-from liverl.runlock import LockHeld, RunLock
-from liverl.secrets import Scrubber, scrub_tree
+from liverl.launch.dispatch import LAUNCHED, plan_and_launch
+from liverl.paths import CONF_DIR
+from liverl.recipe.compose import PRIMARY, compose_liverl, translate_hydra_error
+from liverl.recipe.environ import arguments
+from liverl.rundir import RUN_JSON
 
 _exit_codes: list[int] = []
-_launched: list[str] = []  # run directories handed to a launcher that runs something
 _jobs: list[dict[str, object]] = []  # every job's state, for the multirun summary
 _sweep_dir: list[Path] = []
-
-
-def launches(cfg: DictConfig) -> bool:
-    """Whether this invocation starts (or submits) a run, as opposed to only writing the plan."""
-    return cfg.launcher.name != "dryrun" and cfg.launcher.get("submit", True) is not False
-
-
-def plan_and_launch(cfg: DictConfig, run_dir: Path) -> int:
-    """One job: lock the run directory, build, write the plan (a new attempt when the directory has one), launch
-    it. Returns the job's exit code."""
-    lock = RunLock(run_dir)
-    try:
-        lock.acquire()
-    except LockHeld as exc:
-        print(f"LiveRL: {exc}", file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    try:
-        for note in lock.notes:
-            print(f"LiveRL: {note}", file=sys.stderr)
-        return _plan_and_launch(cfg, run_dir, lock)
-    finally:
-        lock.release()  # a submitted Ray job holds it from here (RunLock.detach)
-        # one secret policy for every file written here (.hydra/, the plan, logs, run.json, provenance)
-        scrub_tree(run_dir, Scrubber.from_sources(os.environ, dict(leaves(OmegaConf.to_container(cfg)))))
-
-
-def _plan_and_launch(cfg: DictConfig, run_dir: Path, lock: RunLock) -> int:
-    start_attempt(run_dir)
-    try:
-        b = build(cfg, launching=launches(cfg))
-    except ConfigError as exc:
-        write_config_error(run_dir, exc)
-        write_provenance(run_dir, None)
-        print(exc, file=sys.stderr)
-        return CONFIG_ERROR_EXIT
-    if cfg.launcher.name != "dryrun":
-        try:
-            lock.add(b.verl.trainer.default_local_dir)
-        except LockHeld as exc:
-            set_status(run_dir, "refused", reason=str(exc))
-            print(f"LiveRL: {exc}", file=sys.stderr)
-            return CONFIG_ERROR_EXIT
-    plan = write_plan(b, run_dir)
-    write_provenance(run_dir, b.source)
-    record_plan(run_dir, b.verl)
-    print((run_dir / "summary.txt").read_text(), end="")
-    print(f"  plan        {run_dir}")
-    if cfg.launcher.name == "dryrun":
-        return 0
-    _launched.append(str(run_dir))
-    if cfg.launcher.name == "ray_job":
-        return ray_job.submit(plan, cfg.launcher, lock)
-    if cfg.launcher.name == "slurm":
-        return slurm.launch(plan, cfg.launcher, cfg.experiment_name)
-    return run_plan(plan.run_dir, address=cfg.launcher.address, forward_env=tuple(cfg.launcher.forward_env))
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name=PRIMARY, version_base="1.3")
@@ -158,7 +96,7 @@ def main() -> int:
 
 if __name__ == "__main__":
     code = main()
-    if not _launched:
+    if not LAUNCHED:
         # nothing was launched: skip the interpreter teardown of torch/ray (over a second) once output is flushed
         sys.stdout.flush()
         sys.stderr.flush()

@@ -9,6 +9,9 @@ import sys
 
 from omegaconf import DictConfig
 
+from liverl.launch.local import run_plan_cli
+from liverl.recipe.build import copy_rollout_pool
+
 
 def run(config: DictConfig, task_runner_class: type | None = None) -> None:
     """What `python -m verl.experimental.fully_async_policy.fully_async_main` does with a composed config."""
@@ -18,13 +21,10 @@ def run(config: DictConfig, task_runner_class: type | None = None) -> None:
     from verl.utils.device import auto_set_device
 
     auto_set_device(config)
-    config.actor_rollout_ref.rollout.nnodes = config.rollout.nnodes
-    config.actor_rollout_ref.rollout.n_gpus_per_node = config.rollout.n_gpus_per_node
+    copy_rollout_pool(config)
     config = migrate_legacy_reward_impl(config)
     run_ppo(config, task_runner_class=task_runner_class or FullyAsyncTaskRunner)
 
 
 if __name__ == "__main__":
-    from liverl.launch import run_plan_cli
-
     sys.exit(run_plan_cli(sys.argv[1:]))

@@ -9,6 +9,8 @@ import sys
 
 from omegaconf import DictConfig
 
+from liverl.launch.local import run_plan_cli
+
 
 def run(config: DictConfig, task_runner_class: type | None = None) -> None:
     """What `python -m verl.trainer.main_ppo` does with a composed config: validate, then run_ppo."""
@@ -23,6 +25,4 @@ def run(config: DictConfig, task_runner_class: type | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from liverl.launch import run_plan_cli
-
     sys.exit(run_plan_cli(sys.argv[1:]))

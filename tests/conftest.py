@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from liverl.build import Build, build
-from liverl.config import compose_liverl
+from liverl.recipe.build import Build, build
+from liverl.recipe.compose import compose_liverl
 
 REPO = Path(__file__).resolve().parent.parent
 # Ray >= 2.5x turns on token auth for new local clusters and writes ~/.ray/auth_token, which later heads then

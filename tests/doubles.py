@@ -1,7 +1,8 @@
 """Test doubles, named as such: they stand in where these machines cannot go (GPU, vLLM, a model).
 
 CpuTaskRunner replaces verl's TaskRunner in a launched plan (selected with LIVERL_TASK_RUNNER_DOUBLE, which the
-tests set in their Ray head's environment). It does one CPU-only "training step" with verl's own pieces: it finds
+tests set in their Ray head's environment with tests/ on PYTHONPATH: sitecustomize.py then installs
+task_runner_double.py's hook). It does one CPU-only "training step" with verl's own pieces: it finds
 the checkpoint verl would resume from (find_latest_ckpt_path), logs the step with verl's FileLogger, and saves the
 next checkpoint the way verl lays them out (global_step_N/ + latest_checkpointed_iteration.txt).
 """

@@ -10,7 +10,7 @@ import pytest
 from watch_streams import healthy_config, write_run
 
 from liverl import advise
-from liverl.advise import Advice
+from liverl.health.advice import Advice
 
 ONE_NODE = {"topology__name": "1node", "topology__mode": "sync", "topology__trainer_nnodes": 1,
             "topology__rollout_nnodes": 0, "engine__name": "fsdp"}

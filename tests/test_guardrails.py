@@ -14,11 +14,13 @@ import pytest
 from conftest import built
 from omegaconf import OmegaConf
 
-from liverl.build import build
-from liverl.check import FATAL, RULES, SKIP, WARN, gdn_kernel_problem, required_parser
-from liverl.config import compose_liverl
 from liverl.errors import ConfigError
-from liverl.train import plan_and_launch
+from liverl.guardrails import FATAL, RULES, SKIP, WARN
+from liverl.guardrails.gpu_probe import gdn_kernel_problem
+from liverl.guardrails.rules.scaffold import required_parser
+from liverl.launch.dispatch import plan_and_launch
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 
 CKPTS = {
     "dense6": {"model_type": "qwen2", "num_attention_heads": 6, "num_key_value_heads": 6},

@@ -11,10 +11,10 @@ from conftest import DATA, run_cli
 from raytest import ray_head
 from test_launch_local import LOOP, recording_task_runner
 
-from liverl.build import build
-from liverl.check import ledger_path
-from liverl.config import compose_liverl
-from liverl.launch import run_plan
+from liverl.guardrails.ledger import ledger_path
+from liverl.launch.local import run_plan
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 
 
 def plan(tmp_path: Path, *overrides: str) -> Path:
@@ -28,14 +28,14 @@ def plan(tmp_path: Path, *overrides: str) -> Path:
 def test_affected_kernel_stack_is_refused_before_training(tmp_path: Path, monkeypatch) -> None:
     run_dir = plan(tmp_path, "model=qwen35")
     # test double for the GPU: this machine has none, so report an H200 with torch 2.11's Triton 3.6 stack
-    monkeypatch.setattr("liverl.check.local_kernel_facts", lambda: ((9, 0), "3.6.0", "0.5.2", False))
+    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda: ((9, 0), "3.6.0", "0.5.2", False))
     assert run_plan(run_dir, address="127.0.0.1:1") == 2  # refused before Ray is even contacted
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "refused" and "[gdn-triton-hopper]" in run["reason"] and "tilelang" in run["reason"]
 
 
 def test_the_real_kernel_check_passes_on_this_cpu_machine(tmp_path: Path) -> None:
-    from liverl.check import check_kernels_here, local_kernel_facts
+    from liverl.guardrails.gpu_probe import check_kernels_here, local_kernel_facts
 
     assert local_kernel_facts()[0] is None  # no GPU here
     assert check_kernels_here(compose_liverl(["model=qwen35"])) is None

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from liverl import runlock
-from liverl.environ import arguments
-from liverl.runlock import LOCK_NAME, LockHeld, RunLock
+from liverl.launch import lock as runlock
+from liverl.launch.lock import LOCK_NAME, LockHeld, RunLock
+from liverl.recipe.environ import arguments
 from liverl.train import run
 
 WRONG = [  # (overrides, knob named, words of the message, words of the fix)

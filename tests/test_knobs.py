@@ -6,8 +6,8 @@ import pytest
 from conftest import built
 from omegaconf import OmegaConf
 
-from liverl.check import SP_KEYS
 from liverl.errors import ConfigError
+from liverl.guardrails.verl_keys import SP_KEYS
 
 
 def verl_value(key: str, *overrides: str):

@@ -15,7 +15,8 @@ import ray
 from conftest import DATA, run_cli
 from raytest import ray_head
 
-from liverl.launch import EXIT_NO_RESOURCES, run_plan
+from liverl.launch.local import run_plan
+from liverl.launch.refusal import EXIT_NO_RESOURCES
 
 pytestmark = pytest.mark.ray
 LOOP = "scaffold.agent_loop.target=verl.experimental.agent_loop.single_turn_agent_loop.SingleTurnAgentLoop"

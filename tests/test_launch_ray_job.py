@@ -15,8 +15,7 @@ import pytest
 from conftest import run_cli, run_dirs, tiny_dataset
 from doubles import DOUBLE, SLEEP_ENV
 from raytest import TESTS, ray_job_head
-
-from liverl.launch import TASK_RUNNER_DOUBLE_ENV
+from task_runner_double import TASK_RUNNER_DOUBLE_ENV
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(300)]
 SECRETS = {

@@ -15,8 +15,8 @@ import pytest
 from conftest import built
 from omegaconf import OmegaConf
 
-from liverl.check import SP_KEYS
-from liverl.config import group_options
+from liverl.guardrails.verl_keys import SP_KEYS
+from liverl.recipe.compose import group_options
 
 GOLDEN = Path(__file__).parent / "golden"
 ASYNC_ENTRY = "verl.experimental.fully_async_policy.fully_async_main"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from watch_streams import step_metrics, write_console_log, write_jsonl
 
-from liverl.metrics import RunNotFoundError, StreamReader, attempt_files, parse_console_line, read_run
+from liverl.health.streams import RunNotFoundError, StreamReader, attempt_files, parse_console_line, read_run
 
 KEYS = ("critic/score/mean", "actor/grad_norm", "fully_async/trainer/idle_ratio")
 

@@ -13,9 +13,9 @@ import pytest
 from conftest import run_cli
 from omegaconf import OmegaConf
 
-from liverl.build import build
-from liverl.config import compose_liverl
 from liverl.errors import ConfigError
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
 
 
 def build_with(monkeypatch: pytest.MonkeyPatch, checkout: Path | None, *overrides: str):

@@ -12,6 +12,8 @@ from conftest import run_cli
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from liverl.recipe.build import copy_rollout_pool
+
 SECRETS = {
     "WANDB_API_KEY": "wandb-secret-0123456789",
     "ANTHROPIC_API_KEY": "sk-ant-secret-abcdef",
@@ -107,7 +109,6 @@ def test_command_sh_is_the_same_run_as_verl_yaml(plans: dict[str, Path], topolog
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         cfg = compose(config_name=name, overrides=overrides)
     if name == "fully_async_ppo_trainer":  # what fully_async_main does before run_ppo
-        cfg.actor_rollout_ref.rollout.nnodes = cfg.rollout.nnodes
-        cfg.actor_rollout_ref.rollout.n_gpus_per_node = cfg.rollout.n_gpus_per_node
+        copy_rollout_pool(cfg)
     planned = OmegaConf.to_container(OmegaConf.load(run_dir / "verl.yaml"), resolve=True)
     assert OmegaConf.to_container(cfg, resolve=True) == planned

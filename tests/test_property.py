@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from liverl.environ import quote
-from liverl.knobs import KNOBS
+from liverl.recipe.environ import quote
+from liverl.recipe.knobs import KNOBS
 from liverl.train import run
 
 MAX_EXAMPLES = 100

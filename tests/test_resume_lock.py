@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, tiny_dataset
 
-from liverl.runlock import LOCK_NAME
+from liverl.launch.lock import LOCK_NAME
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,8 +17,8 @@ import pytest
 from conftest import run_cli, run_dirs, tiny_dataset
 from doubles import DOUBLE
 from raytest import TESTS, ray_job_head
+from task_runner_double import TASK_RUNNER_DOUBLE_ENV
 
-from liverl.launch import TASK_RUNNER_DOUBLE_ENV
 from liverl.secrets import REDACTED, Scrubber, is_secret_name, provenance_environ, redact_value
 
 _RNG = random.Random(11)

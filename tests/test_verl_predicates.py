@@ -11,7 +11,7 @@ from conftest import built
 from omegaconf import OmegaConf
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 
-from liverl.build import uses_critic, uses_reference_policy
+from liverl.recipe.build import uses_critic, uses_reference_policy
 
 SHAPES = [(f"engine={e}", f"topology={t}") for e, t in itertools.product(["fsdp", "veomni"], ["1node", "3node"])]
 FLIPS = [

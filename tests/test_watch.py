@@ -14,7 +14,8 @@ import pytest
 from watch_streams import FAULTS, healthy_config, write_console_log, write_jsonl, write_run
 
 from liverl import watch
-from liverl.watch import Report, load_thresholds, watch_run
+from liverl.health.analysis import load_thresholds, watch_run
+from liverl.health.findings import Report
 
 N_STEPS = 130
 AT = 70

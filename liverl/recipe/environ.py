@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from omegaconf import OmegaConf
 
-_BATCH_DIR = Path(__file__).resolve().parent.parent / "conf" / "batch"
+from liverl.paths import CONF_DIR
+
+_BATCH_DIR = CONF_DIR / "batch"
 
 
 @dataclass(frozen=True)

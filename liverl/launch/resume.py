@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from liverl.plan import (
+from liverl.rundir import (
     AGENT_LOOP_YAML,
     COMMAND_SH,
     ENV_JSON,

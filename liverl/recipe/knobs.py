@@ -14,8 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from liverl.check import TRAJ_FILTER_REASONS
 from liverl.errors import Problem
+from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
 from liverl.secrets import REDACTED, secrets_in
 
 ASYNC_MODE = "fully_async"
@@ -139,7 +139,7 @@ def show(value: Any) -> str:
 
 
 def env_origins(cfg: DictConfig) -> dict[str, str]:
-    """{knob path: environment variable} for the knobs set from the environment (liverl.environ)."""
+    """{knob path: environment variable} for the knobs set from the environment (liverl.recipe.environ)."""
     from_env = OmegaConf.select(cfg, "liverl.from_env", default=None)
     return {} if not from_env else {str(v): str(k) for k, v in from_env.items()}
 

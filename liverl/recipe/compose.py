@@ -6,7 +6,6 @@ import functools
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -15,9 +14,9 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.errors import ConfigError, Problem, did_you_mean
-from liverl.knobs import resolution_problems
+from liverl.paths import CONF_DIR
+from liverl.recipe.knobs import resolution_problems
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRIMARY = "train"
 GROUPS = ("topology", "engine", "scaffold", "model", "batch", "launcher", "experiment")
 # LiveRL settings inside `verl:` (everything else there is a verl key)
@@ -221,7 +220,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:  # omegaconf wraps resolver errors in InterpolationResolutionError
-        # name the value that cannot be computed and the knobs it is computed from (liverl.knobs)
+        # name the value that cannot be computed and the knobs it is computed from (liverl.recipe.knobs)
         problems = resolution_problems(cfg) or [
             Problem(key="<config>", message=f"cannot be resolved: {exc}".splitlines()[0], fix="correct the values")
         ]

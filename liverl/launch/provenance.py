@@ -20,17 +20,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from liverl.secrets import Scrubber, env_scrubber, provenance_environ, redact_value
-from liverl.verl_source import VerlSource
+from liverl.paths import LIVERL_ROOT
+from liverl.recipe.verl_source import VerlSource
+from liverl.secrets import env_scrubber, provenance_environ, redacted_argv
 
 PROVENANCE_DIR = "provenance"
-LIVERL_ROOT = Path(__file__).resolve().parent.parent
-
-
-def scrub(text: str, scrubber: Scrubber | None = None) -> str:
-    """The text with every secret replaced, whole tokens only (liverl.secrets: this environment's secrets, and
-    credential shapes and URL passwords wherever they appear)."""
-    return (scrubber or env_scrubber()).scrub(text)
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -76,15 +70,6 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def redacted_argv(argv: list[str]) -> list[str]:
-    """The command line with the secrets of every `key=value` argument replaced (by its name or its shape)."""
-    out = []
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        out.append(f"{key}={redact_value(key.lstrip('+~'), value)}" if eq else str(redact_value("argv", arg)))
-    return out
 
 
 def write_provenance(run_dir: Path, source: VerlSource | None) -> None:

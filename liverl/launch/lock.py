@@ -18,6 +18,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from liverl.launch.jobs import job_status
+
 LOCK_NAME = ".liverl.lock"
 JOB_ID_ENV = "LIVERL_JOB_ID"  # set in a Ray job's environment by launcher=ray_job: the job adopts its lock
 
@@ -54,8 +56,6 @@ def _pid_alive(pid: int) -> bool:
 def liveness(holder: Holder) -> bool | None:
     """True: the holder is live; False: it is gone (stale lock); None: it cannot be checked from here."""
     if holder.job_id:
-        from liverl.ray_job import job_status
-
         status = job_status(holder.address or "", holder.job_id)
         return None if status is None else not status.is_terminal()
     if holder.host != socket.gethostname():

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.errors import Problem
-from liverl.knobs import show
+from liverl.recipe.knobs import show
 
 _UNSET = object()
 

@@ -17,12 +17,13 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from liverl.check import ROUTER_REPLAY_KEY, Ctx, apply_waivers, run_rules
-from liverl.config import resolve, unused_knobs, verl_overrides
 from liverl.errors import ConfigError, Problem, did_you_mean
-from liverl.knobs import check_knobs
-from liverl.verl_source import VerlSource
-from liverl.verl_types import check_verl_value
+from liverl.guardrails import Ctx, apply_waivers, run_rules
+from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
+from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
+from liverl.recipe.knobs import check_knobs
+from liverl.recipe.verl_source import VerlSource
+from liverl.recipe.verl_types import check_verl_value
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
 
@@ -48,6 +49,13 @@ class Build:
     notes: list[str] = field(default_factory=list)
     # guardrail findings that do not block: WARN, SKIP, WAIVED (liverl.check)
     findings: list[Problem] = field(default_factory=list)
+
+
+def copy_rollout_pool(verl_cfg: DictConfig) -> None:
+    """What verl's fully_async_main does before run_ppo: the rollout pool size lives at the top level
+    (verl/experimental/fully_async_policy/fully_async_main.py), the rollout workers read it under actor_rollout_ref."""
+    verl_cfg.actor_rollout_ref.rollout.nnodes = verl_cfg.rollout.nnodes
+    verl_cfg.actor_rollout_ref.rollout.n_gpus_per_node = verl_cfg.rollout.n_gpus_per_node
 
 
 def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False) -> Build:
@@ -97,9 +105,7 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
     if problems:  # the verl config is incomplete: guardrails would judge the wrong thing
         raise ConfigError(problems)
     if mode.name == "fully_async":
-        # what verl's fully_async_main does before run_ppo: the rollout pool size lives at top level
-        verl_cfg.actor_rollout_ref.rollout.nnodes = verl_cfg.rollout.nnodes
-        verl_cfg.actor_rollout_ref.rollout.n_gpus_per_node = verl_cfg.rollout.n_gpus_per_node
+        copy_rollout_pool(verl_cfg)
     ctx = Ctx(cfg, verl_cfg, features, source.label, structure_only=structure_only, launching=launching)
     blocking, findings = apply_waivers([*skipped, *run_rules(ctx)], cfg.liverl.allow)
     try:
@@ -254,9 +260,8 @@ def validate_with_verl(verl_cfg: DictConfig, source: VerlSource, mode: str) -> N
             "PYTHONPATH": os.pathsep.join(filter(None, [str(source.checkout), os.environ.get("PYTHONPATH")])),
         }
         payload = json.dumps({"mode": mode, "config": OmegaConf.to_container(verl_cfg, resolve=False)})
-        proc = subprocess.run(
-            [sys.executable, "-m", "liverl.build"], input=payload, capture_output=True, text=True, env=env, check=False
-        )
+        command = [sys.executable, "-m", "liverl.recipe.build"]
+        proc = subprocess.run(command, input=payload, capture_output=True, text=True, env=env, check=False)
         lines = (proc.stdout.strip() or proc.stderr.strip() or "no output").splitlines()
         error = lines[-1] if proc.returncode else None
     if error:

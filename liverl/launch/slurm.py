@@ -14,10 +14,10 @@ import sys
 
 from omegaconf import DictConfig
 
-from liverl.launch import EXIT_NO_RESOURCES, EXIT_OK, FORWARD_ENV, LaunchRefused, refuse
-from liverl.plan import Plan, set_status
-from liverl.provenance import LIVERL_ROOT
-from liverl.resume import plan_digest
+from liverl.launch.refusal import EXIT_NO_RESOURCES, EXIT_OK, FORWARD_ENV, LaunchRefused, refuse
+from liverl.launch.resume import plan_digest
+from liverl.paths import LIVERL_ROOT
+from liverl.rundir import Plan, set_status
 
 SBATCH = "slurm.sbatch"
 

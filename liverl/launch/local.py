@@ -1,38 +1,26 @@
-"""Launch a plan: dryrun (stop after planning) or local (this process, on Ray, through the recipe)."""
+"""launcher=local: run a written plan in this process, on Ray, through its recipe (also what a Ray job or a Slurm
+allocation runs: `python -m recipes.<mode> RUN_DIR`)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
-import socket
 import sys
 import traceback
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from liverl.check import launch_blockers, record_smoke_pass
-from liverl.cluster import fitting, node_gpus
 from liverl.errors import CONFIG_ERROR_EXIT
-from liverl.plan import RUNTIME_ENV_VARS, Plan, set_status
-from liverl.resume import plan_digest
-from liverl.runlock import LockHeld, RunLock
+from liverl.guardrails.at_launch import launch_blockers
+from liverl.guardrails.ledger import record_smoke_pass
+from liverl.launch.cluster import ray_preflight
+from liverl.launch.lock import LockHeld, RunLock
+from liverl.launch.refusal import EXIT_OK, EXIT_RUN_FAILED, FORWARD_ENV, LaunchRefused, refuse
+from liverl.launch.resume import plan_digest
+from liverl.rundir import RUNTIME_ENV_VARS, Plan, set_status
 from liverl.secrets import env_scrubber
-
-EXIT_OK = 0
-EXIT_RUN_FAILED = 1
-EXIT_NO_RESOURCES = 3
-TASK_RUNNER_DOUBLE_ENV = "LIVERL_TASK_RUNNER_DOUBLE"
-FORWARD_ENV = "LIVERL_FORWARD_ENV"  # names of variables a launched entrypoint passes on to the Ray workers
-
-
-class LaunchRefused(Exception):
-    """The plan cannot start here (too few GPUs, agent loop not importable); nothing was launched."""
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
 
 
 def attempt_metrics_path(run_dir: Path) -> Path:
@@ -51,8 +39,6 @@ def _import_target(target: str) -> None:
 
 def check_agent_loop(plan: Plan) -> None:
     """The scaffold's agent-loop class must import where the trainer runs, or every rollout would fail."""
-    from omegaconf import OmegaConf
-
     for entry in OmegaConf.load(plan.run_dir / "agent_loop.yaml"):
         try:
             _import_target(entry["_target_"])
@@ -65,49 +51,12 @@ def check_agent_loop(plan: Plan) -> None:
             ) from None
 
 
-def _reachable(address: str) -> None:
-    """A Ray address that does not answer is refused within seconds (ray.init would retry for minutes)."""
-    if address in ("local", "auto"):
-        return
-    host, _, port = address.split("://")[-1].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except (OSError, ValueError) as exc:
-        raise LaunchRefused(
-            f"launcher.address / RAY_ADDRESS: cannot reach a Ray cluster at {address!r} ({exc}). "
-            "Nothing was launched.\n"
-            "    fix: start the cluster first (ray start --head on the head node), or unset RAY_ADDRESS to use an "
-            "embedded Ray",
-            CONFIG_ERROR_EXIT,
-        ) from None
-
-
 def check_image(plan: Plan, address: str) -> None:
     """Guardrails judged where and when the plan launches: paths on this disk, the smoke ledger for this cluster,
     and the GPU x kernel stack the trainer will use."""
     blockers = launch_blockers(plan.run_dir, address)
     if blockers:
         raise LaunchRefused("\n".join(str(p) for p in blockers), CONFIG_ERROR_EXIT)
-
-
-def ray_preflight(plan: Plan, address: str) -> None:
-    """Compare the GPUs the plan needs with what Ray reports (its GCS, or its dashboard for launcher=ray_job);
-    refuse instead of waiting forever for placement."""
-    need = plan.gpus
-    _reachable(address)
-    nodes = node_gpus(address)
-    per_node = sorted((g for _, g in nodes), reverse=True)
-    fit = fitting(nodes, need["gpus_per_node"])
-    if fit < need["nodes"]:
-        where = "an embedded Ray on this machine" if address == "local" else f"the Ray cluster at {address}"
-        raise LaunchRefused(
-            f"the plan needs {need['nodes']} node(s) x {need['gpus_per_node']} GPUs ({need['total']} GPUs); "
-            f"{where} reports {len(per_node)} node(s) with GPUs {per_node or [0]} "
-            f"({fit} node(s) with >= {need['gpus_per_node']} GPUs). Nothing was launched.\n"
-            "    fix: run on a cluster that has them (RAY_ADDRESS or launcher.address=...), or pick a smaller "
-            "topology (topology=1node); `launcher=dryrun` writes the plan without running it",
-            EXIT_NO_RESOURCES,
-        )
 
 
 def run_plan(
@@ -134,13 +83,6 @@ def run_plan(
     finally:
         if owned:
             lock.release()
-
-
-def refuse(plan: Plan, exc: LaunchRefused) -> int:
-    """Record and report a launch that did not start; returns its exit code."""
-    set_status(plan.run_dir, "refused", reason=str(exc))
-    print(f"LiveRL: refusing to launch: {exc}", file=sys.stderr)
-    return exc.code
 
 
 def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, forward_env: tuple[str, ...]) -> int:
@@ -175,16 +117,6 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
     return EXIT_OK
 
 
-def task_runner_double() -> type | None:
-    """LIVERL_TASK_RUNNER_DOUBLE=module:Class replaces verl's task runner with a test double (tests only: the real
-    one needs GPUs, vLLM and a model). Unset in any real launch."""
-    target = os.environ.get(TASK_RUNNER_DOUBLE_ENV)
-    if not target:
-        return None
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def run_plan_cli(argv: list[str]) -> int:
     """`python -m recipes.<mode> RUN_DIR [--plan-sha256 DIGEST]`: run a plan written earlier.
 
@@ -209,4 +141,4 @@ def run_plan_cli(argv: list[str]) -> int:
             ),
         )
     forward = tuple(filter(None, os.environ.get(FORWARD_ENV, "").split(",")))
-    return run_plan(run_dir, task_runner_class=task_runner_double(), forward_env=forward)
+    return run_plan(run_dir, forward_env=forward)

@@ -1,0 +1,66 @@
+"""Fully-async invariants (verl asserts them inside Ray actors, after the cluster is up) and the sync trainer's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from liverl.errors import Problem
+from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
+
+
+@rule("fully-async-invariant", "what verl's fully-async actors assert at run time")
+def _async_invariants(c: Ctx) -> Iterable[Problem]:
+    if c.mode != "fully_async":
+        return
+    want = {
+        "data.train_batch_size": (lambda x: x == 0, "== 0"),
+        "data.gen_batch_size": (lambda x: x == 1, "== 1"),
+        "actor_rollout_ref.hybrid_engine": (lambda x: x is False, "false (dedicated rollout GPUs)"),
+        "actor_rollout_ref.rollout.calculate_log_probs": (lambda x: x is True, "true"),
+        "actor_rollout_ref.rollout.mode": (lambda x: x == "async", "async"),
+        "async_training.staleness_threshold": (lambda x: x is not None and x >= 0, ">= 0"),
+        "async_training.trigger_parameter_sync_step": (lambda x: x is not None and x >= 1, ">= 1"),
+        "rollout.nnodes": (lambda x: x is not None and x > 0, "> 0"),
+        "rollout.n_gpus_per_node": (lambda x: x is not None and x > 0, "> 0"),
+    }
+    for key, (ok, text) in want.items():
+        if not ok(c.v(key)):
+            yield finding(
+                FATAL,
+                f"verl.{key}",
+                c.v(key),
+                f"verl's fully-async trainer asserts {key} {text} inside a "
+                "Ray actor, after the cluster and vLLM are up",
+                f"leave {key} to LiveRL's topology ({text})",
+            )
+
+
+@rule("sync-hybrid-engine", "the synchronous trainer runs with the hybrid engine")
+def _sync_hybrid(c: Ctx) -> Iterable[Problem]:
+    if c.mode == "sync" and c.v("actor_rollout_ref.hybrid_engine") is not True:
+        yield finding(
+            FATAL,
+            "verl.actor_rollout_ref.hybrid_engine",
+            c.v("actor_rollout_ref.hybrid_engine"),
+            "the synchronous trainer colocates vLLM with the trainer and requires the hybrid engine",
+            "leave it true, or use a fully-async topology (topology=2node|3node) for dedicated rollout GPUs",
+        )
+
+
+@rule("async-rollout-n-unused", "the fully-async top-level rollout.n is read by no code")
+def _rollout_n_unused(c: Ctx) -> Iterable[Problem]:
+    top = c.v("rollout.n")
+    if (
+        c.mode == "fully_async"
+        and top is not None
+        and top != c.v("actor_rollout_ref.rollout.n")
+        and "n" in (c.cfg.verl.get("rollout") or {})
+    ):
+        yield finding(
+            WARN,
+            "verl.rollout.n",
+            top,
+            "the fully-async config's top-level rollout.n is read by no verl "
+            "code; responses per prompt come from actor_rollout_ref.rollout.n",
+            "use n_resp_per_prompt=N",
+        )

@@ -1,0 +1,24 @@
+"""Validation: its tasks have their own (longer) timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from liverl.errors import Problem
+from liverl.guardrails.framework import WARN, Ctx, finding, rule
+
+
+@rule("val-timeout", "validation tasks have their own (longer) timeout")
+def _val_timeout(c: Ctx) -> Iterable[Problem]:
+    h = c.cfg.scaffold.harbor
+    validating = c.v("trainer.test_freq", -1) > 0 or c.v("trainer.val_before_train")
+    if validating and not h.get("val_agent_timeout_sec"):
+        yield finding(
+            WARN,
+            "scaffold.harbor.val_agent_timeout_sec",
+            h.get("val_agent_timeout_sec"),
+            "validation tasks "
+            "run longer than training ones; with the training timeout most of them are cut off (~170 of 500 "
+            "scored)",
+            "scaffold.harbor.val_agent_timeout_sec=4800",
+        )

@@ -1,0 +1,176 @@
+"""When to scale: the "When to scale" table (scaling-up.md) applied to one run's config and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from liverl.health.analysis import load_run_config, load_thresholds
+from liverl.health.catalogue import CLIP, ENV_SETUP, GEN_TIME, IDLE, MEMORY, STEP_TIME, wanted_keys
+from liverl.health.signals import recent_reason_share
+from liverl.health.streams import RunNotFoundError, Stream, StreamReader
+
+GROUPS = ("model", "engine", "topology", "scaffold", "batch")
+RECENT = 20  # steps a "current" reading is taken over
+
+
+@dataclass
+class Advice:
+    """One row of the "When to scale" table, judged on this run."""
+
+    id: str
+    signal: str
+    lever: str
+    verdict: str  # scale | stay | already | cannot judge
+    evidence: str
+    overrides: list[str] = field(default_factory=list)
+    command: str | None = None
+
+
+class _Run:
+    """The run's config and recent metric readings, read defensively."""
+
+    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig) -> None:
+        self.config, self.stream, self.cfg = config, stream, cfg
+
+    def get(self, dotted: str) -> Any:
+        return OmegaConf.select(self.config, dotted, default=None, throw_on_resolution_failure=False)
+
+    def recent(self, keys: Sequence[str], reduce: str = "median") -> tuple[str, float] | None:
+        """(key, median or max over the last steps) of the first of ``keys`` that was logged."""
+        key = self.stream.first(*keys)
+        if key is None:
+            return None
+        values = self.stream.series(key)[1]
+        return key, float(np.max(values) if reduce == "max" else np.median(values[-RECENT:]))
+
+    def command(self, overrides: list[str], env: str = "") -> str:
+        """The launch line: this run's group choices with ``overrides`` applied."""
+        chosen = {g: self.get(f"{g}.name") for g in GROUPS}
+        args = [f"{g}={v}" for g, v in chosen.items() if v is not None]
+        replaced = {o.split("=", 1)[0] for o in overrides}
+        args = [a for a in args if a.split("=", 1)[0] not in replaced] + overrides
+        return f"{env}python -m liverl.train {' '.join(args)}"
+
+
+def advise_moe(run: _Run) -> Advice:
+    """Large MoE whose trainer + vLLM do not co-fit -> VeOmni engine + a dedicated rollout node."""
+    row = ("moe_cofit", "Policy is a large MoE and trainer + vLLM won't co-fit",
+           "veomni engine + a dedicated rollout node")
+    moe, engine, rollout_nodes = run.get("model.moe"), run.get("engine.name"), run.get("topology.rollout_nnodes")
+    overrides = ["engine=veomni", "topology=2node"]
+    command = run.command(overrides, env="USE_NEW_VERL=1 ")
+    if moe is None:
+        return Advice(*row, "cannot judge", "model.moe unknown (no liverl.yaml)", overrides, command)
+    if moe is False:
+        return Advice(*row, "stay", f"dense policy ({run.get('model.name')}): FSDP serves it")
+    if engine == "veomni" and isinstance(rollout_nodes, int) and rollout_nodes >= 1:
+        return Advice(*row, "already", f"MoE on engine=veomni with {rollout_nodes} rollout node(s)")
+    peak = run.recent(MEMORY, reduce="max")
+    budget = run.cfg.advise.gpu_memory_gb
+    if peak is None:
+        return Advice(*row, "cannot judge", f"MoE on engine={engine} without a rollout node, but no GPU memory "
+                      f"metric ({MEMORY[0]}): scale if trainer + vLLM run out of memory", overrides, command)
+    key, gb = peak
+    if gb >= run.cfg.advise.fit_share * budget:
+        return Advice(*row, "scale", f"MoE peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU: trainer + vLLM "
+                      "do not co-fit", overrides, command)
+    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU")
+
+
+def advise_rollout_bound(run: _Run) -> Advice:
+    """Trainer idle waiting on rollouts -> fully async (or, already async, more rollout capacity)."""
+    row = ("rollout_bound", "Trainer GPUs idle most of the step waiting on rollouts (idle_ratio high)",
+           "Fully-async trainer/rollout decoupling")
+    high = run.cfg.idle_ratio.high
+    idle = run.recent(IDLE)
+    mode = run.get("topology.mode")
+    if mode == "fully_async" or (mode is None and idle is not None):
+        if idle is None:
+            return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged")
+        workers = run.get("verl.actor_rollout_ref.rollout.agent.num_workers")
+        overrides = [f"verl.actor_rollout_ref.rollout.agent.num_workers="
+                     f"{workers * 2 if isinstance(workers, int) else 256}"]
+        if idle[1] > high:
+            return Advice(*row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
+                          f"last {RECENT} steps: still rollout-bound, raise rollout concurrency or add rollout "
+                          "nodes (topology.rollout_nnodes)", overrides, run.command(overrides))
+        return Advice(*row, "already", f"fully async; {IDLE[0]} = {idle[1]:.2f} (<= {high})")
+    gen, step = run.recent(GEN_TIME), run.recent(STEP_TIME)
+    if gen is None or step is None:
+        return Advice(*row, "cannot judge", f"sync run without {GEN_TIME[0]} and {STEP_TIME[0]}")
+    share = gen[1] / step[1]
+    if share > run.cfg.advise.gen_share_high:
+        overrides = ["topology=2node"]
+        return Advice(*row, "scale", f"sync run spends {share:.0%} of each step generating rollouts "
+                      f"({GEN_TIME[0]} / {step[0]}): the trainer waits on rollouts", overrides, run.command(overrides))
+    return Advice(*row, "stay", f"sync run spends {share:.0%} of each step generating rollouts")
+
+
+def advise_window(run: _Run) -> Advice:
+    """Window toward 131k -> multi-node FSDP (more trainer GPUs + CPU optimizer offload)."""
+    row = ("long_window", "Context window must reach ~131k (40k prompt + 91k response)",
+           "Multi-node FSDP (more trainer GPUs + CPU offload)")
+    prompt, response = run.get("window.prompt"), run.get("window.response")
+    trainers = run.get("topology.trainer_nnodes")
+    overrides = ["topology=3node"]
+    if isinstance(trainers, int) and trainers >= 2:
+        return Advice(*row, "already", f"{trainers} trainer nodes (topology={run.get('topology.name')})")
+    window = prompt + response if isinstance(prompt, int) and isinstance(response, int) else None
+    clip = run.recent(CLIP)
+    clip_note = f"; {CLIP[0]} = {clip[1]:.2f}" if clip else ""
+    if window is not None and window >= run.cfg.advise.long_window:
+        return Advice(*row, "scale", f"window {prompt} + {response} = {window} tokens on "
+                      f"{trainers if trainers is not None else '?'} trainer node(s){clip_note}",
+                      overrides, run.command(overrides))
+    if clip is not None and clip[1] > run.cfg.advise.clip_ratio_high:
+        extend = [*overrides, "window.prompt=40000", "window.response=91072"]
+        return Advice(*row, "scale", f"responses hit the window: {CLIP[0]} = {clip[1]:.2f} > "
+                      f"{run.cfg.advise.clip_ratio_high}; a longer window needs more trainer GPUs",
+                      extend, run.command(extend))
+    if window is None and clip is None:
+        return Advice(*row, "cannot judge", f"window unknown (no liverl.yaml) and {CLIP[0]} not logged")
+    return Advice(*row, "stay", f"window {window if window is not None else 'unknown'}{clip_note}")
+
+
+def advise_scaffold(run: _Run) -> Advice:
+    """A different harness -> another scaffold through the agent import path."""
+    row = ("scaffold", "You need a different agent harness than claude-code",
+           "A different scaffold via HARBOR_AGENT_IMPORT_PATH")
+    scaffold = run.get("scaffold.name")
+    key = run.stream.first(ENV_SETUP)
+    share = None if key is None else recent_reason_share(run.stream, "env_setup_failed", RECENT)
+    if share and scaffold == "ohsdk":
+        return Advice(*row, "already", f"on scaffold=ohsdk yet env_setup_failed is {share:.0%} of trajectories: "
+                      "keep the agent name null so harbor loads the image-mounted runtime")
+    if share:
+        overrides = ["scaffold=ohsdk"]
+        return Advice(*row, "scale", f"env_setup_failed is {share:.0%} of trajectories on "
+                      f"scaffold={scaffold or 'unknown'}: the in-pod agent install fails (no egress?); the "
+                      "OpenHands-SDK scaffold mounts its runtime from the image", overrides, run.command(overrides))
+    evidence = f"scaffold={scaffold or 'unknown'}; the harness is your choice, no metric asks for a change"
+    if key is None:
+        evidence += f" ({ENV_SETUP} not logged)"
+    return Advice(*row, "stay", evidence)
+
+
+ROWS = (advise_moe, advise_rollout_bound, advise_window, advise_scaffold)
+
+
+def advise(run_dir: str | Path, cfg: DictConfig | None = None) -> list[Advice]:
+    """Judge every row of the table on this run (metrics may be absent: the config alone is used)."""
+    cfg = cfg or load_thresholds()
+    path = Path(run_dir)
+    reader = StreamReader(path, *wanted_keys(cfg))
+    reader.poll()
+    base = path if path.is_dir() else path.parent
+    config = load_run_config(base)
+    if not reader.files and not config:
+        raise RunNotFoundError(f"{path}: neither liverl.yaml nor a metric stream (metrics.jsonl, "
+                               "metrics.<N>.jsonl, train.log) found")
+    return [row(_Run(config, reader.stream(), cfg)) for row in ROWS]
