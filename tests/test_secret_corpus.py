@@ -2,8 +2,8 @@
 overrides, every path that writes files is driven, then every file under the run directories is scanned.
 
 Paths: dryrun, a configuration error (a secret given as an override), a refused launch (an unreachable cluster),
-a Slurm render (launcher=slurm launcher.submit=false) and, with a real Ray head, a Ray job submit whose job runs the
-recipe with the task-runner double (tests/doubles.py).
+a Slurm render (launcher=slurm launcher.submit=false) and, with a real Ray head, a local launch and a Ray job submit,
+each running the recipe through verl's run_ppo with the task-runner double (tests/doubles.py).
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, run_dirs, tiny_dataset
 from doubles import DOUBLE
-from raytest import TESTS, ray_job_head
+from raytest import TESTS, ray_head, ray_job_head
 from task_runner_double import TASK_RUNNER_DOUBLE_ENV
 
+from liverl.paths import LIVERL_ROOT
 from liverl.secrets import REDACTED, Scrubber, is_secret_name, provenance_environ, redact_value
 
 _RNG = random.Random(11)
@@ -64,9 +65,9 @@ def scan(root: Path) -> list[str]:
     return found
 
 
-def train(root: Path, name: str, *args: str) -> tuple[int, Path, str]:
+def train(root: Path, name: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, Path, str]:
     run_dir = root / name
-    env = {**CORPUS, "RAY_AUTH_MODE": "disabled"}
+    env = {**CORPUS, "RAY_AUTH_MODE": "disabled", **(env or {})}
     proc = run_cli([*args, f"hydra.run.dir={run_dir}"], cwd=root, env=env)
     assert not set(PLANTED) & set(proc.stdout.split() + proc.stderr.split()), "a secret was printed"
     return proc.returncode, run_dir, proc.stderr
@@ -126,4 +127,20 @@ def test_a_submitted_ray_job_writes_no_planted_secret(tmp_path: Path) -> None:
                                    *tiny_dataset(tmp_path), "launcher=ray_job", f"launcher.address={head}")
     assert code == 0, err
     assert run_dirs(tmp_path) and json.loads((run_dir / "run.json").read_text())["status"] == "succeeded"
+    assert scan(tmp_path) == []
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(300)
+def test_a_local_launch_writes_no_planted_secret(tmp_path: Path) -> None:
+    # the double's Ray actor runs on the head's workers, the driver is liverl.train itself: both find tests/
+    pythonpath = f"{TESTS}:{LIVERL_ROOT}"
+    with ray_head(num_gpus=8, env={"PYTHONPATH": pythonpath}) as address:
+        code, run_dir, err = train(tmp_path, "local", "topology=1node", "model=qwen25_0p5b", LOOP,
+                                   *tiny_dataset(tmp_path), "launcher=local", f"launcher.address={address}",
+                                   env={TASK_RUNNER_DOUBLE_ENV: DOUBLE, "PYTHONPATH": pythonpath})
+    assert code == 0, err
+    run = json.loads((run_dir / "run.json").read_text())
+    assert [h["status"] for h in run["history"]] == ["planned", "running", "succeeded"]
+    assert json.loads((run_dir / "metrics.jsonl").read_text())["step"] == 1  # the double's step, logged by verl
     assert scan(tmp_path) == []

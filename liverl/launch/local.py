@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.guardrails.at_launch import launch_blockers
-from liverl.guardrails.ledger import record_smoke_pass
+from liverl.guardrails.ledger import record_if_smoke
 from liverl.launch.cluster import ray_preflight
 from liverl.launch.lock import LockHeld, RunLock
 from liverl.launch.refusal import EXIT_OK, EXIT_RUN_FAILED, FORWARD_ENV, LaunchRefused, refuse
@@ -111,9 +111,7 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
         traceback.print_exc()
         return EXIT_RUN_FAILED
     set_status(plan.run_dir, "succeeded")
-    liverl_cfg = OmegaConf.load(plan.run_dir / "liverl.yaml")
-    if liverl_cfg.batch.name == "smoke":
-        record_smoke_pass(liverl_cfg, plan.run_dir, address)
+    record_if_smoke(plan.run_dir, address)
     return EXIT_OK
 
 
