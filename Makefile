@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TOPOLOGY ?= 1node
+TOPOLOGY ?=
 
 .PHONY: help install test lint validate smoke bench clean
 
@@ -25,8 +25,8 @@ validate: ## every preset through every guardrail, structure-only (exit 1 = warn
 test: lint validate ## the whole suite, CPU only
 	$(PY) -m pytest -q
 
-smoke: ## the smoke batch for TOPOLOGY (1node|2node|3node); without a GPU cluster, plans and validates every topology's smoke run
-	$(PY) -m liverl.smoke topology=$(TOPOLOGY)
+smoke: ## GPU host with vLLM: the tiny real smoke (train + resume); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans every topology
+	$(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))
 
 bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head)
 	$(PY) benchmarks/plan_latency.py

@@ -12,11 +12,28 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from liverl.guardrails.memory_inputs import predict
 from liverl.health.advice import advise
 from liverl.health.analysis import load_thresholds
 from liverl.health.render import render_advice
 from liverl.health.streams import RunNotFoundError
+from liverl.memory.arch import ArchError
+from liverl.rundir import LIVERL_YAML, VERL_YAML
+
+
+def predicted_memory(run_dir: str | Path) -> dict | None:
+    """The memory model's prediction for the plan in RUN_DIR (its liverl.yaml and verl.yaml), or None."""
+    base = Path(run_dir)
+    if not (base / LIVERL_YAML).is_file() or not (base / VERL_YAML).is_file():
+        return None
+    try:
+        return predict(OmegaConf.load(base / LIVERL_YAML), OmegaConf.load(base / VERL_YAML))
+    except (ArchError, TypeError, ValueError, KeyError):  # a plan too old or too partial to predict from
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override one threshold, e.g. --set advise.gpu_memory_gb=80")
     args = parser.parse_args(argv)
     try:
-        advice = advise(args.run, load_thresholds(args.thresholds, args.sets))
+        advice = advise(args.run, load_thresholds(args.thresholds, args.sets), predicted_memory(args.run))
     except RunNotFoundError as exc:
         print(f"liverl.advise: {exc}", file=sys.stderr)
         return 2

@@ -1,12 +1,15 @@
 """`python -m liverl.smoke topology=T [override ...]` (what `make smoke` runs).
 
-With a GPU cluster in reach (RAY_ADDRESS, or GPUs on this machine) it runs the smoke batch for the
-topology with launcher=local. Without one it says so and runs what can run here: the smoke plans of
+On a GPU host with vLLM and no model named, it runs the tiny offline smoke (liverl.tiny.smoke: a random-weight
+Qwen2, trained a few steps, then relaunched to resume; topology gpu1, or gpu2 with 2+ GPUs). With a GPU cluster in
+reach (RAY_ADDRESS, or a model named) it runs the smoke batch for the topology with launcher=local.
+Without one it says so and runs what can run here: the smoke plans of
 every topology, composed and validated against the verl that would run (launcher=dryrun, a multirun).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,9 +27,19 @@ def local_gpus() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def has_vllm() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
 def main(argv: list[str]) -> int:
     train = [sys.executable, "-m", "liverl.train"]
-    if os.environ.get("RAY_ADDRESS") or local_gpus():
+    gpus = 0 if os.environ.get("RAY_ADDRESS") else local_gpus()
+    if gpus and has_vllm() and not any(a.startswith("model=") for a in argv):
+        # this host's GPUs, no model named: the tiny offline smoke (liverl.tiny.smoke), trained, then resumed
+        topology = next((a.split("=", 1)[1] for a in argv if a.startswith("topology=")), "gpu2" if gpus > 1 else "gpu1")
+        rest = [a for a in argv if not a.startswith("topology=")]
+        return subprocess.call([sys.executable, "-m", "liverl.tiny.smoke", f"--topology={topology}", "--", *rest])
+    if os.environ.get("RAY_ADDRESS") or gpus:
         return subprocess.call([*train, "batch=smoke", "launcher=local", *argv])
     others = [a for a in argv if not a.startswith("topology=")]
     print(

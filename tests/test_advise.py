@@ -11,6 +11,8 @@ from watch_streams import healthy_config, write_run
 
 from liverl import advise
 from liverl.health.advice import Advice
+from liverl.launch.dispatch import plan_and_launch
+from liverl.recipe.compose import compose_liverl
 
 ONE_NODE = {"topology__name": "1node", "topology__mode": "sync", "topology__trainer_nnodes": 1,
             "topology__rollout_nnodes": 0, "engine__name": "fsdp"}
@@ -59,13 +61,22 @@ def test_sync_run_waiting_on_rollouts_goes_fully_async(tmp_path: Path, faults: d
 
 
 def test_async_run_still_rollout_bound_raises_concurrency(tmp_path: Path) -> None:
-    config = healthy_config()
-    config["verl"] = {"actor_rollout_ref": {"rollout": {"agent": {"num_workers": 128}}}}
+    # verl's default 16 per replica x 2 replicas (TP 4 on 8 GPUs) = 32 in flight < the 128 the queue admits
+    config = healthy_config(staleness_threshold=1, trigger_parameter_sync_step=1, model__rollout_tp=4)
+    config["verl"] = {"async_training": {"concurrent_samples_per_replica": 16}}
     row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
     assert row.verdict == "scale"
-    assert row.overrides == ["verl.actor_rollout_ref.rollout.agent.num_workers=256"]
+    assert row.overrides == ["verl.async_training.concurrent_samples_per_replica=64"]
+    assert "num_workers" not in " ".join(row.overrides)
     idle = re.search(r"idle_ratio = ([\d.]+) > 0.5", row.evidence)
     assert idle and 0.7 < float(idle.group(1)) < 0.9
+
+
+def test_async_run_whose_queue_is_the_cap_raises_staleness(tmp_path: Path) -> None:
+    config = healthy_config(staleness_threshold=1, trigger_parameter_sync_step=1, model__rollout_tp=4)
+    config["verl"] = {"async_training": {"concurrent_samples_per_replica": 64}}  # already fills the queue
+    row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
+    assert row.overrides == ["staleness_threshold=2"] and "queue is the cap" in row.evidence
 
 
 def test_window_toward_131k(tmp_path: Path) -> None:
@@ -125,3 +136,24 @@ def test_cli_json_table_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "empty").mkdir()
     assert advise.main([str(tmp_path / "empty")]) == 2
     assert "neither liverl.yaml nor a metric stream" in capsys.readouterr().err
+
+
+def _plan(run_dir: Path, *overrides: str) -> Path:
+    assert plan_and_launch(compose_liverl([*overrides, "launcher=dryrun"], run_dir=run_dir), run_dir) == 0
+    return run_dir
+
+
+def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -> None:
+    # a planned (not run) sync MoE: no metric, so the prediction decides; over its GPU it is waived to be planned
+    over = _plan(tmp_path / "over", "model=qwen3_30b_a3b", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                 "window.prompt=40000", "window.response=91072", "liverl.allow=[memory-fit]")
+    memory = advise.predicted_memory(over)
+    assert memory is not None and not memory["trainer"]["fits"]
+    row = {a.id: a for a in advise.advise(over, memory=memory)}["moe_cofit"]
+    assert row.verdict == "scale" and "predicted trainer GPU peak" in row.evidence
+    assert row.overrides == ["engine=veomni", "topology=2node"]
+    assert {a.id: a for a in advise.advise(over)}["moe_cofit"].verdict == "cannot judge"  # without the model
+    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "window.prompt=2048", "window.response=2048",
+                 "verl.actor_rollout_ref.model.use_fused_kernels=true")
+    row = {a.id: a for a in advise.advise(fits, memory=advise.predicted_memory(fits))}["moe_cofit"]
+    assert row.verdict == "stay" and row.evidence.startswith("MoE predicted to fit")

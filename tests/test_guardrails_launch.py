@@ -45,7 +45,9 @@ def test_the_real_kernel_check_passes_on_this_cpu_machine(tmp_path: Path) -> Non
 def test_a_passing_smoke_run_unlocks_the_official_batch(tmp_path: Path, restore_environ) -> None:
     ledger_path().unlink(missing_ok=True)
     with ray_head(num_gpus=8) as address:
-        official = compose_liverl([*DATA, "batch=official", "launcher=local", f"launcher.address={address}"])
+        official = compose_liverl(
+            [*DATA, "model=qwen25_0p5b", "batch=official", "launcher=local", f"launcher.address={address}"]
+        )
         with pytest.raises(Exception) as refused:
             build(official, launching=True)
         assert "[smoke-before-official]" in str(refused.value)

@@ -51,10 +51,14 @@ AGENT_NAME = {"claude_code": "claude-code", "ohsdk": None}
 COMBOS = list(itertools.product(["fsdp", "veomni"], TOPOLOGY, ["claude_code", "ohsdk"], BATCH))
 
 
+# one-host smoke topologies and the Harbor-free scaffold: planned with the tiny model in tests/test_tiny_smoke.py
+SMALL_HOST = {"topology": {"gpu1", "gpu2"}, "scaffold": {"single_turn"}, "experiment": {"smoke_tiny"}}
+
+
 def test_matrix_covers_every_group_option() -> None:
     assert {c[0] for c in COMBOS} == set(group_options("engine"))
-    assert {c[1] for c in COMBOS} == set(group_options("topology"))
-    assert {c[2] for c in COMBOS} == set(group_options("scaffold"))
+    assert {c[1] for c in COMBOS} | SMALL_HOST["topology"] == set(group_options("topology"))
+    assert {c[2] for c in COMBOS} | SMALL_HOST["scaffold"] == set(group_options("scaffold"))
     assert {c[3] for c in COMBOS} == set(group_options("batch"))
     assert len(COMBOS) == 24
 
@@ -107,14 +111,14 @@ def test_combination_reaches_verl(engine: str, topology: str, scaffold: str, bat
 
 
 PRESETS = {  # the documented scripts' shapes
-    "sync_1node_cc": ("fsdp", "1node", "claude_code", "official"),
+    "sync_1node_cc": ("veomni", "1node", "claude_code", "official"),
     "fully_async_2nodes_qwen35_cc_clean": ("veomni", "2node", "claude_code", "official"),
     "fully_async_3nodes_qwen35_cc_clean": ("veomni", "3node", "claude_code", "official"),
 }
 
 
 def test_every_preset_is_listed() -> None:
-    assert set(group_options("experiment")) == set(PRESETS)
+    assert set(group_options("experiment")) == set(PRESETS) | SMALL_HOST["experiment"]
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

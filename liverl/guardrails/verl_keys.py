@@ -1,4 +1,5 @@
-"""The verl keys the guardrails and the plan read, and what they add up to (batch shape per step).
+"""The verl keys the guardrails and the plan read, and what they add up to (batch shape per step, prompts in
+flight, the trainer's extra imports).
 
 The named batch shapes (smoke, official) are read from `conf/batch/`, their one home.
 """
@@ -9,6 +10,7 @@ import functools
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.derive import VERL_DEFAULT_CONCURRENCY, rollout_replicas
 from liverl.paths import CONF_DIR
 
 # Every key verl reads for Ulysses sequence parallelism (actor engine key, the deprecated actor key the
@@ -26,6 +28,8 @@ ROLLOUT_REPLAY_KEY = "actor_rollout_ref.rollout.enable_rollout_routing_replay"
 TOOL_PARSER_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.tool-call-parser"
 # termination reasons the new verl's trajectory filter knows (the traj-filter-reasons rule, the knob schema)
 TRAJ_FILTER_REASONS = ("agent_completed", "overlong", "max_turns_reached", "timeout", "env_setup_failed")
+# vLLM that records routed experts correctly for hybrid-attention MoE (vllm_async_server.py:437-450)
+VLLM_R3_MIN = (0, 22, 0)
 
 
 def batch_shape(verl_cfg: DictConfig, mode: str) -> tuple[int, int]:
@@ -44,3 +48,35 @@ def named_batch(name: str) -> tuple[int, int] | None:
         return None
     group = OmegaConf.load(path)
     return int(group.train_bsz), int(group.n_resp_per_prompt)
+
+
+def trainer_imports(verl_cfg: DictConfig, mode: str) -> tuple[str, ...]:
+    """Modules the chosen trainer imports at run time beyond verl itself: the synchronous entry's v1 task runner
+    (trainer.use_v1, default true) imports transfer_queue (verl trainer/main_ppo.py:137, package TransferQueue,
+    verl's verl-core extra)."""
+    if mode == "sync" and OmegaConf.select(verl_cfg, "trainer.use_v1", default=True):
+        return ("transfer_queue",)
+    return ()
+
+
+def in_flight_cap(verl_cfg: DictConfig) -> tuple[int, int, int]:
+    """(replicas, prompts verl keeps in flight, prompts one trainer step needs) for a fully-async config:
+    min(replicas x concurrent_samples_per_replica, required x (staleness + 1) x sync steps)
+    (fully_async_rollouter.py:425, 494-506, 970)."""
+    r, a = verl_cfg.actor_rollout_ref.rollout, verl_cfg.async_training
+    gpus = int(r.nnodes) * int(r.n_gpus_per_node)
+    replicas = rollout_replicas(gpus, r.tensor_model_parallel_size, r.data_parallel_size)
+    required, _ = batch_shape(verl_cfg, "fully_async")
+    queue = int(required * (a.staleness_threshold + 1) * a.trigger_parameter_sync_step)
+    return replicas, min(replicas * a.get("concurrent_samples_per_replica", VERL_DEFAULT_CONCURRENCY), queue), required
+
+
+def window(verl_cfg: DictConfig) -> int:
+    return int(verl_cfg.data.max_prompt_length + verl_cfg.data.max_response_length)
+
+
+def chunked_log_probs(verl_cfg: DictConfig) -> bool:
+    """Whether the engine computes log-probs without materialising full-vocabulary logits: use_fused_kernels on
+    FSDP (workers/engine/fsdp/transformer_impl.py:1158-1165) and on VeOmni (its chunk_logprobs path,
+    workers/engine/veomni/transformer_impl.py:842-853)."""
+    return bool(verl_cfg.actor_rollout_ref.model.get("use_fused_kernels", False))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.derive import concurrency_per_replica
 from liverl.health.analysis import load_run_config, load_thresholds
 from liverl.health.catalogue import CLIP, ENV_SETUP, GEN_TIME, IDLE, MEMORY, STEP_TIME, wanted_keys
 from liverl.health.signals import recent_reason_share
@@ -35,8 +36,9 @@ class Advice:
 class _Run:
     """The run's config and recent metric readings, read defensively."""
 
-    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig) -> None:
+    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig, memory: dict | None = None) -> None:
         self.config, self.stream, self.cfg = config, stream, cfg
+        self.memory = memory  # the memory model's prediction for this plan (liverl.advise passes it), or None
 
     def get(self, dotted: str) -> Any:
         return OmegaConf.select(self.config, dotted, default=None, throw_on_resolution_failure=False)
@@ -71,16 +73,51 @@ def advise_moe(run: _Run) -> Advice:
         return Advice(*row, "stay", f"dense policy ({run.get('model.name')}): FSDP serves it")
     if engine == "veomni" and isinstance(rollout_nodes, int) and rollout_nodes >= 1:
         return Advice(*row, "already", f"MoE on engine=veomni with {rollout_nodes} rollout node(s)")
-    peak = run.recent(MEMORY, reduce="max")
+    peak, predicted = run.recent(MEMORY, reduce="max"), _predicted(run.memory)
     budget = run.cfg.advise.gpu_memory_gb
+    if peak is None and predicted is not None:
+        fits, text = predicted
+        if not fits:
+            return Advice(*row, "scale", f"{text}: trainer + vLLM do not co-fit", overrides, command)
+        return Advice(*row, "stay", f"MoE predicted to fit: {text}")
     if peak is None:
         return Advice(*row, "cannot judge", f"MoE on engine={engine} without a rollout node, but no GPU memory "
                       f"metric ({MEMORY[0]}): scale if trainer + vLLM run out of memory", overrides, command)
     key, gb = peak
+    also = f" ({predicted[1]})" if predicted else ""
     if gb >= run.cfg.advise.fit_share * budget:
         return Advice(*row, "scale", f"MoE peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU: trainer + vLLM "
-                      "do not co-fit", overrides, command)
-    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU")
+                      f"do not co-fit{also}", overrides, command)
+    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU{also}")
+
+
+def _predicted(memory: dict | None) -> tuple[bool, str] | None:
+    """(fits, evidence) from the memory model's prediction: trainer and vLLM share each GPU of a colocated run."""
+    if not memory:
+        return None
+    t, r, gib = memory["trainer"], memory["rollout"], 2**30
+    text = (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.0f} of {memory['gpu_bytes'] / gib:.0f} GiB "
+            f"({t['peak_phase']}), vLLM {r['full_window_sequences']} full-window sequences per replica")
+    return bool(t["fits"] and r["fits"]), text
+
+
+def concurrency_lever(run: _Run) -> tuple[list[str], str]:
+    """The override that lifts verl's in-flight cap, min(replicas x concurrent_samples_per_replica,
+    prompts x (staleness + 1) x sync steps) (fully_async_rollouter.py:494-506, 970); agent.num_workers does not."""
+    per_replica = run.get("verl.async_training.concurrent_samples_per_replica")
+    staleness = run.get("staleness_threshold") or 0
+    try:
+        derived = concurrency_per_replica(
+            run.get("train_bsz"), staleness, run.get("trigger_parameter_sync_step") or 1,
+            run.get("topology.rollout_nnodes") * run.get("topology.gpus_per_node"), run.get("model.rollout_tp") or 1)
+    except (TypeError, ValueError):
+        derived = None
+    if isinstance(per_replica, int) and derived and per_replica < derived:
+        return ([f"verl.async_training.concurrent_samples_per_replica={derived}"],
+                f"concurrent_samples_per_replica={per_replica} keeps fewer prompts in flight than the queue admits")
+    overrides = [f"staleness_threshold={staleness + 1}"]
+    return overrides, ("the queue is the cap: one more step of staleness admits another batch of prompts in flight "
+                       "(the concurrency follows), or add rollout nodes (topology.rollout_nnodes)")
 
 
 def advise_rollout_bound(run: _Run) -> Advice:
@@ -93,13 +130,10 @@ def advise_rollout_bound(run: _Run) -> Advice:
     if mode == "fully_async" or (mode is None and idle is not None):
         if idle is None:
             return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged")
-        workers = run.get("verl.actor_rollout_ref.rollout.agent.num_workers")
-        overrides = [f"verl.actor_rollout_ref.rollout.agent.num_workers="
-                     f"{workers * 2 if isinstance(workers, int) else 256}"]
+        overrides, lever = concurrency_lever(run)
         if idle[1] > high:
             return Advice(*row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
-                          f"last {RECENT} steps: still rollout-bound, raise rollout concurrency or add rollout "
-                          "nodes (topology.rollout_nnodes)", overrides, run.command(overrides))
+                          f"last {RECENT} steps: still rollout-bound; {lever}", overrides, run.command(overrides))
         return Advice(*row, "already", f"fully async; {IDLE[0]} = {idle[1]:.2f} (<= {high})")
     gen, step = run.recent(GEN_TIME), run.recent(STEP_TIME)
     if gen is None or step is None:
@@ -128,6 +162,9 @@ def advise_window(run: _Run) -> Advice:
         return Advice(*row, "scale", f"window {prompt} + {response} = {window} tokens on "
                       f"{trainers if trainers is not None else '?'} trainer node(s){clip_note}",
                       overrides, run.command(overrides))
+    short = _short_window(run, row, window, clip)
+    if short is not None:
+        return short
     if clip is not None and clip[1] > run.cfg.advise.clip_ratio_high:
         extend = [*overrides, "window.prompt=40000", "window.response=91072"]
         return Advice(*row, "scale", f"responses hit the window: {CLIP[0]} = {clip[1]:.2f} > "
@@ -136,6 +173,19 @@ def advise_window(run: _Run) -> Advice:
     if window is None and clip is None:
         return Advice(*row, "cannot judge", f"window unknown (no liverl.yaml) and {CLIP[0]} not logged")
     return Advice(*row, "stay", f"window {window if window is not None else 'unknown'}{clip_note}")
+
+
+def _short_window(run: _Run, row: tuple[str, str, str], window: int | None,
+                  clip: tuple[str, float] | None) -> Advice | None:
+    """Responses hit a short (smoke-size) window: lengthen it on this topology before adding trainer nodes."""
+    small = run.cfg.advise.get("one_node_window")
+    if clip is None or clip[1] <= run.cfg.advise.clip_ratio_high or window is None or not small or window >= small:
+        return None
+    prompt, response = run.get("window.prompt"), run.get("window.response")
+    longer = [f"window.response={min(2 * response, small - prompt)}"]
+    return Advice(*row, "stay", f"responses hit a short window ({window} tokens): {CLIP[0]} = {clip[1]:.2f}; "
+                  f"lengthen it on this topology first (one trainer node holds up to {small})",
+                  longer, run.command(longer))
 
 
 def advise_scaffold(run: _Run) -> Advice:
@@ -162,8 +212,9 @@ def advise_scaffold(run: _Run) -> Advice:
 ROWS = (advise_moe, advise_rollout_bound, advise_window, advise_scaffold)
 
 
-def advise(run_dir: str | Path, cfg: DictConfig | None = None) -> list[Advice]:
-    """Judge every row of the table on this run (metrics may be absent: the config alone is used)."""
+def advise(run_dir: str | Path, cfg: DictConfig | None = None, memory: dict | None = None) -> list[Advice]:
+    """Judge every row of the table on this run (metrics may be absent: the config alone is used); `memory` is the
+    memory model's prediction for its plan (python -m liverl.memory --json), when the caller has one."""
     cfg = cfg or load_thresholds()
     path = Path(run_dir)
     reader = StreamReader(path, *wanted_keys(cfg))
@@ -173,4 +224,4 @@ def advise(run_dir: str | Path, cfg: DictConfig | None = None) -> list[Advice]:
     if not reader.files and not config:
         raise RunNotFoundError(f"{path}: neither liverl.yaml nor a metric stream (metrics.jsonl, "
                                "metrics.<N>.jsonl, train.log) found")
-    return [row(_Run(config, reader.stream(), cfg)) for row in ROWS]
+    return [row(_Run(config, reader.stream(), cfg, memory)) for row in ROWS]

@@ -59,9 +59,13 @@ def check_kl(ctx: RunView, key: str) -> list[Finding]:
     status = "still high" if ongoing else f"last bad step {int(steps[end - 1])}"
     return [Finding(
         "rollout_corr_kl_spike", severity, key, first, float(v[-1]),
-        f"Rollout-vs-training KL spiked at step {first} to {fmt(float(mag[runs[0][0]]))} against a baseline "
-        f"of {fmt(base)} (healthy ~{c.healthy:g}); {len(runs)} spike(s), longest {longest} step(s), {status}. "
-        "This points at scaffold or routing corruption (the rollout's tokens/logprobs no longer match "
+        (f"Rollout-vs-training KL spiked at step {first} to {fmt(float(mag[runs[0][0]]))} against a baseline "
+         f"of {fmt(base)} (healthy ~{c.healthy:g}); {len(runs)} spike(s), longest {longest} step(s), {status}. "
+         if runs[0][0] > 0 else  # high from the first logged step: there is no lower baseline to spike against
+         f"Rollout-vs-training KL was {fmt(float(mag[0]))} from the first logged step ({first}), above "
+         f"{c.abs_high:g} (healthy ~{c.healthy:g}; this run has no lower baseline); longest {longest} step(s), "
+         f"{status}. ")
+        + "This points at scaffold or routing corruption (the rollout's tokens/logprobs no longer match "
         "what the trainer recomputes), not at learning.",
         "Check the scaffold's trajectories at that step (tool-call parsing, retokenization); on MoE "
         "replay the rollout's routing in training (engine=veomni router_replay=R3).")]

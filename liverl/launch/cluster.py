@@ -40,6 +40,13 @@ def fitting(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
     return sum(1 for _, g in nodes if g >= gpus_per_node)
 
 
+def pool_slots(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
+    """How many pools of gpus_per_node GPUs the nodes can host (a 2-GPU node hosts two 1-GPU pools)."""
+    if gpus_per_node <= 0:
+        return len(nodes)
+    return sum(g // gpus_per_node for _, g in nodes)
+
+
 def wait_for_nodes(address: str, nodes: int, gpus_per_node: int, timeout: float) -> tuple[bool, list[tuple[str, int]]]:
     """Poll the GCS until `nodes` alive nodes with >= gpus_per_node GPUs joined, or the timeout passes."""
     import ray
@@ -63,13 +70,14 @@ def ray_preflight(plan: Plan, address: str) -> None:
     reachable(address)
     nodes = node_gpus(address)
     per_node = sorted((g for _, g in nodes), reverse=True)
-    fit = fitting(nodes, need["gpus_per_node"])
+    # a plan's "nodes" are pools of gpus_per_node GPUs that Ray places; several fit on one host (topology=gpu2)
+    fit = pool_slots(nodes, need["gpus_per_node"])
     if fit < need["nodes"]:
         where = "an embedded Ray on this machine" if address == "local" else f"the Ray cluster at {address}"
         raise LaunchRefused(
             f"the plan needs {need['nodes']} node(s) x {need['gpus_per_node']} GPUs ({need['total']} GPUs); "
             f"{where} reports {len(per_node)} node(s) with GPUs {per_node or [0]} "
-            f"({fit} node(s) with >= {need['gpus_per_node']} GPUs). Nothing was launched.\n"
+            f"(room for {fit} pool(s) of {need['gpus_per_node']} GPUs). Nothing was launched.\n"
             "    fix: run on a cluster that has them (RAY_ADDRESS or launcher.address=...), or pick a smaller "
             "topology (topology=1node); `launcher=dryrun` writes the plan without running it",
             EXIT_NO_RESOURCES,

@@ -17,6 +17,7 @@ from liverl.guardrails.at_launch import launch_blockers
 from liverl.guardrails.ledger import record_if_smoke
 from liverl.launch.cluster import ray_preflight
 from liverl.launch.lock import LockHeld, RunLock
+from liverl.launch.node_probe import check_nodes
 from liverl.launch.refusal import EXIT_OK, EXIT_RUN_FAILED, FORWARD_ENV, LaunchRefused, refuse
 from liverl.launch.resume import plan_digest
 from liverl.rundir import RUNTIME_ENV_VARS, Plan, set_status
@@ -93,6 +94,7 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
         check_agent_loop(plan)
         check_image(plan, address)
         ray_preflight(plan, address)
+        check_nodes(plan, address)
     except LaunchRefused as exc:
         return refuse(plan, exc)
     metrics = attempt_metrics_path(plan.run_dir)

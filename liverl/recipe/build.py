@@ -22,6 +22,7 @@ from liverl.guardrails import Ctx, apply_waivers, run_rules
 from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
 from liverl.recipe.knobs import check_knobs
+from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
 from liverl.recipe.verl_types import check_verl_value
 
@@ -114,6 +115,7 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
         blocking += exc.problems
     if blocking:
         raise ConfigError(blocking, findings)
+    notes += plan_notes(cfg, verl_cfg)
     return Build(cfg, verl_cfg, source, applied, features, notes, findings)
 
 

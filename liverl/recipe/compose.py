@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from liverl.derive import concurrency_per_replica, tokens_per_gpu
 from liverl.errors import ConfigError, Problem, did_you_mean
 from liverl.paths import CONF_DIR
 from liverl.recipe.knobs import resolution_problems
@@ -44,6 +45,9 @@ def register() -> None:
         "liverl.div": _div,
         "liverl.if": lambda cond, a, b: a if cond else b,
         "liverl.eq": lambda a, b: a == b,
+        "liverl.not": lambda a: not a,
+        "liverl.concurrency_per_replica": concurrency_per_replica,
+        "liverl.tokens_per_gpu": tokens_per_gpu,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.guardrails.memory_inputs import summary_line
 from liverl.guardrails.verl_keys import SP_KEYS, batch_shape
 from liverl.recipe.build import Build
 
@@ -59,7 +60,7 @@ def agent_loop_config(cfg: DictConfig) -> list[dict[str, Any]]:
             "name": s.agent_loop.name,
             "_target_": s.agent_loop.target,
             "scaffold": s.name,
-            "tool_call_parser": cfg.model.tool_call_parser[s.name],
+            "tool_call_parser": cfg.model.tool_call_parser.get(s.name),
             "harbor": OmegaConf.to_container(s.harbor, resolve=True),
         }
     ]
@@ -94,6 +95,7 @@ def summary(b: Build, env: dict[str, str]) -> str:
         f"  batch       {c.batch.name}: {prompts} prompts x {n} responses = {prompts * n} trajectories/step, "
         f"{c.total_training_steps} steps",
         f"  window      {v.data.max_prompt_length} prompt + {v.data.max_response_length} response tokens",
+        f"  memory      {summary_line(c, v)}",
         f"  scaffold    {c.scaffold.name}: HARBOR_AGENT_NAME={env['HARBOR_AGENT_NAME']} "
         f"HARBOR_AGENT_IMPORT_PATH={env['HARBOR_AGENT_IMPORT_PATH']}; tool parser "
         f"{v.actor_rollout_ref.rollout.engine_kwargs.vllm.get('tool-call-parser')}",

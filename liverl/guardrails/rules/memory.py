@@ -1,26 +1,56 @@
-"""Memory: policy size x window x trainer nodes that cannot fit."""
+"""Memory: each trainer GPU and each rollout GPU is predicted to hold its share (liverl.memory's model)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from liverl.errors import Problem
-from liverl.guardrails.framework import FATAL, Ctx, finding, rule
+from liverl.guardrails import memory_inputs
+from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
+from liverl.memory.arch import ArchError
+from liverl.memory.terms import GIB
 
-# a 35B-class policy on one 8-GPU trainer node with a >=120k window peaks at ~149 GB on a 139.8 GB GPU
-BIG_MODEL_B, BIG_WINDOW = 30, 120_000
+
+def _gib(x: float) -> str:
+    return f"{x / GIB:.1f} GiB"
 
 
-@rule("memory-window", "a 35B-class policy with a >=120k window has two trainer nodes")
-def _memory(c: Ctx) -> Iterable[Problem]:
-    window = c.verl.data.max_prompt_length + c.verl.data.max_response_length
-    if c.cfg.model.params_b >= BIG_MODEL_B and c.verl.trainer.nnodes == 1 and window >= BIG_WINDOW:
-        yield finding(
-            FATAL,
-            "topology, window",
-            f"{c.cfg.topology.name}, {window}",
-            f"a {c.cfg.model.params_b}B policy "
-            f"on one trainer node with a {window}-token window peaks at ~149 GB on a 139.8 GB GPU (~122 GB "
-            "on two trainer nodes): OOM in the first backward",
-            "topology=3node (2 trainer nodes), or a window under 120k (window.response=58304)",
-        )
+def _trainer(p: dict) -> Problem:
+    t = p["trainer"]
+    terms = ", ".join(f"{k} {_gib(v)}" for k, v in t["biggest"])
+    return finding(
+        FATAL,
+        "trainer GPU memory",
+        f"{_gib(t['peak_bytes'])} > {_gib(p['gpu_bytes'])}",
+        f"one trainer GPU is predicted to peak at {_gib(t['peak_bytes'])} in the {t['peak_phase']} phase "
+        f"({t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards); biggest terms: {terms}",
+        f"{t['fix']}; `python -m liverl.memory` with the same overrides shows every term",
+    )
+
+
+def _rollout(p: dict) -> Problem:
+    r = p["rollout"]
+    b = r["breakdown"]
+    return finding(
+        FATAL,
+        "rollout GPU memory",
+        f"TP {r['tp']}, {r['full_window_sequences']} full-window sequences",
+        f"a vLLM replica cannot hold one {r['window']}-token sequence at gpu_memory_utilization "
+        f"{r['gpu_memory_utilization']}: weights {_gib(b['weights_per_rank'])} per rank + reserve "
+        f"{_gib(b['reserve'])}, {_gib(b['bytes_per_full_window_sequence'])} per full-window sequence",
+        r["fix"],
+    )
+
+
+@rule("memory-fit", "each trainer and rollout GPU is predicted to hold its share (python -m liverl.memory)")
+def _memory_fit(c: Ctx) -> Iterable[Problem]:
+    try:
+        p = memory_inputs.predict(c.cfg, c.verl, structure_only=c.structure_only)
+    except ArchError as exc:
+        yield finding(SKIP, "model.arch", c.cfg.model.get("arch"), f"no architecture to predict memory from: {exc}",
+                      "set model.arch to a bundled architecture or put the checkpoint at model.path")
+        return
+    if not p["trainer"]["fits"]:
+        yield _trainer(p)
+    if not p["rollout"]["fits"]:
+        yield _rollout(p)

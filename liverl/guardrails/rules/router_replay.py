@@ -1,12 +1,12 @@
-"""Router replay (R2/R3) against the policy (MoE or dense) and the engine."""
+"""Router replay (R2/R3) against the policy (MoE or dense), the engine and the rollout's vLLM."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from liverl.errors import Problem
-from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, ROUTER_REPLAY_KEY
+from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
+from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, ROUTER_REPLAY_KEY, VLLM_R3_MIN
 
 
 @rule("router-replay-policy", "router replay matches the policy (MoE or dense) and the engine")
@@ -63,4 +63,17 @@ def _rr_policy(c: Ctx) -> Iterable[Problem]:
             mode,
             "R2 records routes while recomputing old log-probs, which bypass mode (the fully-async default) skips",
             "router_replay=R3, or verl.algorithm.rollout_correction.bypass_mode=false",
+        )
+
+
+@rule("vllm-r3-version", "R3 router replay has vLLM >= 0.22 where the rollout runs")
+def _vllm_r3(c: Ctx) -> Iterable[Problem]:
+    if c.v(ROLLOUT_REPLAY_KEY):
+        yield finding(
+            SKIP,
+            "rollout image",
+            f"vllm >= {'.'.join(map(str, VLLM_R3_MIN))}",
+            "verl raises after the nodes are allocated when vLLM < 0.22 records routes for R3 (workers/rollout/"
+            "vllm_rollout/vllm_async_server.py:437-450); checked on every node before training starts",
+            "nothing to do here; a launch refuses with the fix if a node's vLLM is older",
         )

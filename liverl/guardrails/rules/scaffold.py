@@ -56,6 +56,8 @@ def required_parser(model: str, scaffold: str) -> str | None:
 
 @rule("tool-call-parser", "the tool-call parser fits model x scaffold")
 def _tool_parser(c: Ctx) -> Iterable[Problem]:
+    if not c.cfg.scaffold.get("tool_calls", True):  # e.g. scaffold=single_turn: answers carry no tool calls
+        return
     need = required_parser(f"{c.cfg.model.name} {c.cfg.model.path}", c.cfg.scaffold.name)
     have = c.v(TOOL_PARSER_KEY)
     if need and have != need:

@@ -1,4 +1,4 @@
-"""Validation: its tasks have their own (longer) timeout."""
+"""Validation: it runs, and its tasks have their own (longer) timeout."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from liverl.guardrails.framework import WARN, Ctx, finding, rule
 @rule("val-timeout", "validation tasks have their own (longer) timeout")
 def _val_timeout(c: Ctx) -> Iterable[Problem]:
     h = c.cfg.scaffold.harbor
-    validating = c.v("trainer.test_freq", -1) > 0 or c.v("trainer.val_before_train")
+    validating = (c.v("trainer.test_freq", -1) or -1) > 0 or c.v("trainer.val_before_train")
     if validating and not h.get("val_agent_timeout_sec"):
         yield finding(
             WARN,
@@ -21,4 +21,18 @@ def _val_timeout(c: Ctx) -> Iterable[Problem]:
             "run longer than training ones; with the training timeout most of them are cut off (~170 of 500 "
             "scored)",
             "scaffold.harbor.val_agent_timeout_sec=4800",
+        )
+
+
+@rule("validation-cadence", "validation runs, so its timeout and sampling settings guard something")
+def _validation(c: Ctx) -> Iterable[Problem]:
+    t = c.verl.trainer
+    if (t.test_freq is None or t.test_freq <= 0) and not t.val_before_train:
+        yield finding(
+            WARN,
+            "verl.trainer.test_freq",
+            t.test_freq,
+            "validation never runs (test_freq <= 0 and val_before_train=false): scaffold.harbor.val_agent_timeout_sec"
+            ", val_kwargs and rule val-timeout guard nothing, and no held-out score is ever logged",
+            "keep the batch's cadence (batch.test_freq, batch.val_before_train)",
         )

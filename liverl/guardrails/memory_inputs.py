@@ -1,0 +1,120 @@
+"""The memory model's inputs read from a plan: LiveRL's config and the verl config it builds -> `PlanInputs`.
+
+`liverl.memory` takes plain numbers; this module is where the verl keys are read. What verl 0.9.1 does with them:
+- actor.ppo_max_token_len_per_gpu (use_dynamic_bsz): the packed tokens of one micro-batch on one GPU
+  (verl/workers/actor/dp_actor.py, rearrange_micro_batches by max_token_len).
+- actor.fsdp_config / actor.veomni fsdp_size (-1: every trainer GPU) shards parameters, gradients and optimizer
+  states (verl/workers/engine/fsdp, create_device_mesh); param_offload / optimizer_offload move them to the CPU
+  between phases and back for compute (verl/utils/fsdp_utils.py load_fsdp_optimizer/offload_fsdp_optimizer);
+  offload_policy uses FSDP2's CPUOffloadPolicy (the optimizer step runs on the CPU).
+- actor.fsdp_config.model_dtype fp32 + mixed_precision.param_dtype bf16: fp32 parameters, bf16 compute.
+- model.enable_gradient_checkpointing: per-layer recompute.
+- The log-prob logits, per engine (`logits_path`): see there.
+- rollout.tensor_model_parallel_size and rollout.gpu_memory_utilization: vLLM's split and budget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from liverl.memory import plan as memplan
+from liverl.memory import terms
+from liverl.memory.arch import Arch, ArchError
+
+
+def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
+    value = OmegaConf.select(cfg, dotted, default=None, throw_on_resolution_failure=False)
+    return default if value is None else value
+
+
+def arch(cfg: Any, structure_only: bool = False) -> Arch:
+    """The checkpoint's config.json when it is read here, else the model group's bundled one (`model.arch`)."""
+    path = "" if structure_only else str(_get(cfg, "model.path", ""))
+    return memplan.arch_for(path, str(_get(cfg, "model.arch") or _get(cfg, "model.name")))
+
+
+def window(verl: Any) -> int:
+    return int(_get(verl, "data.max_prompt_length")) + int(_get(verl, "data.max_response_length"))
+
+
+FSDP_FUSED_CHUNK = 512  # FusedLinearForPPO(chunk_size=512): verl/utils/experimental/torch_functional.py:221,
+# built without a chunk size by verl/models/transformers/qwen3_5.py:586 (and dense_common.py for Qwen2/Qwen3)
+VEOMNI_FUSED_CHUNK = 4096  # VeOmni's chunk_logprobs: VeOmni is not installed here, its chunk is assumed, not read
+
+
+def logits_path(verl: Any) -> dict:
+    """How verl 0.9.1 computes log-probs (and the old-log-prob pass's entropy) on this plan's engine.
+
+    FSDP, use_fused_kernels=true: the model's forward is patched (verl/models/transformers/monkey_patch.py:270-290)
+      to FusedLinearForPPO, fp32 log-softmax and entropy over 512-token chunks recomputed in backward
+      (verl/utils/experimental/torch_functional.py:96-151): the measured "fp32" chunked term.
+    VeOmni, use_fused_kernels=true (with use_remove_padding): VeOmni's chunk_logprobs through ForCausalLMLoss with
+      return_log_probs=True (verl/workers/engine/veomni/transformer_impl.py:848-853): chunked, chunk assumed.
+    Either engine, use_fused_kernels=false: the HF LM head materialises the whole micro-batch's bf16 logits
+      (verl/workers/engine/fsdp/transformer_impl.py:1383; VeOmniEngineWithLMHead inherits this
+      prepare_model_outputs), log-probs by logprobs_from_logits with inplace_backward when no entropy is asked
+      (fsdp/transformer_impl.py:1424-1432; verl/utils/torch_functional.py:73), and the old-log-prob pass's entropy
+      by entropy_from_logits, chunked when the engine's entropy_from_logits_with_chunking is set
+      (fsdp/transformer_impl.py:1397-1405; torch_functional.py:231-262).
+    """
+    actor = _get(verl, "actor_rollout_ref.actor")
+    veomni = _get(actor, "strategy") == "veomni"
+    engine = _get(actor, "veomni") if veomni else _get(actor, "fsdp_config")
+    fused = bool(_get(verl, "actor_rollout_ref.model.use_fused_kernels", False))
+    if veomni and not _get(verl, "actor_rollout_ref.model.use_remove_padding", True):
+        fused = False  # VeOmni's fused path needs remove-padding (transformer_impl.py:849)
+    if fused:
+        chunk = VEOMNI_FUSED_CHUNK if veomni else FSDP_FUSED_CHUNK
+        return {"logits": "fp32", "lm_head_chunk": chunk, "logprob_entropy": "fused"}
+    chunked = bool(_get(engine, "entropy_from_logits_with_chunking", False))
+    return {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked" if chunked else "full"}
+
+
+def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
+    """One trainer GPU's training step, and how many trainer GPUs there are."""
+    actor = _get(verl, "actor_rollout_ref.actor")
+    engine = _get(actor, "veomni") if _get(actor, "strategy") == "veomni" else _get(actor, "fsdp_config")
+    gpus = int(_get(verl, "trainer.nnodes", 1)) * int(_get(verl, "trainer.n_gpus_per_node", 8))
+    fsdp_size = int(_get(engine, "fsdp_size", -1))
+    shards = gpus if fsdp_size in (-1, 0) else min(fsdp_size, gpus)
+    if _get(actor, "use_dynamic_bsz", False):
+        tokens = int(_get(actor, "ppo_max_token_len_per_gpu"))
+    else:
+        tokens = int(_get(actor, "ppo_micro_batch_size_per_gpu", 1) or 1) * window(verl)
+    fp32 = str(_get(engine, "model_dtype", "fp32")) in ("fp32", "float32")
+    lp_tokens = int(_get(verl, "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", tokens) or tokens)
+    spec = terms.StepSpec(
+        arch=a, tokens=tokens, shards=shards, param_bytes=4 if fp32 else 2, optim_bytes=4 if fp32 else 2,
+        master_weights=fp32, **logits_path(verl), logprob_tokens=lp_tokens if _get(actor, "use_dynamic_bsz") else 0,
+        grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
+        optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
+        offload_policy=bool(_get(engine, "offload_policy", False)))
+    return spec, gpus
+
+
+def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False) -> memplan.PlanInputs:
+    spec, gpus = trainer_spec(cfg, verl, arch(cfg, structure_only))
+    return memplan.PlanInputs(
+        trainer=spec, trainer_gpus=gpus,
+        rollout_tp=int(_get(verl, "actor_rollout_ref.rollout.tensor_model_parallel_size", 1)),
+        gpu_memory_utilization=float(_get(verl, "actor_rollout_ref.rollout.gpu_memory_utilization", 0.85)),
+        window=window(verl), colocated=int(_get(cfg, "topology.rollout_nnodes", 0)) == 0)
+
+
+def predict(cfg: Any, verl: Any, structure_only: bool = False) -> dict:
+    return memplan.predict(plan_inputs(cfg, verl, structure_only))
+
+
+def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
+    """summary.txt's `memory` line: the predicted peak of one trainer GPU and one rollout GPU."""
+    try:
+        p = predict(cfg, verl, structure_only)
+    except ArchError as exc:
+        return f"not predicted: {exc}"
+    t, r, gib = p["trainer"], p["rollout"], 2**30
+    return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {p['gpu_bytes'] / gib:.1f} GiB "
+            f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
+            f"{r['peak_bytes'] / gib:.1f} GiB at gpu_memory_utilization {r['gpu_memory_utilization']}, "
+            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")

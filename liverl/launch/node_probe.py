@@ -1,0 +1,164 @@
+"""Before training starts, one tiny Ray task per alive node proves the node sees the run directory (it reads a token
+the launcher wrote, and writes one the launcher reads back) and reports what the run needs from its image: the vLLM
+version (R3 needs >= 0.22) and the trainer's imports. verl places agent-loop workers on every node with CPUs
+(experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from its own disk (534-537),
+and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints. `check_nodes` refuses a launch naming
+the node (liverl.launch.local runs it after ray_preflight).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata, util
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from liverl.errors import CONFIG_ERROR_EXIT, Problem
+from liverl.guardrails.framework import apply_waivers
+from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
+from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
+from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan
+
+PROBE_DIR = ".liverl_node_probe"
+PROBE_TIMEOUT_S = 120
+
+
+@dataclass
+class NodeReport:
+    node_id: str
+    ip: str
+    saw_token: bool
+    wrote: bool
+    error: str | None = None
+    vllm: str | None = None
+    missing: list[str] = field(default_factory=list)
+
+
+def probe_here(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...]) -> dict[str, Any]:
+    """What runs on each node: read the launcher's token, write this node's, report the image's facts."""
+    out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
+    directory = Path(probe_dir)
+    try:
+        out["saw_token"] = (directory / "launcher.token").read_text() == token
+        (directory / f"node-{node_id}.token").write_text(token + node_id)
+        out["wrote"] = True
+    except OSError as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    try:
+        out["vllm"] = metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        out["vllm"] = None
+    out["missing"] = [m for m in modules if util.find_spec(m) is None]
+    return out
+
+
+def probe_nodes(
+    address: str, run_dir: Path, modules: tuple[str, ...], task: Callable | None = None
+) -> list[NodeReport]:
+    """Run the probe on every alive node with CPUs (where verl places agent-loop workers) of the cluster at
+    `address`; `task` replaces probe_here (tests: a node with its own disk). Ray is shut down afterwards, so
+    verl's own ray.init applies its runtime environment."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    directory = run_dir.resolve() / PROBE_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    (directory / "launcher.token").write_text(token)
+    remote = ray.remote(num_cpus=0)(task or probe_here)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
+        refs = [
+            remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                str(directory), token, n["NodeID"], n["NodeManagerAddress"], modules
+            )
+            for n in nodes
+        ]
+        raw = ray.get(refs, timeout=PROBE_TIMEOUT_S)
+    finally:
+        ray.shutdown()
+    reports = [NodeReport(**r) for r in raw]
+    for r in reports:  # the launcher reads what each node wrote
+        node_file = directory / f"node-{r.node_id}.token"
+        r.wrote = r.wrote and node_file.is_file() and node_file.read_text() == token + r.node_id
+    shutil.rmtree(directory, ignore_errors=True)
+    return reports
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
+def _disk_problem(r: NodeReport, where: str, run_dir: Path) -> Problem:
+    seen = "cannot read the token the launcher wrote" if not r.saw_token else "wrote a token the launcher cannot read"
+    return Problem(
+        key="run_dir",
+        got=str(run_dir),
+        rule="shared-run-dir",
+        message=f"{where} does not share the run directory: it {seen}{f' ({r.error})' if r.error else ''}; its "
+        "agent-loop workers would not find agent_loop.yaml and its trainer ranks would write checkpoint shards "
+        "nobody else sees",
+        fix="put the run directory on a disk every node mounts at the same path (hydra.run.dir=/shared/...)",
+    )
+
+
+def _vllm_problem(r: NodeReport, where: str) -> Problem:
+    need = ".".join(map(str, VLLM_R3_MIN))
+    return Problem(
+        key="rollout image",
+        got=r.vllm or "not installed",
+        rule="vllm-r3-version",
+        message=f"{where}: R3 router replay needs vLLM >= {need} where the rollout runs; verl raises after the "
+        "nodes are allocated (workers/rollout/vllm_rollout/vllm_async_server.py:437-450)",
+        fix="install vllm>=0.22 in the image (verl 0.9.1's vllm extra pins 0.24.0), or router_replay=disabled",
+    )
+
+
+def _imports_problem(r: NodeReport, where: str) -> Problem:
+    return Problem(
+        key="training image",
+        got=",".join(r.missing),
+        rule="trainer-imports",
+        message=f"{where}: the trainer imports {', '.join(r.missing)} at start (verl trainer/main_ppo.py:137)",
+        fix="make install on every node (requirements.lock pins TransferQueue), or verl.trainer.use_v1=false",
+    )
+
+
+def judge(reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path) -> list[Problem]:
+    """FATAL problems naming each node that cannot host its part of the run."""
+    problems = []
+    r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
+    for r in reports:
+        where = f"node {r.ip} ({r.node_id[:12]})"
+        if not (r.saw_token and r.wrote):
+            problems.append(_disk_problem(r, where, run_dir))
+        if r3 and (r.vllm is None or _version(r.vllm) < VLLM_R3_MIN):
+            problems.append(_vllm_problem(r, where))
+        if r.missing:
+            problems.append(_imports_problem(r, where))
+    return problems
+
+
+def node_blockers(run_dir: Path, address: str, mode: str, task: Callable | None = None) -> list[Problem]:
+    """Probe the cluster a plan launches on and judge it; an embedded Ray ("local") is this machine alone."""
+    if address == "local":
+        return []
+    verl_cfg = OmegaConf.load(run_dir / VERL_YAML)
+    return judge(probe_nodes(address, run_dir, trainer_imports(verl_cfg, mode), task), verl_cfg, run_dir)
+
+
+def check_nodes(plan: Plan, address: str) -> None:
+    """Every node sees the run directory and has what the run imports; refuse naming the node (exit 3 when a node
+    cannot share the run directory, 2 for an image that lacks what the config needs)."""
+    cfg = OmegaConf.load(plan.run_dir / LIVERL_YAML)
+    blocking, _ = apply_waivers(node_blockers(plan.run_dir, address, cfg.mode.name), cfg.liverl.allow)
+    if blocking:
+        code = EXIT_NO_RESOURCES if any(p.rule == "shared-run-dir" for p in blocking) else CONFIG_ERROR_EXIT
+        raise LaunchRefused("\n".join(str(p) for p in blocking) + "\nNothing was launched.", code)

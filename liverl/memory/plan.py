@@ -1,0 +1,117 @@
+"""Plan-level prediction from plain inputs: one trainer GPU and one rollout GPU, with the biggest terms and the
+cheapest fix when either is over its memory; and the largest per-GPU token budget that fits.
+
+This module takes numbers, never a config: `liverl.guardrails.memory_inputs` reads the verl config (and cites what
+verl 0.9.1 does with each key) and builds `PlanInputs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from liverl.memory import arch as archmod
+from liverl.memory import rollout as rollmod
+from liverl.memory import terms
+
+H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory on the H200 that was measured
+
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """One plan as the model sees it: the trainer's training step on one GPU, and the rollout replica."""
+
+    trainer: terms.StepSpec
+    trainer_gpus: int
+    rollout_tp: int
+    gpu_memory_utilization: float
+    window: int  # prompt + response: one full-window sequence
+    colocated: bool  # sync runs: vLLM sleeps while the trainer steps, so the trainer has the whole GPU
+    gpu_bytes: float = H200_BYTES
+
+
+def arch_for(model_path: str, arch_name: str) -> archmod.Arch:
+    """The checkpoint's config.json when it is on this disk, else the bundled one named `arch_name`."""
+    path = Path(str(model_path or "")).expanduser()
+    if model_path and (path / "config.json").is_file():
+        return archmod.load(path)
+    bundled = archmod.bundled(str(arch_name))
+    if not bundled.is_file():
+        raise archmod.ArchError(f"model.arch: no config.json on this disk and none bundled (got: {arch_name}); "
+                                f"put the checkpoint at model.path or add liverl/memory/archs/{arch_name}.json")
+    return archmod.load(bundled)
+
+
+def biggest(b: dict, n: int = 3) -> list[tuple[str, int]]:
+    items = [(k, v) for k, v in b.items() if isinstance(v, int) and k != "lm_head_chunk"]
+    return sorted(items, key=lambda kv: -kv[1])[:n]
+
+
+def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, terms.StepSpec]]:
+    """Single changes, cheapest first: offload, a chunked log-prob path, more trainer GPUs, a smaller per-GPU token
+    budget, FSDP2 offload. Changes that would change nothing are left out."""
+    out = []
+    if not spec.optimizer_offload:
+        out.append(("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)))
+    if spec.logprob_entropy == "full":
+        out.append(("chunk the old-log-prob entropy (entropy_from_logits_with_chunking=true)",
+                    replace(spec, logprob_entropy="chunked")))
+    if spec.logits == "bf16_ce":
+        out.append(("log-probs without whole-micro-batch logits (use_fused_kernels=true)",
+                    replace(spec, logits="fp32", lm_head_chunk=512, logprob_entropy="fused" if spec.logprob_entropy
+                            else "")))
+    out.append(("shard over twice the trainer GPUs (more trainer nodes, fsdp_size)",
+                replace(spec, shards=spec.shards * 2)))
+    most = max_tokens_per_gpu(spec, gpu_bytes)
+    if 0 < most < spec.tokens:
+        out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
+                    replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
+    if not spec.offload_policy:
+        out.append(("FSDP2 CPU offload (offload_policy=true)",
+                    replace(spec, offload_policy=True, optimizer_offload=True)))
+    return out
+
+
+def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float) -> str:
+    """The first single change, cheapest first, that the model predicts fits."""
+    for text, s in fix_candidates(spec, gpu_bytes):
+        if terms.breakdown(s)["peak_bytes"] <= gpu_bytes:
+            return text
+    return "no single change fits: combine more trainer GPUs, offload and a smaller per-GPU token budget"
+
+
+def rollout_fix(a: archmod.Arch, p: PlanInputs) -> str:
+    for tp in (p.rollout_tp * 2, p.rollout_tp * 4):
+        if tp <= 8 and rollmod.rollout(a, tp, p.window, p.gpu_bytes, p.gpu_memory_utilization)["fits"]:
+            return f"a larger rollout TP: {tp} (model.rollout_tp={tp})"
+    return "a larger rollout TP (model.rollout_tp), a higher gpu_memory_utilization, or a shorter window"
+
+
+def predict(p: PlanInputs) -> dict:
+    spec, a = p.trainer, p.trainer.arch
+    step = terms.breakdown(spec)
+    roll = rollmod.rollout(a, p.rollout_tp, p.window, p.gpu_bytes, p.gpu_memory_utilization)
+    trainer_fits = step["peak_bytes"] <= p.gpu_bytes
+    return {
+        "model": a.name, "params_total": a.total_params(), "gpu_bytes": int(p.gpu_bytes), "colocated": p.colocated,
+        "trainer": {**step, "gpus": p.trainer_gpus, "shards": spec.shards, "tokens_per_gpu": spec.tokens,
+                    "lm_head_chunk": spec.lm_head_chunk, "optimizer_offload": spec.optimizer_offload,
+                    "fits": trainer_fits, "biggest": biggest(step["breakdown"]),
+                    "fix": None if trainer_fits else cheapest_fix(spec, p.gpu_bytes)},
+        "rollout": {**roll, "tp": p.rollout_tp, "gpu_memory_utilization": p.gpu_memory_utilization,
+                    "window": p.window, "fix": None if roll["fits"] else rollout_fix(a, p)},
+    }
+
+
+def max_tokens_per_gpu(spec: terms.StepSpec, gpu_bytes: float = H200_BYTES, step: int = 1024) -> int:
+    """The largest per-GPU token budget (multiple of `step`) the model predicts fits, the log-prob pass's budget
+    moving with it; 0 if none."""
+    lo, hi = 0, 1 << 22
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step or step
+        if terms.breakdown(replace(spec, tokens=mid, logprob_tokens=0))["peak_bytes"] <= gpu_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo

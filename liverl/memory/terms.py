@@ -1,0 +1,192 @@
+"""Peak GPU memory of one trainer training step (FSDP2, gradient checkpointing, AdamW), term by term.
+
+A step has three phases and its peak is the largest of them (bytes, per GPU):
+
+  forward   resident + root_unsharded + saved_activations + logits(fwd)
+  backward  resident + root_unsharded + grads so far + saved_activations
+            + max(logits(bwd), for each layer kind: layer_comm + layer_recompute_transient)
+  optimizer resident_in_step + grads + foreach temporary (one optimizer-state-sized tensor)
+  log_prob  (plans only) the forward-only old-log-prob pass, which verl runs with calculate_entropy=True
+            (verl/trainer/ppo/ray_trainer.py:1300): resident + root_unsharded + layer_comm + its log-prob logits
+
+The log-prob logits follow one of two paths (`logits`):
+  "fp32"     an fp32 log-softmax over `lm_head_chunk` tokens at a time (0: the whole micro-batch), ~16 bytes per
+             logit element: what benchmarks/memory/measure.py measured, and what verl's fused kernels do per
+             512-token chunk (verl/utils/experimental/torch_functional.py:37-46, upcast, softmax, log-softmax).
+  "bf16_ce"  the whole micro-batch's bf16 logits materialised by the HF LM head and handed to verl's
+             logprobs_from_logits (verl/utils/torch_functional.py:73-107): flash-attn's Triton cross-entropy with
+             inplace_backward (the gradient is written into the logits buffer). Byte counts, not measured: 2 bytes
+             per element held from forward to backward and in backward. This assumes flash-attn is installed
+             (torch_functional.py:95); without it (or with VERL_DISABLE_FLASH_ATTN_CE=1) verl falls back to a
+             per-token log-softmax (logprobs_from_logits_v2, torch_functional.py:173-207) that keeps ~4 bytes per
+             element and ~8 in backward, which this model does not assume.
+
+`resident` = sharded parameters (+ fp32 master copy) + AdamW's two states, each over `shards` GPUs; offload takes
+the optimizer states (optimizer_offload: off the GPU in forward/backward only, as verl loads them back for
+`step()`) or everything sharded (offload_policy: FSDP2's CPUOffloadPolicy, the step runs on the CPU) off the GPU.
+The coefficients in `COEF` were fitted to the H200 measurements in benchmarks/memory/results_h200.json
+(benchmarks/memory/fit.py re-derives them and prints every point's error); the rest are byte counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from liverl.memory.arch import FULL, Arch
+
+GIB = 2**30
+COMPUTE = 2  # bf16 compute: activations, unsharded all-gathered parameters, unsharded gradients
+
+# Fitted on the H200 (benchmarks/memory/fit.py); each is "bytes per nominal byte" of the term it scales unless noted.
+COEF = {
+    "logits_fwd": 16.05,  # bytes per logit element held in forward (bf16 logits, fp32 copy, log-softmax, exp)
+    "logits_bwd_chunked": 15.7,  # per logit element when the chunk is recomputed in backward (checkpointed chunks)
+    "logits_bwd_full": 11.6,  # per logit element when the whole sequence's logits are kept for backward
+    "saved_per_token_h": 8.5,  # extra saved bytes per token per hidden unit (final hidden, norm, rotary, ids)
+    "moe": 2.05,  # grouped_mm dispatch: x nominal (k * (2H + 4I) bf16 per token)
+    "gdn_torch": 0.875,  # transformers' torch_chunk_gated_delta_rule: x nominal (see _gdn_tok)
+    "gdn_fla": 1.0,  # flash-linear-attention chunk kernels: nominal only (not measured: FLA's backward needs tilelang)
+    "attn": 1.0,  # SDPA/flash attention: nominal (q, k, v, gate, output, lse) - never the peak in the measured set
+    "mlp": 1.0,  # dense SwiGLU MLP: nominal (input, gate, up, act, product)
+    "const": 75 * 2**20,  # CUDA/cuBLAS workspaces and small buffers seen in every measurement
+}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One training step of one GPU: `tokens` in the micro-batch (packed; one sequence when measured)."""
+
+    arch: Arch
+    tokens: int
+    shards: int = 1
+    param_bytes: int = 4  # fp32 parameters (verl FSDP keeps them so) or bf16
+    optim_bytes: int = 4  # AdamW state dtype (two states)
+    master_weights: bool = True  # an fp32 master copy; only adds memory when parameters are not already fp32
+    grad_ckpt: str = "layer"  # "layer" (verl enable_gradient_checkpointing) or "none"
+    lm_head_chunk: int = 0  # log-prob over chunks of this many tokens (0: the whole micro-batch at once)
+    optimizer_offload: bool = False
+    offload_policy: bool = False
+    reduce_fp32: bool = True  # FSDP2 MixedPrecisionPolicy(reduce_dtype=fp32)
+    linear_impl: str = "fla"  # linear-attention kernels: "fla" or "torch" (transformers' fallback)
+    logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "bf16_ce" (verl materialised logits)
+    logprob_entropy: str = ""  # the log-prob pass's entropy: "" (pass not modelled), "full", "chunked", "fused"
+    logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
+
+
+def _attn_tok(a: Arch) -> float:
+    q, kv = a.heads * a.head_dim, a.kv_heads * a.head_dim
+    return COMPUTE * (a.hidden + (4 if a.attn_gate else 3) * q + 2 * kv) + 4 * a.heads
+
+
+def _gdn_tok(a: Arch, impl: str) -> float:
+    kd, vd = a.lin_k_heads * a.lin_k_dim, a.lin_v_heads * a.lin_v_dim
+    proj = COMPUTE * (a.hidden + 3 * (2 * kd + vd) + 2 * vd)
+    chunk = 64
+    if impl == "torch":  # fp32 copies, the 64x64 in-chunk solve kept per step, and a (dk x dv) state per chunk
+        state = a.lin_k_dim * a.lin_v_dim / chunk
+        per_head = 4 * (chunk * chunk / 3 + 2 * chunk + state + 4 * (a.lin_k_dim + a.lin_v_dim))
+        return COEF["gdn_torch"] * (proj + a.lin_v_heads * per_head)
+    per_head = 4 * (a.lin_k_dim * a.lin_v_dim / chunk + chunk) + COMPUTE * 2 * (a.lin_k_dim + a.lin_v_dim)
+    return COEF["gdn_fla"] * (proj + a.lin_v_heads * per_head)
+
+
+def _mlp_tok(a: Arch) -> float:
+    if not a.moe:
+        return COEF["mlp"] * COMPUTE * (a.hidden + 4 * a.intermediate)
+    tok = COEF["moe"] * COMPUTE * a.top_k * (2 * a.hidden + 4 * a.moe_intermediate) + 4 * a.experts
+    if a.shared_intermediate:
+        tok += COEF["mlp"] * COMPUTE * (a.hidden + 4 * a.shared_intermediate)
+    return tok
+
+
+def layer_transient_tok(a: Arch, kind: str, impl: str) -> float:
+    """Bytes per token one layer's recompute keeps for its backward (mixer + MLP/MoE)."""
+    mixer = COEF["attn"] * _attn_tok(a) if kind == FULL else _gdn_tok(a, impl)
+    return mixer + _mlp_tok(a)
+
+
+BF16_HELD, BF16_BWD = 2, 2  # bytes per element on the "bf16_ce" path (byte counts, see the module docstring)
+ENTROPY_CHUNK = 2048  # rows per chunk of entropy_from_logits_with_chunking (verl/utils/torch_functional.py:248)
+
+
+def _logits(s: StepSpec) -> tuple[float, float, int]:
+    if s.logits == "bf16_ce":
+        elems = s.tokens * s.arch.vocab
+        return BF16_HELD * elems, BF16_BWD * elems, s.tokens
+    c = min(s.lm_head_chunk, s.tokens) if s.lm_head_chunk else s.tokens
+    elems = c * s.arch.vocab
+    bwd = COEF["logits_bwd_chunked"] if s.lm_head_chunk and s.lm_head_chunk < s.tokens else COEF["logits_bwd_full"]
+    return COEF["logits_fwd"] * elems, bwd * elems, c
+
+
+def logprob_logits(s: StepSpec) -> float:
+    """Bytes of the forward-only log-prob pass's logits and entropy (calculate_entropy=True), per GPU.
+
+    fused: verl's fused kernels (or VeOmni's chunk_logprobs) compute entropy per chunk: the fp32 chunk term.
+    full: bf16 logits + entropy_from_logits' softmax, product and logsumexp temporaries (2 + 2 + 2 + 2 bytes).
+    chunked: bf16 logits + one fp32 chunk of ENTROPY_CHUNK rows (upcast, softmax, product: 12 bytes).
+    """
+    t, v = s.logprob_tokens or s.tokens, s.arch.vocab
+    if s.logprob_entropy == "fused":
+        return COEF["logits_fwd"] * min(s.lm_head_chunk or t, t) * v
+    if s.logprob_entropy == "full":
+        return 8 * t * v
+    if s.logprob_entropy == "chunked":
+        return BF16_HELD * t * v + 12 * min(ENTROPY_CHUNK, t) * v
+    return 0.0
+
+
+def breakdown(s: StepSpec) -> dict:
+    """Every term (bytes, per GPU) and the three phase peaks; `peak_bytes` is their maximum."""
+    a, k, t = s.arch, max(1, s.shards), s.tokens
+    total = a.total_params()
+    master = 4 if s.master_weights and s.param_bytes < 4 else 0
+    on_gpu = 0 if s.offload_policy else 1
+    params = on_gpu * total * s.param_bytes / k
+    grads = on_gpu * total * s.param_bytes / k
+    masters = on_gpu * total * master / k
+    optim = total * 2 * s.optim_bytes / k
+    optim_fb = 0 if (s.optimizer_offload or s.offload_policy) else optim
+    optim_step = 0 if s.offload_policy else optim
+    foreach = 0 if s.offload_policy else total * s.optim_bytes / k
+    root_unsharded = (a.root_params() + (a.embed_params() if a.tied else 0)) * COMPUTE
+    per_tok = COMPUTE * a.hidden * (a.layers if s.grad_ckpt == "layer" else 0) + COEF["saved_per_token_h"] * a.hidden
+    saved = per_tok * t
+    if s.grad_ckpt != "layer":  # no recompute: every layer's transient is kept from forward to backward
+        saved += sum(layer_transient_tok(a, kind, s.linear_impl) for kind in a.layer_types) * t
+    logits_f, logits_b, chunk = _logits(s)
+    root_grads = on_gpu * a.root_params() * s.param_bytes / k
+    layers_bwd = {}
+    for kind in sorted(set(a.layer_types)):
+        idx = a.layer_types.index(kind)  # backward reaches the first layer of a kind last: most gradients exist
+        later = sum(a.layer_params(x) for x in a.layer_types[idx + 1:])
+        p_layer = a.layer_params(kind)
+        comm = p_layer * (COMPUTE + COMPUTE + (4 if s.reduce_fp32 else 0))  # all-gather out, grad, reduce copy
+        trans = layer_transient_tok(a, kind, s.linear_impl) * t if s.grad_ckpt == "layer" else 0
+        layers_bwd[kind] = {"grads_so_far": root_grads + on_gpu * later * s.param_bytes / k, "comm": comm,
+                            "transient": trans}
+    base = params + masters + optim_fb + COEF["const"] + root_unsharded + saved
+    fwd = base + logits_f
+    bwd_logits = base + root_grads + logits_b
+    bwd_layer = max(base + v["grads_so_far"] + v["comm"] + v["transient"] for v in layers_bwd.values())
+    opt = params + masters + grads + optim_step + foreach + COEF["const"]
+    worst = max(layers_bwd, key=lambda kd: layers_bwd[kd]["comm"] + layers_bwd[kd]["transient"])
+    terms = {
+        "parameters": params, "master_weights": masters, "gradients": grads, "optimizer_states": optim_fb,
+        "optimizer_states_in_step": optim_step, "optimizer_step_temporary": foreach,
+        "activations_checkpointed": saved, "layer_recompute_transient": layers_bwd[worst]["transient"],
+        "largest_layer_kind": worst, "logits_forward": logits_f, "logits_backward": logits_b, "lm_head_chunk": chunk,
+        "comm_buffers": root_unsharded + layers_bwd[worst]["comm"], "workspace": COEF["const"],
+    }
+    phases = {"forward": fwd, "backward": max(bwd_logits, bwd_layer), "optimizer": opt}
+    if s.logprob_entropy:
+        lp = logprob_logits(s)
+        terms["logits_log_prob_pass"] = lp
+        phases["log_prob"] = (params + masters + optim_fb + COEF["const"] + root_unsharded
+                              + max(lp, layers_bwd[worst]["comm"] / 2 + layers_bwd[worst]["transient"]
+                                    * (s.logprob_tokens or t) / t))
+    peak_phase = max(phases, key=phases.get)
+    return {"peak_bytes": int(phases[peak_phase]), "peak_phase": peak_phase,
+            "phases": {p: int(v) for p, v in phases.items()},
+            "breakdown": {n: (v if isinstance(v, str) else int(v)) for n, v in terms.items()},
+            "params_total": total}

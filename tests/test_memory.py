@@ -1,0 +1,141 @@
+"""The memory model (liverl.memory) against the H200 measurements stored in benchmarks/memory/, its plan-level
+prediction on the presets, and its CLI's bad-input handling. CPU only, no GPU: the measurements were taken by
+benchmarks/memory/measure.py on an H200 and are read from results_h200.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from liverl.guardrails import memory_inputs
+from liverl.memory import arch, plan, rollout, terms
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = json.loads((ROOT / "benchmarks/memory/results_h200.json").read_text())
+OK = [r for r in RESULTS["steps"] if r["status"] == "ok"]
+
+
+def spec_for(row: dict) -> terms.StepSpec:
+    a = arch.load(arch.bundled(row["arch"])).with_layers(row["layers"])
+    w = 4 if row["setting"] == "fp32_master" else 2
+    return terms.StepSpec(arch=a, tokens=row["tokens"], param_bytes=w, optim_bytes=w,
+                          master_weights=w == 4, lm_head_chunk=row["lm_head_chunk"], reduce_fp32=w == 4,
+                          linear_impl="torch")
+
+
+def test_every_stored_point_within_10_percent():
+    assert len(OK) >= 30 and RESULTS["env"]["gpu"] == "NVIDIA H200"
+    for row in OK:
+        pred = terms.breakdown(spec_for(row))["peak_bytes"]
+        assert abs(pred / row["peak_bytes"] - 1) <= 0.10, (row["arch"], row["tokens"], pred, row["peak_bytes"])
+
+
+def test_parameter_counts_match_the_built_models_exactly():
+    for row in OK:
+        assert spec_for(row).arch.total_params() == row["params"]
+
+
+def test_kv_cache_bytes_match_the_measured_cache_tensors():
+    for row in RESULTS["kv_cache"]:
+        a = arch.load(arch.bundled(row["arch"])).with_layers(row["layers"])
+        kept = rollout.kv_bytes_per_token(a) * row["tokens"] + rollout.linear_state_bytes(a)
+        assert kept == row["cache_tensor_bytes"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "liverl.memory", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("row", [OK[4], OK[19], OK[-1]], ids=lambda r: f"{r['arch']}-{r['tokens']}")
+def test_step_cli_reproduces_points(row):
+    w = "fp32" if row["setting"] == "fp32_master" else "bf16"
+    proc = _cli("step", "--hf-config", str(arch.bundled(row["arch"])), "--num-layers", str(row["layers"]),
+                "--tokens", str(row["tokens"]), "--shards", "1", "--param-dtype", w, "--optim-dtype", w,
+                "--master-weights" if w == "fp32" else "--no-master-weights", "--grad-ckpt", "layer",
+                "--lm-head-chunk", str(row["lm_head_chunk"]), "--linear-impl", "torch", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(out) >= {"peak_bytes", "breakdown"}
+    assert abs(out["peak_bytes"] / row["peak_bytes"] - 1) <= 0.10
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--hf-config", "/nonexistent/config.json", "--tokens", "8"], "no such file"),
+    (["--hf-config", str(arch.bundled("qwen25_0p5b")), "--tokens", "0"], "--tokens: must be > 0"),
+    (["--hf-config", str(arch.bundled("qwen25_0p5b")), "--tokens", "8", "--param-dtype", "fp8"], "invalid choice"),
+])
+def test_step_cli_bad_input_exits_2(args, needle):
+    proc = _cli("step", *args)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_offload_and_sharding_move_the_right_terms():
+    a = arch.load(arch.bundled("qwen35_35b_a3b"))
+    base = terms.StepSpec(arch=a, tokens=32768, shards=8, lm_head_chunk=4096)
+    b0 = terms.breakdown(base)["breakdown"]
+    off = terms.breakdown(replace(base, optimizer_offload=True))["breakdown"]
+    assert off["optimizer_states"] == 0 and b0["optimizer_states"] > 0
+    assert off["parameters"] == b0["parameters"]
+    b16 = terms.breakdown(replace(base, shards=16))["breakdown"]
+    assert b16["parameters"] * 2 == pytest.approx(b0["parameters"], rel=1e-6)
+    assert b16["activations_checkpointed"] == b0["activations_checkpointed"]  # activations do not shard
+    more = terms.breakdown(replace(base, tokens=65536))
+    assert more["breakdown"]["activations_checkpointed"] > b0["activations_checkpointed"]
+
+
+def test_hybrid_kv_cache_only_on_full_attention_layers():
+    a = arch.load(arch.bundled("qwen35_35b_a3b"))
+    assert a.full_layers == 10 and a.linear_layers == 30
+    assert rollout.kv_bytes_per_token(a, tp=1) == 10 * 2 * 2 * 256 * 2
+    assert rollout.linear_state_bytes(a, tp=1) > 0
+
+
+def test_plan_prediction_for_the_3node_preset():
+    proc = _cli("experiment=fully_async_3nodes_qwen35_cc_clean", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    p = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert p["trainer"]["shards"] == 16 and p["trainer"]["tokens_per_gpu"] == 131072
+    assert p["rollout"]["tp"] == 4 and p["rollout"]["full_window_sequences"] >= 1
+    assert (proc.returncode == 0) == (p["trainer"]["fits"] and p["rollout"]["fits"])
+
+
+def test_max_tokens_per_gpu_is_the_fit_boundary():
+    a = arch.load(arch.bundled("qwen3_30b_a3b"))
+    spec = terms.StepSpec(arch=a, tokens=1, shards=16, lm_head_chunk=4096, optimizer_offload=True)
+    n = plan.max_tokens_per_gpu(spec)
+    assert n > 0
+    assert terms.breakdown(replace(spec, tokens=n))["peak_bytes"] <= plan.H200_BYTES
+    assert terms.breakdown(replace(spec, tokens=n + 2048))["peak_bytes"] > plan.H200_BYTES
+
+
+def _built(*overrides: str):
+    cfg = compose_liverl(list(overrides))
+    return cfg, build(cfg, structure_only=True).verl
+
+
+def test_logits_term_follows_verls_path_per_engine():
+
+    _, fsdp = _built("experiment=sync_1node_cc", "engine=fsdp")  # engine=fsdp turns verl's fused kernels on
+    assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}
+    _, plain = _built("experiment=sync_1node_cc", "engine=fsdp", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                      "liverl.allow=[memory-fit]")  # whole-micro-batch logits, unchunked entropy: predicted over
+    assert memory_inputs.logits_path(plain)["logits"] == "bf16_ce"
+    three = "experiment=fully_async_3nodes_qwen35_cc_clean"
+    unfused = "verl.actor_rollout_ref.model.use_fused_kernels=false"
+    cfg, vo = _built(three)  # the preset: VeOmni, materialised logits, chunked entropy
+    assert memory_inputs.logits_path(vo) == {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked"}
+    chunked = memory_inputs.predict(cfg, vo, structure_only=True)["trainer"]
+    cfg, full = _built(three, unfused, "verl.actor_rollout_ref.actor.veomni.entropy_from_logits_with_chunking=false",
+                       "liverl.allow=[memory-fit]")
+    unchunked = memory_inputs.predict(cfg, full, structure_only=True)["trainer"]
+    # 131072 tokens x 248320 vocab: bf16 logits are 60.6 GiB; unchunked entropy adds softmax + product + exp temporaries
+    assert chunked["breakdown"]["logits_forward"] == 2 * 131072 * 248320
+    assert unchunked["breakdown"]["logits_log_prob_pass"] == 4 * chunked["breakdown"]["logits_forward"]
+    assert chunked["fits"] and not unchunked["fits"] and unchunked["peak_phase"] == "log_prob"

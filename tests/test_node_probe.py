@@ -1,0 +1,69 @@
+"""A launch proves every node sees the run directory (a token written and read through one Ray task per node) and
+has the vLLM / trainer imports the run needs, on the real Ray head the tests start (one node here).
+
+The refusal path uses a test double for a node with its own disk (this machine has one node, one disk)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+from raytest import ray_head
+
+from liverl.launch.node_probe import PROBE_DIR, judge, probe_here, probe_nodes
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def head() -> str:
+    with ray_head(num_gpus=8) as address:
+        yield address
+
+
+def own_disk_node():
+    """Test double: a node whose run directory is a private local directory, not the launcher's disk (a closure,
+    so Ray ships it by value to its worker)."""
+
+    def probe(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...]) -> dict:
+        private = Path(probe_dir).parent / f"private-{node_id}" / PROBE_DIR
+        private.mkdir(parents=True, exist_ok=True)
+        return probe_here(str(private), token, node_id, ip, modules)
+
+    return probe
+
+
+def cfg(r3: bool):
+    return OmegaConf.create({"actor_rollout_ref": {"rollout": {"enable_rollout_routing_replay": r3}}})
+
+
+def test_every_node_sees_the_run_directory(head: str, tmp_path: Path) -> None:
+    reports = probe_nodes(head, tmp_path, ("transfer_queue", "no_such_module_liverl"))
+    (node,) = reports
+    assert node.saw_token and node.wrote and node.error is None
+    assert node.missing == ["no_such_module_liverl"]
+    assert not (tmp_path / PROBE_DIR).exists()  # the probe cleans up after itself
+    problems = judge(reports, cfg(False), tmp_path)
+    assert [p.rule for p in problems] == ["trainer-imports"] and node.ip in problems[0].message
+
+
+def test_a_node_that_does_not_see_the_run_directory_is_named(head: str, tmp_path: Path) -> None:
+    reports = probe_nodes(head, tmp_path, (), task=own_disk_node())
+    (node,) = reports
+    assert not node.saw_token
+    (problem,) = judge(reports, cfg(False), tmp_path)
+    assert problem.rule == "shared-run-dir" and node.ip in problem.message and node.node_id[:12] in problem.message
+    assert "cannot read the token" in problem.message and "hydra.run.dir=/shared" in problem.fix
+
+
+def test_r3_needs_vllm_022_on_every_node(head: str, tmp_path: Path) -> None:
+    reports = probe_nodes(head, tmp_path, ())
+    if reports[0].vllm is None:  # no vLLM on this CPU machine: an R3 rollout could not start here
+        assert [p.rule for p in judge(reports, cfg(True), tmp_path)] == ["vllm-r3-version"]
+    reports[0].vllm = "0.21.1"
+    (problem,) = judge(reports, cfg(True), tmp_path)
+    assert problem.rule == "vllm-r3-version" and problem.got == "0.21.1"
+    reports[0].vllm = "0.24.0"
+    assert judge(reports, cfg(True), tmp_path) == []
+    assert judge(reports, cfg(False), tmp_path) == []
