@@ -36,6 +36,9 @@ WRONG = [  # (overrides, knob named, words of the message, words of the fix)
      "computed from train_bsz=6, require_batches=4", "make train_bsz a multiple of require_batches"),
     (["trajectory_filter.drop_reasons=[timeout,flaky]"], "trajectory_filter.drop_reasons", "known drop reasons",
      "drop_reasons=[timeout,env_setup_failed]"),
+    # a Harbor scaffold needs its agent's import path (scaffold=single_turn, no Harbor, leaves it null)
+    (["scaffold=ohsdk", "scaffold.harbor.agent_import_path=null"], "scaffold.harbor.agent_import_path",
+     "an import path", "agent_import_path=harbor.agents.installed.claude_code:ClaudeCode"),
 ]
 
 
@@ -47,6 +50,10 @@ def test_a_wrong_value_exits_2_naming_the_knob_value_and_fix(tmp_path: Path, cap
     assert "(got: " in err or "computed from" in err
     run_json = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run_json["status"] == "config_error" and not (tmp_path / "run" / "verl.yaml").exists()
+
+
+def test_a_scaffold_without_harbor_may_leave_the_harbor_import_path_null(tmp_path: Path, capsys) -> None:
+    assert run(["experiment=smoke_tiny", "launcher=dryrun"], tmp_path / "run", environ={}) == 0, capsys.readouterr().err
 
 
 def test_partial_rollout_maybe_never_reaches_verl_yaml(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
 from liverl.secrets import REDACTED, secrets_in
 
 ASYNC_MODE = "fully_async"
+HARBOR_LOOP = "liverl_harbor"  # scaffold.agent_loop.name of the scaffolds that run a Harbor agent
 _ABSENT = object()
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -47,6 +48,8 @@ class Knob:
     nullable: bool = False
     # a fully-async knob: unset (null) outside fully-async topologies, required inside them
     async_only: bool = False
+    # a Harbor knob: may be null when the scaffold's agent loop is not LiveRL's Harbor loop (scaffold=single_turn)
+    harbor_only: bool = False
 
 
 def _int(path: str, lo: int, hi: int, example: str, **kw: Any) -> Knob:
@@ -100,7 +103,7 @@ KNOBS: tuple[Knob, ...] = (
           nullable=True),
     Knob("scaffold.harbor.agent_import_path", "an import path module.path:ClassName",
          lambda v: isinstance(v, str) and bool(_IMPORT_PATH.fullmatch(v)),
-         "scaffold.harbor.agent_import_path=harbor.agents.installed.claude_code:ClaudeCode"),
+         "scaffold.harbor.agent_import_path=harbor.agents.installed.claude_code:ClaudeCode", harbor_only=True),
     _int("scaffold.harbor.max_turns", 1, 100_000, "scaffold.harbor.max_turns=200"),
     _int("scaffold.harbor.agent_timeout_sec", 1, 604_800, "scaffold.harbor.agent_timeout_sec=2400"),
     _int("scaffold.harbor.val_agent_timeout_sec", 1, 604_800, "scaffold.harbor.val_agent_timeout_sec=4800"),
@@ -147,6 +150,7 @@ def env_origins(cfg: DictConfig) -> dict[str, str]:
 def check_knobs(cfg: DictConfig) -> list[Problem]:
     """Every knob against its declared type and range, on the composed (unresolved) config."""
     mode = OmegaConf.select(cfg, "mode.name", default=None, throw_on_resolution_failure=False)
+    harbor = OmegaConf.select(cfg, "scaffold.agent_loop.name", default=None, throw_on_resolution_failure=False)
     origins = env_origins(cfg)
     problems = []
     for knob in KNOBS:
@@ -159,7 +163,9 @@ def check_knobs(cfg: DictConfig) -> list[Problem]:
             continue
         if isinstance(value, (DictConfig, ListConfig)):
             value = OmegaConf.to_container(value, resolve=True)
-        if value is None and (knob.nullable or (knob.async_only and mode != ASYNC_MODE)):
+        if value is None and (
+            knob.nullable or (knob.async_only and mode != ASYNC_MODE) or (knob.harbor_only and harbor != HARBOR_LOOP)
+        ):
             continue
         if value is not None and knob.ok(value):
             continue
