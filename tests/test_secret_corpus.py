@@ -80,7 +80,8 @@ def test_every_file_of_every_path_is_free_of_the_planted_secrets(tmp_path: Path)
     override = f"verl.actor_rollout_ref.rollout.engine_kwargs.vllm.api-key={OVERRIDE_SECRET}"
     code, bad, err = train(tmp_path, "config_error", override, "launcher=dryrun")
     assert code == 2 and "vllm.api-key: is a secret" in err and "secret-in-config" in err, err
-    code, refused, err = train(tmp_path, "refused", *data, "launcher=ray_job", "launcher.address=http://127.0.0.1:9")
+    code, refused, err = train(tmp_path, "refused", *data, "model=qwen25_0p5b", "launcher=ray_job",
+                               "launcher.address=http://127.0.0.1:9")
     assert code == 2 and json.loads((refused / "run.json").read_text())["status"] == "refused", err
     code, slurm, err = train(tmp_path, "slurm", *data, "topology=3node", "launcher=slurm", "launcher.submit=false")
     assert code == 0 and (slurm / "slurm.sbatch").is_file(), err
