@@ -14,6 +14,7 @@ from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.guardrails import RULES, TITLES, WARN, report
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl, group_options
+from liverl.recipe.environ import arguments
 
 
 def _main(argv: list[str]) -> int:
@@ -34,7 +35,8 @@ def _main(argv: list[str]) -> int:
     if args.rules:
         print("\n".join(f"{rule_id:26} {TITLES[rule_id]}" for rule_id in RULES))
         return 0
-    runs = [[f"experiment={p}", *args.overrides] for p in group_options("experiment")] if args.all else [args.overrides]
+    overrides = arguments(args.overrides, os.environ).args  # the documented environment, as liverl.train reads it
+    runs = [[f"experiment={p}", *overrides] for p in group_options("experiment")] if args.all else [overrides]
     worst = 0
     for overrides in runs:
         label = " ".join(overrides) or "(defaults)"

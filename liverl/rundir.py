@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.secrets import env_scrubber
+
 # the files of a plan, relative to the run directory
 LIVERL_YAML = "liverl.yaml"
 VERL_YAML = "verl.yaml"
@@ -64,5 +66,5 @@ def update_run(run_dir: Path, _transition: dict[str, str] | None = None, **field
         run["status"] = _transition["status"]
         run["history"].append(_transition)
     tmp = path.with_name(f"{RUN_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(run, indent=2) + "\n")
+    tmp.write_text(env_scrubber().scrub(json.dumps(run, indent=2)) + "\n")  # a reason may quote a secret
     tmp.replace(path)

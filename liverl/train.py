@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
@@ -21,7 +22,8 @@ from omegaconf import DictConfig
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.launch.dispatch import LAUNCHED, plan_and_launch
 from liverl.paths import CONF_DIR
-from liverl.recipe.compose import PRIMARY, translate_hydra_error
+from liverl.recipe.compose import PRIMARY, compose_liverl, translate_hydra_error
+from liverl.recipe.environ import arguments
 from liverl.rundir import RUN_JSON
 
 _exit_codes: list[int] = []
@@ -58,9 +60,27 @@ def multirun_summary() -> str:
     return text
 
 
+def run(overrides: list[str], run_dir: Path, environ: Mapping[str, str] | None = None) -> int:
+    """The Python API: plan (and launch) one run into run_dir as `python -m liverl.train OVERRIDES` does, with the
+    documented environment read from environ (default: this process's). Returns the exit code."""
+    args = arguments(overrides, os.environ if environ is None else environ)
+    for note in args.notes:
+        print(f"LiveRL: {note}", file=sys.stderr)
+    try:
+        cfg = compose_liverl(args.args, run_dir=run_dir)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    return plan_and_launch(cfg, run_dir)
+
+
 def main() -> int:
     # let composition errors reach us (instead of Hydra's exit 1) so they get LiveRL's message and exit 2
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    args = arguments(sys.argv[1:], os.environ)  # the documented environment, then the command line
+    for note in args.notes:
+        print(f"LiveRL: {note}", file=sys.stderr)
+    sys.argv[1:] = args.args
     try:
         _hydra_main()
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:

@@ -32,10 +32,13 @@ def private_ports() -> list[str]:
 
 
 @contextmanager
-def ray_head(num_gpus: int, num_cpus: int = 2, timeout: float = 90.0) -> Iterator[str]:
-    """Start `ray start --head --block` and yield its GCS address; SIGTERM ends the head and its processes."""
+def ray_head(
+    num_gpus: int, num_cpus: int = 2, timeout: float = 90.0, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start `ray start --head --block` and yield its GCS address; SIGTERM ends the head and its processes. `env`
+    is added to the head's environment (its workers inherit it)."""
     port = free_port()
-    with _head(["--include-dashboard=false", *private_ports()], port, num_gpus, num_cpus, {}, timeout):
+    with _head(["--include-dashboard=false", *private_ports()], port, num_gpus, num_cpus, env or {}, timeout):
         yield f"127.0.0.1:{port}"
 
 

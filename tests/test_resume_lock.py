@@ -44,7 +44,7 @@ def assert_provenance(run_dir: Path) -> None:
     versions = json.loads((prov / "versions.json").read_text())
     assert versions["verl"] == "0.9.1" and versions["python"].startswith("3.11") and versions["ray"] == "2.60.0"
     assert "verl==0.9.1" in (prov / "pip-freeze.txt").read_text().splitlines()
-    assert json.loads((prov / "environ.json").read_text())["PATH"]
+    assert json.loads((prov / "environ.json").read_text())["variables"]["PATH"]
     assert len(json.loads((run_dir / "run.json").read_text())["plan_sha256"]) == 64
 
 

@@ -118,7 +118,10 @@ def test_ess_fix_follows_the_configured_is_level(tmp_path: Path) -> None:
     assert tokens and int(tokens.group(1).replace(",", "")) > 50_000  # the long responses are named
 
 
-@pytest.mark.parametrize(("status", "expected"), [(None, "WARN"), ("running", "CRIT"), ("finished", None)])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(None, "WARN"), ("running", "CRIT"), ("finished", None), ("refused", None), ("config_error", None)],
+)
 def test_stalled_run(tmp_path: Path, status: str | None, expected: str | None) -> None:
     run = write_run(tmp_path, 40)
     if status:

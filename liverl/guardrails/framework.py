@@ -114,7 +114,17 @@ def run_rules(ctx: Ctx) -> list[Problem]:
     """Every rule over the context; each finding stamped with its rule id."""
     out = []
     for rule_id, fn in RULES.items():
-        out += [dataclasses.replace(f, rule=rule_id) for f in fn(ctx)]
+        try:
+            out += [dataclasses.replace(f, rule=rule_id) for f in fn(ctx)]
+        except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError) as exc:  # a value of a wrong kind
+            out.append(
+                Problem(
+                    key="verl config",
+                    message=f"this rule cannot judge the config ({TITLES[rule_id]}): {type(exc).__name__}: {exc}",
+                    fix="correct the verl.* values this rule reads (a null, zero or wrong-typed size or count)",
+                    rule=rule_id,
+                )
+            )
     return out
 
 

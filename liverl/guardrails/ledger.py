@@ -1,4 +1,10 @@
-"""The smoke ledger: which scaffold x topology x cluster has a passing smoke run (official runs need one)."""
+"""The smoke ledger: which scaffold x topology x cluster has a passing smoke run (official runs need one).
+
+A cluster is named as the launch names it. For launcher=ray_job that is the dashboard URL the plan is submitted
+to; inside the job Ray sets RAY_ADDRESS to the GCS address instead, so the submit hands the job its cluster's name
+(LIVERL_SMOKE_CLUSTER) and the ledger it reads (LIVERL_SMOKE_LEDGER): the job records its pass where, and under the
+key that, the next submit looks.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 LEDGER_ENV = "LIVERL_SMOKE_LEDGER"
+CLUSTER_ENV = "LIVERL_SMOKE_CLUSTER"  # set by a ray_job submit for its job: the cluster as the submit named it
 
 
 def ledger_path() -> Path:
@@ -28,6 +35,15 @@ def cluster_id(address: str | None) -> str:
     return address if address and address != "local" else f"local:{os.uname().nodename}"
 
 
+def launch_cluster(cfg: DictConfig, address: str | None = None) -> str | None:
+    """The cluster a launch of cfg goes to, as the ledger names it: LIVERL_SMOKE_CLUSTER inside a submitted job,
+    else address, launcher.address or RAY_ADDRESS; a ray_job's dashboard as a URL without a trailing slash."""
+    cluster = os.environ.get(CLUSTER_ENV) or address or cfg.launcher.get("address") or os.environ.get("RAY_ADDRESS")
+    if cluster and cfg.launcher.name == "ray_job":
+        cluster = (cluster if "://" in cluster else f"http://{cluster}").rstrip("/")
+    return cluster
+
+
 def smoke_key(cfg: DictConfig, address: str | None) -> str:
     return f"{cfg.scaffold.name}|{cfg.topology.name}|{cluster_id(address)}"
 
@@ -41,3 +57,12 @@ def record_smoke_pass(cfg: DictConfig, run_dir: Path, address: str | None) -> No
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(ledger, indent=2) + "\n")
     tmp.replace(path)
+
+
+def record_if_smoke(run_dir: Path, address: str | None) -> bool:
+    """After a run succeeded: record it when it was a smoke run (on the cluster its launch went to)."""
+    cfg = OmegaConf.load(run_dir / "liverl.yaml")
+    if cfg.batch.name != "smoke":
+        return False
+    record_smoke_pass(cfg, run_dir, launch_cluster(cfg, address))
+    return True

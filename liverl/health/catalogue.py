@@ -26,7 +26,9 @@ MEMORY = ("perf/max_memory_reserved_gb", "actor/perf/max_memory_reserved_gb",
           "perf/max_memory_allocated_gb", "actor/perf/max_memory_allocated_gb")
 PLOT_SERIES = (SCORE, RESP_LEN, IDLE, KL, PEARSON, PARTIAL, INVALID, ESS, LR, GRAD, TURNS)
 REPORT_ONLY = {"partial_ratio"}  # informational readings, not events worth marking on a plot
-TERMINAL_STATUS = {"finished", "completed", "succeeded", "success", "failed", "error", "stopped", "cancelled"}
+# final states (run.json): a refused launch or a configuration error ran nothing, so old metrics are not a stall
+TERMINAL_STATUS = {"finished", "completed", "succeeded", "success", "failed", "error", "stopped", "cancelled",
+                   "refused", "config_error"}
 
 
 def wanted_keys(cfg: DictConfig) -> tuple[set[str], tuple[str, ...]]:

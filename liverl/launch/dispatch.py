@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.launch import ray_job, slurm
@@ -14,8 +15,10 @@ from liverl.launch.lock import LockHeld, RunLock
 from liverl.launch.provenance import write_provenance
 from liverl.launch.resume import record_plan, start_attempt
 from liverl.recipe.build import build
+from liverl.recipe.knobs import leaves
 from liverl.recipe.plan import write_config_error, write_plan
 from liverl.rundir import set_status
+from liverl.secrets import Scrubber, scrub_tree
 
 LAUNCHED: list[str] = []  # run directories handed to a launcher that runs something
 
@@ -40,6 +43,8 @@ def plan_and_launch(cfg: DictConfig, run_dir: Path) -> int:
         return _plan_and_launch(cfg, run_dir, lock)
     finally:
         lock.release()  # a submitted Ray job holds it from here (RunLock.detach)
+        # one secret policy for every file written here (.hydra/, the plan, logs, run.json, provenance)
+        scrub_tree(run_dir, Scrubber.from_sources(os.environ, dict(leaves(OmegaConf.to_container(cfg)))))
 
 
 def _plan_and_launch(cfg: DictConfig, run_dir: Path, lock: RunLock) -> int:

@@ -14,13 +14,14 @@ from omegaconf import OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.guardrails.at_launch import launch_blockers
-from liverl.guardrails.ledger import record_smoke_pass
+from liverl.guardrails.ledger import record_if_smoke
 from liverl.launch.cluster import ray_preflight
 from liverl.launch.lock import LockHeld, RunLock
 from liverl.launch.node_probe import check_nodes
 from liverl.launch.refusal import EXIT_OK, EXIT_RUN_FAILED, FORWARD_ENV, LaunchRefused, refuse
 from liverl.launch.resume import plan_digest
 from liverl.rundir import RUNTIME_ENV_VARS, Plan, set_status
+from liverl.secrets import env_scrubber
 
 
 def attempt_metrics_path(run_dir: Path) -> Path:
@@ -107,14 +108,12 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
     try:
         importlib.import_module(plan.recipe).run(config, task_runner_class)
     except Exception:  # the training itself failed: record it, keep the traceback
-        (plan.run_dir / "traceback.txt").write_text(traceback.format_exc())
+        (plan.run_dir / "traceback.txt").write_text(env_scrubber().scrub(traceback.format_exc()))
         set_status(plan.run_dir, "failed")
         traceback.print_exc()
         return EXIT_RUN_FAILED
     set_status(plan.run_dir, "succeeded")
-    liverl_cfg = OmegaConf.load(plan.run_dir / "liverl.yaml")
-    if liverl_cfg.batch.name == "smoke":
-        record_smoke_pass(liverl_cfg, plan.run_dir, address)
+    record_if_smoke(plan.run_dir, address)
     return EXIT_OK
 
 

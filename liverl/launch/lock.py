@@ -9,6 +9,7 @@ launch with what holds it and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -130,8 +131,23 @@ class RunLock:
                 "    fix: wait for it to finish, stop it (python -m liverl.stop RUN_DIR), or launch into another "
                 "hydra.run.dir (a separate checkpoint directory)"
             )
+        # atomic take-over: move the stale lock aside under a name of our own, then check that what moved is the
+        # holder judged stale (two launches taking over at once: only one moves it; the other gets nothing, or moves
+        # the winner's fresh lock, puts it back and is refused)
+        raced = LockHeld(f"{path}: another launch took over the stale lock at the same moment. Nothing was launched.")
+        aside = path.with_name(f"{LOCK_NAME}.stale.{self.holder.token}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            raise raced from None
+        moved = read_holder(aside)
+        if moved is None or moved.token != current.token:
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)  # put the winner's lock back (never over a newer one)
+            aside.unlink(missing_ok=True)
+            raise raced
+        aside.unlink(missing_ok=True)
         self.notes.append(f"stale lock {path} from {current.describe()}, which is gone: taken over")
-        path.unlink(missing_ok=True)
 
     def _create(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

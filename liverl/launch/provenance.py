@@ -2,12 +2,14 @@
 
 git.json + git.diff (LiveRL's commit and uncommitted changes; the verl checkout's commit under new verl),
 pip-freeze.txt (every installed distribution, pip freeze's format), versions.json (Python, verl, Ray, torch,
-host, command line) and environ.json (this process's environment, redacted). The resolved configs are the
+host, command line) and environ.json (the variables that describe the run, values redacted, and only the names
+of the rest: liverl.secrets.provenance_environ). The resolved configs are the
 plan's liverl.yaml and verl.yaml; Hydra's own record is .hydra/. Secret values never reach these files.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from liverl.paths import LIVERL_ROOT
 from liverl.recipe.verl_source import VerlSource
-from liverl.secrets import redact, redacted_argv, scrub, secret_values
+from liverl.secrets import env_scrubber, provenance_environ, redacted_argv
 
 PROVENANCE_DIR = "provenance"
 
@@ -48,8 +50,10 @@ def git_state(repo: Path) -> dict[str, object]:
     }
 
 
+@functools.cache
 def pip_freeze() -> str:
-    """Installed distributions as `name==version` (or `name @ url` for editable/URL installs), sorted."""
+    """Installed distributions (read once per process) as `name==version` (or `name @ url` for editable/URL
+    installs), sorted."""
     lines = set()
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -72,7 +76,7 @@ def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
     """Write RUN_DIR/provenance/ (every text scrubbed of secret values); source None: the config did not build."""
     out = run_dir / PROVENANCE_DIR
     out.mkdir(parents=True, exist_ok=True)
-    secrets = secret_values()
+    scrubber = env_scrubber()
     git = {"liverl": git_state(LIVERL_ROOT)}
     if source is not None and source.checkout is not None:
         git["verl"] = git_state(Path(source.checkout))
@@ -94,7 +98,7 @@ def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
         "git.diff": diff or "",
         "pip-freeze.txt": pip_freeze(),
         "versions.json": json.dumps(versions, indent=2) + "\n",
-        "environ.json": json.dumps(redact(dict(sorted(os.environ.items()))), indent=2) + "\n",
+        "environ.json": json.dumps(provenance_environ(os.environ), indent=2) + "\n",
     }
     for name, text in files.items():
-        (out / name).write_text(scrub(text, secrets))
+        (out / name).write_text(scrubber.scrub(text))

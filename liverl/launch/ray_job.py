@@ -4,7 +4,8 @@ The job's entrypoint is `python -m recipes.<mode> RUN_DIR --plan-sha256 DIGEST`:
 checked, and refuses one whose files changed. The run directory must be on a disk the head node shares (the
 trainers write metrics and checkpoints there). The runtime env carries LiveRL's code (py_modules), the plan's
 environment (the new verl's PYTHONPATH included), the job id, and the names of secrets to pass on: secret values
-are read from the head's environment, and only those listed in launcher.send_env travel with the job.
+are read from the head's environment, and only those listed in launcher.send_env travel with the job. A smoke
+job records its pass in this machine's smoke ledger under the dashboard URL it was submitted to (guardrails.ledger).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from liverl.errors import CONFIG_ERROR_EXIT
+from liverl.guardrails.ledger import CLUSTER_ENV, LEDGER_ENV, ledger_path, record_if_smoke
 from liverl.launch.cluster import ray_preflight
 from liverl.launch.jobs import client, dashboard_address
 from liverl.launch.lock import JOB_ID_ENV, RunLock
@@ -49,9 +51,11 @@ def stage_code(job_id: str, into: Path) -> list[str]:
     return out
 
 
-def runtime_env(plan: Plan, job_id: str, launcher: DictConfig, code: list[str]) -> dict[str, Any]:
-    """What the job carries: LiveRL's code, the plan's environment, the job id, the secrets' names (not values)."""
+def runtime_env(plan: Plan, job_id: str, launcher: DictConfig, code: list[str], address: str) -> dict[str, Any]:
+    """What the job carries: LiveRL's code, the plan's environment, the job id, the secrets' names (not values),
+    and the smoke ledger's cluster name and path as this submit uses them (Ray gives the job another RAY_ADDRESS)."""
     env = {**plan.env(), JOB_ID_ENV: job_id, FORWARD_ENV: ",".join(launcher.forward_env)}
+    env.update({CLUSTER_ENV: address, LEDGER_ENV: str(ledger_path().resolve())})
     # verl's run_ppo calls ray.init(runtime_env=...) inside the job: let Ray merge it with the job's
     env["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
     env.update({k: os.environ[k] for k in launcher.send_env if k in os.environ})
@@ -84,7 +88,7 @@ def submit(plan: Plan, launcher: DictConfig, lock: RunLock) -> int:
             jobs.submit_job(
                 entrypoint=command,
                 submission_id=job_id,
-                runtime_env=runtime_env(plan, job_id, launcher, code),
+                runtime_env=runtime_env(plan, job_id, launcher, code, address),
                 metadata={"liverl_run_dir": str(plan.run_dir.resolve()), "liverl_plan": plan_digest(plan.run_dir)},
             )
     except Exception as exc:  # the dashboard refused the job (bad runtime env, upload failed)
@@ -96,7 +100,10 @@ def submit(plan: Plan, launcher: DictConfig, lock: RunLock) -> int:
           f"  stop:   python -m liverl.stop {plan.run_dir}", flush=True)
     if not launcher.wait:
         return EXIT_OK
-    return follow(jobs, job_id, plan.run_dir)
+    code = follow(jobs, job_id, plan.run_dir)
+    if code == EXIT_OK:  # also here, for a head that does not share this machine's ledger
+        record_if_smoke(plan.run_dir, address)
+    return code
 
 
 def follow(jobs, job_id: str, run_dir: Path) -> int:

@@ -22,8 +22,10 @@ from liverl.guardrails import Ctx, apply_waivers, run_rules
 from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
 from liverl.recipe.filter_plan import liverl_filter_values
+from liverl.recipe.knobs import check_knobs
 from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
+from liverl.recipe.verl_types import check_verl_value
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
 
@@ -65,6 +67,9 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
     launching: judge as a launch would (missing paths and an unrecorded smoke run are FATAL, not WARN/SKIP).
     Raises ConfigError listing every problem and unwaived FATAL finding; nothing is written or launched here.
     """
+    wrong = check_knobs(cfg)  # declared types and ranges first: nothing below sees a wrong value
+    if wrong:
+        raise ConfigError(wrong)
     problems = unused_knobs(cfg)
     cfg = resolve(cfg.copy())
     skipped: list[Problem] = []
@@ -93,6 +98,11 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
     features = source.features(verl_cfg)
     notes: list[str] = []
     problems += _gate_features(cfg, values, features, source, notes)
+    problems += [
+        p
+        for k, v in values.items()
+        if (p := check_verl_value(verl_cfg, k, v, source.version, in_process=source.checkout is None))
+    ]
     applied = _apply(verl_cfg, values, problems, mode.verl_config_name)
     if problems:  # the verl config is incomplete: guardrails would judge the wrong thing
         raise ConfigError(problems)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from liverl.derive import concurrency_per_replica, tokens_per_gpu
 from liverl.errors import ConfigError, Problem, did_you_mean
 from liverl.paths import CONF_DIR
+from liverl.recipe.knobs import resolution_problems
 
 PRIMARY = "train"
 GROUPS = ("topology", "engine", "scaffold", "model", "batch", "launcher", "experiment")
@@ -223,14 +224,9 @@ def resolve(cfg: DictConfig) -> DictConfig:
     try:
         OmegaConf.resolve(cfg)
     except Exception as exc:  # omegaconf wraps resolver errors in InterpolationResolutionError
-        key = getattr(exc, "full_key", None) or "<config>"
-        raise ConfigError(
-            [
-                Problem(
-                    key=str(key),
-                    message=f"cannot be resolved: {exc.__cause__ or exc}".splitlines()[0],
-                    fix="correct the values it is computed from",
-                )
-            ]
-        ) from None
+        # name the value that cannot be computed and the knobs it is computed from (liverl.recipe.knobs)
+        problems = resolution_problems(cfg) or [
+            Problem(key="<config>", message=f"cannot be resolved: {exc}".splitlines()[0], fix="correct the values")
+        ]
+        raise ConfigError(problems) from None
     return cfg

@@ -115,6 +115,10 @@ def summary(b: Build, env: dict[str, str]) -> str:
     )
     knob_text = " ".join(f"{k}={hydra_value(c[k])}" for k in knob_names if c[k] is not None or k == "rollout_is")
     lines.append(f"  knobs       {knob_text}")
+    from_env = c.liverl.get("from_env") or {}
+    if from_env:  # liverl.recipe.environ: the documented variables this plan took its values from
+        taken = [f"{knob}={hydra_value(OmegaConf.select(c, str(knob)))} (${var})" for var, knob in from_env.items()]
+        lines.append(f"  environment {', '.join(taken)}")
     lines += [f"  note        {note}" for note in b.notes]
     lines += [f"  {f.severity.lower():11} [{f.rule}] {f.key}: {f.message}" for f in b.findings if f.severity != "SKIP"]
     lines.append(f"  logs        metrics -> {env['VERL_FILE_LOGGER_PATH']}; wandb {env['WANDB_MODE']}")

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
-from liverl.guardrails.ledger import ledger_path, read_ledger, smoke_key
+from liverl.guardrails.ledger import launch_cluster, ledger_path, read_ledger, smoke_key
 
 
 @rule("smoke-before-official", "an official run follows a passing smoke run on the same scaffold/topology/cluster")
 def _smoke_first(c: Ctx) -> Iterable[Problem]:
     if c.cfg.batch.name != "official":
         return
-    key = smoke_key(c.cfg, c.address or c.cfg.launcher.get("address") or os.environ.get("RAY_ADDRESS"))
+    key = smoke_key(c.cfg, launch_cluster(c.cfg, c.address))
     if not c.launching or c.structure_only:
         yield finding(
             SKIP,
