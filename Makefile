@@ -4,7 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Harbor 0.25 and the OpenHands SDK need Python >= 3.12: they live in their own venv, driven per trial by the agent
 # loop (liverl/scaffold/trial.py); the claude-code CLI (npm, pinned) in a repo-local prefix
-HARBOR_PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+# the first Python >= 3.12 that really runs (pyenv's shim answers `command -v` even where no 3.12 is selected)
+HARBOR_PYTHON ?= $(shell for p in $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $$(command -v python3.12); do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && echo $$p && break; done)
 HVENV ?= .venv-harbor
 CLAUDE_CODE_VERSION ?= 2.1.332
 NPM_PREFIX ?= .npm-claude
@@ -20,6 +22,7 @@ install: ## .venv (Python 3.11, LiveRL editable), .venv-harbor (Python 3.12: Har
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
+	@[ -n "$(HARBOR_PYTHON)" ] || { echo 'make install: no Python >= 3.12 found for .venv-harbor (Harbor 0.25, OpenHands SDK); set HARBOR_PYTHON=/path/to/python3.12' >&2; exit 2; }
 	$(HARBOR_PYTHON) -m venv $(HVENV)
 	$(HVENV)/bin/python -m pip install --quiet --no-deps -r requirements-harbor.lock
 	$(HVENV)/bin/python -m pip check
