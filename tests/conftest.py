@@ -109,3 +109,14 @@ def tiny_dataset(root: Path) -> list[str]:
             pd.DataFrame({"prompt": [[{"role": "user", "content": "fix the failing test"}]]}).to_parquet(path)
         out.append(f"{split}_files={path}")
     return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory):
+    """A real BPE tokenizer with a Qwen-style chat template, trained once per session (the scaffold tests).
+
+    It lives here, not in a tests/scaffold/conftest.py: a second module named `conftest` would shadow this one for
+    every `from conftest import ...` in a whole-suite run. transformers loads only for the tests that ask."""
+    from scaffold.tokenizer_fixture import build_tokenizer
+
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))

@@ -125,13 +125,13 @@ BAD = [
     ),
     (
         "async-negative-staleness",
-        (*A3, "staleness_threshold=-1"),
+        (*A3, "verl.async_training.staleness_threshold=-1"),  # the knob itself: knob-type (test_hardening)
         "fully-async-invariant",
         "verl.async_training.staleness_threshold",
     ),
     (
         "async-sync-step-0",
-        (*A3, "trigger_parameter_sync_step=0"),
+        (*A3, "verl.async_training.trigger_parameter_sync_step=0"),
         "fully-async-invariant",
         "verl.async_training.trigger_parameter_sync_step",
     ),
@@ -178,7 +178,7 @@ BAD = [
     (
         "unknown-drop-reason",
         ("trajectory_filter.drop_reasons=[timeout,oom]",),
-        "traj-filter-reasons",
+        "knob-type",  # the knob schema (liverl/recipe/knobs.py) is the one place drop reasons are checked
         "trajectory_filter.drop_reasons",
     ),
     (
@@ -228,7 +228,7 @@ BAD = [
     (
         "bad-import-path",
         ("scaffold.harbor.agent_import_path=harbor/agents/claude_code.py",),
-        "scaffold-agent",
+        "knob-type",  # an import path's shape is the knob schema's; scaffold-agent judges name vs path
         "scaffold.harbor.agent_import_path",
     ),
     (
@@ -249,11 +249,11 @@ BAD = [
         "tool-call-parser",
         "model.tool_call_parser.claude_code",
     ),
-    ("rollout-is-bogus", ("rollout_is=bogus",), "rollout-is", "rollout_is"),
-    ("rollout-is-typo", ("rollout_is=tokens",), "rollout-is", "rollout_is"),
+    ("rollout-is-bogus", ("verl.algorithm.rollout_correction.rollout_is=bogus",), "rollout-is", "rollout_is"),
+    ("rollout-is-typo", ("verl.algorithm.rollout_correction.rollout_is=tokens",), "rollout-is", "rollout_is"),
     (
         "cosine-without-steps",
-        ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine", "total_training_steps=null"),
+        ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine", "verl.trainer.total_training_steps=null"),
         "lr-schedule-steps",
         "verl.actor_rollout_ref.actor.optim.lr_scheduler_type",
     ),
@@ -382,7 +382,6 @@ PASSING = {
     "batch-dp-divisible": (*A3, "train_bsz=4", "n_resp_per_prompt=4"),
     "mini-batch-le-batch": ("verl.actor_rollout_ref.actor.ppo_mini_batch_size=4",),
     "batch-size-named": ("batch=official",),
-    "traj-filter-reasons": ("trajectory_filter.drop_reasons=[timeout,overlong]",),
     "router-replay-unvalidated": ("engine=fsdp",),
     "router-replay-policy": (*VE, "model=qwen3_30b_a3b"),
     "veomni-fused-offload": VE,
@@ -425,7 +424,7 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     ((*A3, "verl.rollout.n=16"), "async-rollout-n-unused"),
     (("rollout_is=sequence",), "rollout-is"),
     (("scaffold.harbor.agent_name=null",), "scaffold-agent"),
-    (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=null"), "val-timeout"),
+    (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=2400"), "val-timeout"),
     (("model.path=Qwen/Qwen3.5-35B-A3B",), "paths-exist"),
 ]
 
@@ -474,7 +473,7 @@ def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:
         capsys,
         [
             "sp_size=2",
-            "rollout_is=bogus",
+            "verl.algorithm.rollout_correction.rollout_is=bogus",
             "scaffold=ohsdk",
             "scaffold.harbor.agent_name=openhands-sdk",
             "launcher=dryrun",

@@ -95,7 +95,9 @@ def _default_type(default: Any) -> Any:
         return dict if len(default) else None  # an empty map is free-form
     if isinstance(default, (ListConfig, list)):
         return list
-    return type(default) if type(default) in (bool, int, float, str) else None
+    if type(default) is int:
+        return float  # YAML writes 0 for a float default too (val_kwargs.temperature: 0): a number, not an integer
+    return type(default) if type(default) in (bool, float, str) else None
 
 
 def check_verl_value(verl_cfg: DictConfig, key: str, value: Any, version: str, in_process: bool) -> Problem | None:

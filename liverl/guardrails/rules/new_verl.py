@@ -6,22 +6,9 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY, TRAJ_FILTER_REASONS
+from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 
 NEW_VERL_FIX = "USE_NEW_VERL=1 NEW_VERL_DIR=/path/to/new-verl (the user's document: MoE policies run on the new verl)"
-
-
-@rule("traj-filter-reasons", "trajectory-filter drop reasons are ones the filter knows")
-def _traj_reasons(c: Ctx) -> Iterable[Problem]:
-    unknown = [r for r in c.cfg.trajectory_filter.drop_reasons if r not in TRAJ_FILTER_REASONS]
-    if unknown:
-        yield finding(
-            FATAL,
-            "trajectory_filter.drop_reasons",
-            unknown,
-            "unknown termination reasons never match, so those trajectories would silently be kept",
-            f"use reasons from: {', '.join(TRAJ_FILTER_REASONS)}",
-        )
 
 
 @rule("router-replay-unvalidated", "VeOmni router replay runs on the validated (new) verl")

@@ -12,15 +12,17 @@ from liverl.guardrails.framework import WARN, Ctx, finding, rule
 def _val_timeout(c: Ctx) -> Iterable[Problem]:
     h = c.cfg.scaffold.harbor
     validating = (c.v("trainer.test_freq", -1) or -1) > 0 or c.v("trainer.val_before_train")
-    if validating and not h.get("val_agent_timeout_sec"):
+    # the Harbor loop gives validation samples val_agent_timeout_sec (liverl/scaffold/agent_loop.py); the knob schema
+    # already refuses a missing one, so what can still go wrong is a validation budget no longer than training's
+    val, train = h.get("val_agent_timeout_sec"), h.get("agent_timeout_sec")
+    if validating and val is not None and train is not None and val <= train:
         yield finding(
             WARN,
             "scaffold.harbor.val_agent_timeout_sec",
-            h.get("val_agent_timeout_sec"),
-            "validation tasks "
-            "run longer than training ones; with the training timeout most of them are cut off (~170 of 500 "
-            "scored)",
-            "scaffold.harbor.val_agent_timeout_sec=4800",
+            val,
+            f"validation tasks run longer than training ones; with no more time than training (agent_timeout_sec="
+            f"{train}) most of them are cut off (~170 of 500 scored)",
+            f"scaffold.harbor.val_agent_timeout_sec={2 * train}",
         )
 
 
