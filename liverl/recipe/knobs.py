@@ -108,7 +108,7 @@ KNOBS: tuple[Knob, ...] = (
     _int("scaffold.harbor.agent_timeout_sec", 1, 604_800, "scaffold.harbor.agent_timeout_sec=2400"),
     _int("scaffold.harbor.val_agent_timeout_sec", 1, 604_800, "scaffold.harbor.val_agent_timeout_sec=4800"),
     _text("scaffold.harbor.environment_type", "scaffold.harbor.environment_type=docker"),
-    _texts("liverl.allow", "guardrail rule ids", _is_text, "liverl.allow=[memory-window]"),
+    _texts("liverl.allow", "guardrail rule ids", _is_text, "liverl.allow=[memory-fit]"),
     _text("verl.source", "verl.source=auto (or installed, or /path/to/verl)"),
     _text("launcher.address", "launcher.address=http://HEAD:8265 (null: $RAY_ADDRESS)", nullable=True),
     _enum("launcher.wait", (True, False), "launcher.wait=true"),
