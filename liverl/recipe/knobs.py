@@ -107,7 +107,10 @@ KNOBS: tuple[Knob, ...] = (
     _int("scaffold.harbor.max_turns", 1, 100_000, "scaffold.harbor.max_turns=200"),
     _int("scaffold.harbor.agent_timeout_sec", 1, 604_800, "scaffold.harbor.agent_timeout_sec=2400"),
     _int("scaffold.harbor.val_agent_timeout_sec", 1, 604_800, "scaffold.harbor.val_agent_timeout_sec=4800"),
-    _text("scaffold.harbor.environment_type", "scaffold.harbor.environment_type=docker"),
+    # null with scaffold.harbor.environment_import_path: Harbor loads that class (a Kubernetes or a local one);
+    # null with neither: Harbor defaults to docker (harbor/models/trial/config.py, EnvironmentConfig.set_default_type)
+    _text("scaffold.harbor.environment_type", "scaffold.harbor.environment_type=docker (null: load the import path)",
+          nullable=True),
     _texts("liverl.allow", "guardrail rule ids", _is_text, "liverl.allow=[memory-fit]"),
     _text("verl.source", "verl.source=auto (or installed, or /path/to/verl)"),
     _text("launcher.address", "launcher.address=http://HEAD:8265 (null: $RAY_ADDRESS)", nullable=True),
