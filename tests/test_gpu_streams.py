@@ -1,13 +1,23 @@
-"""watch / advise on metric streams of REAL verl runs (tests/fixtures/gpu_*_tiny: the tiny random Qwen2 trained by
-verl 0.9.1 + vLLM 0.24.0 on an H200 host with `python -m liverl.tiny.smoke`; see docs/gpu-smoke.md).
+"""watch / advise on metric streams of REAL verl runs (tests/fixtures/gpu_*: the tiny random Qwen2 trained by
+verl 0.9.1 + vLLM 0.24.0 on H200 hosts with `python -m liverl.tiny.smoke`; docs/gpu-smoke.md has the figures).
 
-gpu_sync_tiny: topology=gpu1, 3 steps (metrics.jsonl) then a relaunch resumed from global_step_3 (metrics.1.jsonl,
-steps 4-5). gpu_async_tiny: topology=gpu2 (1 trainer GPU + 1 rollout GPU), 3 trainer steps."""
+Each run: 3 steps (metrics.jsonl), then a relaunch into the same run directory that resumed from global_step_3
+(metrics.1.jsonl, steps 4-5).
+- gpu_sync_tiny: topology=gpu1 engine=fsdp (sync, trainer + vLLM on one GPU).
+- gpu_sync_veomni: topology=gpu1 engine=veomni (the same on VeOmni's engine).
+- gpu_async_tiny: topology=gpu2 engine=fsdp (fully async: 1 trainer GPU + 1 rollout GPU).
+Kept from the first GPU session (2026-11-30, earlier):
+- gpu_sync_tiny_vocab448: the model had 448 embedding rows for 425 tokenizer ids (since fixed in the generator).
+- gpu_async_tiny_killed_relaunch: 3 fully-async steps; the relaunch was killed before a step (the call's time ran out).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from liverl.health.advice import advise
 from liverl.health.analysis import watch_run
@@ -15,7 +25,10 @@ from liverl.health.catalogue import GEN_TIME, IDLE, KL, MEMORY, PARTIAL, PEARSON
 from liverl.health.streams import read_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SYNC, ASYNC = FIXTURES / "gpu_sync_tiny", FIXTURES / "gpu_async_tiny"
+SYNC, VEOMNI, ASYNC = FIXTURES / "gpu_sync_tiny", FIXTURES / "gpu_sync_veomni", FIXTURES / "gpu_async_tiny"
+VOCAB448, KILLED = FIXTURES / "gpu_sync_tiny_vocab448", FIXTURES / "gpu_async_tiny_killed_relaunch"
+RESUMED = (SYNC, VEOMNI, ASYNC)
+ALL = (*RESUMED, VOCAB448, KILLED)
 
 
 def keys_of(run: Path) -> set[str]:
@@ -26,8 +39,9 @@ def keys_of(run: Path) -> set[str]:
     return out
 
 
-def test_the_names_liverl_reads_are_the_names_verl_emitted() -> None:
-    sync, fully_async = keys_of(SYNC), keys_of(ASYNC)
+@pytest.mark.parametrize("sync_run", [SYNC, VEOMNI])
+def test_the_names_liverl_reads_are_the_names_verl_emitted(sync_run: Path) -> None:
+    sync, fully_async = keys_of(sync_run), keys_of(ASYNC)
     for names in (SCORE, STEP_TIME, GEN_TIME, TURNS, KL, PEARSON):
         assert names[0] in sync, names
     assert IDLE[0] in fully_async and PARTIAL[0] in fully_async and IDLE[0] not in sync
@@ -38,47 +52,82 @@ def test_the_names_liverl_reads_are_the_names_verl_emitted() -> None:
     assert KL[0] not in fully_async and PEARSON[0] not in fully_async
 
 
-def test_resumed_stream_continues_the_step_numbers() -> None:
-    stream = read_run(SYNC)
-    assert stream.steps.tolist() == [1, 2, 3, 4, 5]
-    run = json.loads((SYNC / "run.json").read_text())
+@pytest.mark.parametrize("run_dir", RESUMED, ids=lambda p: p.name)
+def test_the_relaunch_resumed_and_the_step_numbers_continue(run_dir: Path) -> None:
+    run = json.loads((run_dir / "run.json").read_text())
     assert run["resume_from"].endswith("checkpoints/global_step_3") and run["status"] == "succeeded"
+    assert [a["status"] for a in run["attempts"]] == ["succeeded"] and run["attempt"] == 1
+    first = {json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()}
+    second = {json.loads(line)["step"] for line in (run_dir / "metrics.1.jsonl").read_text().splitlines()}
+    # the fully-async rollouter logs a row at the step it resumes from (3) and a step-0 row at the start
+    assert first - {0} == {1, 2, 3} and second - {3} == {4, 5}
+    assert read_run(run_dir).steps.tolist()[-1] == 5
 
 
-def test_sync_findings_on_a_real_stream() -> None:
-    report = watch_run(SYNC, now=read_run(SYNC).last_write + 60)
-    found = {f.id: f for f in report.findings}
-    # a random-weight model with 448 embedding rows for 425 tokenizer ids: rollout and trainer log-probs differ by
-    # ~0.06 nats on every step (rollout_ppl ~400 vs training_ppl ~425), a real mismatch from step 1
-    kl = found.pop("rollout_corr_kl_spike")
-    assert kl.severity == "CRIT" and kl.first_step == 1 and "from the first logged step (1)" in kl.message
-    assert "spiked" not in kl.message
-    # the generated task pays partial credit, so the random model earns a varying reward: no zero-reward finding
-    assert not found, found
+@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI], ids=lambda p: p.name)
+def test_rollout_and_trainer_log_probs_agree_once_the_vocabulary_matches(run_dir: Path) -> None:
+    # the generator sizes the embedding to the tokenizer: vLLM's and the trainer's log-probs now agree on every step
+    # (VeOmni's engine too), where the 448-row model was 0.06 nats apart
+    stream = read_run(run_dir)
+    assert np.all(np.abs(stream.series(KL[0])[1]) < 1e-3)
+    assert np.all(stream.series(PEARSON[0])[1] > 0.999)
+    assert np.all(np.abs(read_run(VOCAB448).series(KL[0])[1] - 0.06) < 0.01)
+
+
+@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI], ids=lambda p: p.name)
+def test_sync_real_streams_are_healthy_and_say_what_they_could_not_check(run_dir: Path) -> None:
+    report = watch_run(run_dir, now=read_run(run_dir).last_write + 3600)
+    # the generated task pays partial credit, so the random model earns a varying reward: no zero-reward finding;
+    # the run ended (run.json: succeeded), so an hour later it is not stalled
+    assert report.findings == [] and report.exit_code == 0
     skipped = {s["check"]: s for s in report.to_dict()["skipped"]}
     assert skipped["rollout_bound"]["needs"] == ["fully_async/trainer/idle_ratio"]
-    assert "is_ess_collapse" in skipped and "rollout_corr/rollout_is_eff_sample_size" in skipped["is_ess_collapse"][
-        "needs"][0]
+    assert "rollout_corr/rollout_is_eff_sample_size" in skipped["is_ess_collapse"]["needs"][0]
 
 
-def test_async_findings_on_a_real_stream() -> None:
+def test_vocabulary_mismatch_is_a_critical_finding_from_step_one() -> None:
+    report = watch_run(VOCAB448, now=read_run(VOCAB448).last_write + 60)
+    found = {f.id: f for f in report.findings}
+    # 448 embedding rows for 425 tokenizer ids: rollout ppl ~400 vs training ppl ~425 on every step
+    kl = found.pop("rollout_corr_kl_spike")
+    assert kl.severity == "CRIT" and kl.first_step == 1 and "from the first logged step (1)" in kl.message
+    assert "spiked" not in kl.message and not found
+
+
+def test_async_real_stream() -> None:
     written = read_run(ASYNC).last_write
-    report = watch_run(ASYNC, now=written + 60)
+    report = watch_run(ASYNC, now=written + 3600)
     assert [(f.id, f.severity) for f in report.findings] == [("partial_ratio", "INFO")]
     skipped = {s["check"] for s in report.to_dict()["skipped"]}
     assert {"rollout_corr_kl_spike", "probs_pearson_low", "is_ess_collapse"} <= skipped
     assert report.exit_code == 0
-    # the relaunch into this run was killed (the host's time ran out) before its first step and never recorded an
-    # end: run.json still says running, so an hour later the run is rightly reported stalled
-    stalled = [f for f in watch_run(ASYNC, now=written + 3600).findings if f.id == "stalled"]
+
+
+def test_a_killed_relaunch_is_reported_stalled() -> None:
+    # the relaunch into this run was killed before its first step and never recorded an end: run.json still says
+    # running, so an hour later the run is rightly reported stalled
+    written = read_run(KILLED).last_write
+    stalled = [f for f in watch_run(KILLED, now=written + 3600).findings if f.id == "stalled"]
     assert stalled and stalled[0].severity == "CRIT" and stalled[0].first_step == 3
 
 
-def test_advise_on_real_streams() -> None:
-    rows = {a.id: a for a in advise(ASYNC)}
-    assert rows["rollout_bound"].verdict == "already"
+def test_each_attempts_warm_up_step_is_left_out_of_time_readings() -> None:
+    stream = read_run(SYNC)
+    steps, seconds = stream.series(STEP_TIME[0])
+    assert steps.tolist() == [1, 2, 3, 4, 5]
+    # the first step of each attempt (1, and 4 after the relaunch) pays for vLLM's and the kernels' warm-up
+    assert min(seconds[0], seconds[3]) > 5 * max(seconds[1], seconds[2], seconds[4])
+    assert stream.settled(STEP_TIME[0])[0].tolist() == [2, 3, 5]
+
+
+@pytest.mark.parametrize("run_dir", ALL, ids=lambda p: p.name)
+def test_advise_on_real_streams(run_dir: Path) -> None:
+    rows = {a.id: a for a in advise(run_dir)}
+    # a 3+2-step smoke leaves at most 3 settled steps: no verdict on buying rollout capacity
+    bound = rows["rollout_bound"]
+    assert bound.verdict == "cannot judge" and "advise.min_settled_steps" in bound.evidence
     # a random model writes to the end of a 64-token window: lengthen it, do not jump to 3 nodes and 131k
     window = rows["long_window"]
     assert window.verdict == "stay" and window.overrides == ["window.response=128"]
     assert "topology=3node" not in (window.command or "")
-    assert {a.id: a.verdict for a in advise(SYNC)}["rollout_bound"] == "stay"
+    assert rows["moe_cofit"].verdict == "stay"

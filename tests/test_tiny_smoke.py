@@ -91,6 +91,22 @@ def test_gpu2_plans_fully_async_on_one_host(tiny: dict[str, str], engine: str) -
     assert v.model_engine == ("veomni" if engine == "veomni" else "dp")
 
 
+@pytest.mark.parametrize("topology", ["gpu1", "gpu2"])
+def test_veomni_on_one_trainer_gpu_builds_on_the_gpu_with_the_models_attention(tiny: dict[str, str],
+                                                                               topology: str) -> None:
+    # seen on the GPU host: VeOmni refuses meta init without FSDP (a 1-GPU trainer world), and its default
+    # flash_attention_2 needs flash-attn, which the host lacks; the tiny model names sdpa (model.attn_implementation)
+    v = built(*plan_overrides(tiny, topology, "veomni")).verl
+    for role in (v.actor_rollout_ref.actor.veomni, v.actor_rollout_ref.ref.veomni):
+        assert (role.init_device, role.attn_implementation) == ("cuda", "sdpa")
+    assert v.actor_rollout_ref.model.override_config.attn_implementation == "sdpa"
+
+
+def test_veomni_on_a_trainer_node_keeps_meta_init_and_flash_attention() -> None:
+    actor = built("engine=veomni", "topology=2node", "model=qwen25_0p5b").verl.actor_rollout_ref.actor.veomni
+    assert (actor.init_device, actor.attn_implementation) == ("meta", "flash_attention_2")
+
+
 def test_pools_share_a_host() -> None:
     # gpu2's two 1-GPU pools fit one 2-GPU host; an 8-GPU pool does not fit two 4-GPU hosts
     assert pool_slots([("10.0.0.1", 2)], 1) == 2

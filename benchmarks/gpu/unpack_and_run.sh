@@ -4,11 +4,19 @@
 #   bash benchmarks/gpu/unpack_and_run.sh stash PARTS_DIR      # copy the parts found there to $STASH
 #   bash benchmarks/gpu/unpack_and_run.sh unpack               # join, check the sha256, unpack into $SITE
 #   bash benchmarks/gpu/unpack_and_run.sh smoke [ARGS...]      # python -m liverl.tiny.smoke ARGS, GPU memory sampled
+# Several smokes at once, detached (they outlive the call; the host's 10-minute call limit does not stop them):
+#   bash benchmarks/gpu/unpack_and_run.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
+#   bash benchmarks/gpu/unpack_and_run.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
+#   bash benchmarks/gpu/unpack_and_run.sh bundle NAME...        # each run's metrics, run.json, log -> $OUT/NAME.tgz
+# Concurrent smokes share the GPUs: give each vLLM a fixed KV cache
+# (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes=...), which skips vLLM's start-up
+# profiling, whose check fails when another process on the GPU frees memory meanwhile (vllm/v1/worker/gpu_worker.py:480).
 # OUT (default /tmp/liverl-out) receives the log, the GPU memory samples and the metrics files.
 set -euo pipefail
 STASH="${STASH:-/tmp/liverl-parts}"
 SITE="${SITE:-/tmp/liverl-site}"
 OUT="${OUT:-/tmp/liverl-out}"
+RUNS="${RUNS:-/tmp/liverl-runs}"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 mkdir -p "$STASH" "$OUT"
 
@@ -53,6 +61,62 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
     echo "smoke exit $code in $(( $(date +%s) - start )) s; peak GPU memory (MiB) per GPU:"
     awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$OUT/gpu_mem.csv"
     exit "$code" ;;
+  start)
+    # start NAME ARGS: one smoke in a new session (setsid), tagged LIVERL_GPU_TAG=NAME for the memory sampler
+    name="${2:?NAME}"; shift 2
+    gpu_env
+    mkdir -p "$RUNS"
+    tiny="${LIVERL_TINY_DIR:-/tmp/tiny}"
+    [ -f "$tiny/tiny.json" ] || python3 -m liverl.tiny.generate "$tiny" > "$RUNS/generate.log" 2>&1
+    # one sampler per host: a second one doubled every sample (seen when RUNS was cleared while one ran)
+    pgrep -f "unpack_and_run.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
+    LIVERL_GPU_TAG="$name" LIVERL_TINY_DIR="$tiny" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
+      'start=$(date +%s); python3 -m liverl.tiny.smoke --tiny-dir "$0" --run-dir "$1" "${@:3}" > "$2.log" 2>&1;
+       echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$tiny" "$RUNS/$name" "$RUNS/$name" "$@" < /dev/null &
+    echo "started $name: $*" ;;
+  sample)
+    # every 2 s: each GPU's memory, and each GPU process's memory with the smoke (LIVERL_GPU_TAG) it belongs to
+    set +e +o pipefail
+    while true; do
+      ts=$(date +%s)
+      nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits | sed "s/^/$ts, /" >> "$RUNS/gpu_mem.csv"
+      nvidia-smi --query-compute-apps=pid,gpu_bus_id,used_memory --format=csv,noheader,nounits |
+        while IFS=', ' read -r pid bus mem; do
+          tag=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^LIVERL_GPU_TAG=//p')
+          echo "$ts, $pid, $bus, $mem, ${tag:-unknown}"
+        done >> "$RUNS/gpu_apps.csv"
+      sleep 2
+    done ;;
+  wait)
+    # wait SECONDS: until every started smoke wrote NAME.rc; a progress line a minute; then the peaks
+    deadline=$(( $(date +%s) + ${2:?SECONDS} ))
+    while :; do
+      pending=0
+      for log in "$RUNS"/*.log; do
+        n="${log%.log}"; [ "$(basename "$n")" = generate ] && continue
+        if [ -f "$n.rc" ]; then echo "$(basename "$n"): exit $(cat "$n.rc") (code, seconds)"; else pending=1
+          echo "$(basename "$n"): $(grep -aoE 'step:[0-9]+ -|LiveRL smoke: .*total_training_steps=[0-9]+|Error[A-Za-z]*: .{0,160}' "$log" | tail -1)"
+        fi
+      done
+      [ "$pending" = 0 ] || [ "$(date +%s)" -ge "$deadline" ] && break
+      echo "--- $(date +%T)"; sleep 60
+    done
+    echo "peak MiB per GPU (all smokes):"
+    awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$RUNS/gpu_mem.csv" 2>/dev/null
+    echo "peak MiB per smoke and GPU (sum of its processes at one sample; pids as nvidia-smi reports them):"
+    awk -F', ' '!seen[$1 FS $2]++ {s[$1 FS $5 FS $3] += $4} END {for (k in s) {split(k, a, FS); key = a[2] " on " a[3];
+      if (s[k] > m[key]) m[key] = s[k]} for (k in m) print "  " k ": " m[k]}' "$RUNS/gpu_apps.csv" 2>/dev/null | sort ;;
+  bundle)
+    # bundle NAME...: metrics files, run.json, the smoke log and checkpoint listing of each run -> $OUT/NAME.tgz
+    shift
+    for name in "$@"; do
+      run="$RUNS/$name"
+      find "$run/checkpoints" -maxdepth 2 2>/dev/null | sort > "$run/checkpoints.txt" || true
+      cp "$RUNS/$name.log" "$RUNS/$name.rc" "$run/" 2>/dev/null || true
+      tar -czf "$OUT/$name.tgz" -C "$RUNS" --exclude="$name/checkpoints" "$name" "$(basename "$RUNS/gpu_mem.csv")" \
+        "$(basename "$RUNS/gpu_apps.csv")" 2>/dev/null || true
+    done
+    ls -la "$OUT" ;;
   collect)
     # collect RUN_DIR NAME: metrics files, run.json and a small archive of the plan, checkpoint listing and Ray logs
     run="${2:?RUN_DIR}"; name="${3:?NAME}"
@@ -63,5 +127,5 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
       $( [ -d /tmp/ray/session_latest/logs ] && echo -C /tmp/ray/session_latest logs ) 2>/dev/null || true
     ls -la "$OUT" ;;
   *)
-    echo "usage: $0 stash PARTS_DIR | unpack | smoke [ARGS...] | collect RUN_DIR NAME" >&2; exit 2 ;;
+    echo "usage: $0 stash PARTS_DIR | unpack | smoke [ARGS...] | start NAME [ARGS...] | wait SECONDS | bundle NAME... | collect RUN_DIR NAME" >&2; exit 2 ;;
 esac

@@ -43,12 +43,15 @@ class _Run:
     def get(self, dotted: str) -> Any:
         return OmegaConf.select(self.config, dotted, default=None, throw_on_resolution_failure=False)
 
-    def recent(self, keys: Sequence[str], reduce: str = "median") -> tuple[str, float] | None:
-        """(key, median or max over the last steps) of the first of ``keys`` that was logged."""
+    def recent(self, keys: Sequence[str], reduce: str = "median", settled: bool = False) -> tuple[str, float] | None:
+        """(key, median or max over the last steps) of the first of ``keys`` that was logged; ``settled`` leaves out
+        each attempt's warm-up step (Stream.settled), for readings of time."""
         key = self.stream.first(*keys)
         if key is None:
             return None
-        values = self.stream.series(key)[1]
+        values = (self.stream.settled(key) if settled else self.stream.series(key))[1]
+        if settled and len(values) < self.cfg.advise.min_settled_steps:
+            return None
         return key, float(np.max(values) if reduce == "max" else np.median(values[-RECENT:]))
 
     def command(self, overrides: list[str], env: str = "") -> str:
@@ -125,25 +128,36 @@ def advise_rollout_bound(run: _Run) -> Advice:
     row = ("rollout_bound", "Trainer GPUs idle most of the step waiting on rollouts (idle_ratio high)",
            "Fully-async trainer/rollout decoupling")
     high = run.cfg.idle_ratio.high
-    idle = run.recent(IDLE)
+    idle = run.recent(IDLE, settled=True)
     mode = run.get("topology.mode")
     if mode == "fully_async" or (mode is None and idle is not None):
         if idle is None:
-            return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged")
+            return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged{_short(run, IDLE)}")
         overrides, lever = concurrency_lever(run)
         if idle[1] > high:
             return Advice(*row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
                           f"last {RECENT} steps: still rollout-bound; {lever}", overrides, run.command(overrides))
         return Advice(*row, "already", f"fully async; {IDLE[0]} = {idle[1]:.2f} (<= {high})")
-    gen, step = run.recent(GEN_TIME), run.recent(STEP_TIME)
+    gen, step = run.recent(GEN_TIME, settled=True), run.recent(STEP_TIME, settled=True)
     if gen is None or step is None:
-        return Advice(*row, "cannot judge", f"sync run without {GEN_TIME[0]} and {STEP_TIME[0]}")
+        return Advice(*row, "cannot judge", f"sync run without {GEN_TIME[0]} and {STEP_TIME[0]}"
+                      f"{_short(run, GEN_TIME, STEP_TIME)}")
     share = gen[1] / step[1]
     if share > run.cfg.advise.gen_share_high:
         overrides = ["topology=2node"]
         return Advice(*row, "scale", f"sync run spends {share:.0%} of each step generating rollouts "
                       f"({GEN_TIME[0]} / {step[0]}): the trainer waits on rollouts", overrides, run.command(overrides))
     return Advice(*row, "stay", f"sync run spends {share:.0%} of each step generating rollouts")
+
+
+def _short(run: _Run, *names: Sequence[str]) -> str:
+    """Why a logged time metric still gives no verdict: too few steps besides the warm-up ones."""
+    need = run.cfg.advise.min_settled_steps
+    counts = [len(run.stream.settled(k)[1]) for keys in names if (k := run.stream.first(*keys))]
+    if not counts:
+        return ""
+    return (f" over at least {need} steps besides each attempt's first (warm-up) step (logged: {min(counts)}; "
+            f"threshold advise.min_settled_steps)")
 
 
 def advise_window(run: _Run) -> Advice:

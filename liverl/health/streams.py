@@ -106,6 +106,8 @@ class Stream:
     sources: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     last_write: float | None = None
+    # the attempt (0: metrics.jsonl, N: metrics.<N>.jsonl) each row came from; None when unknown
+    attempts: np.ndarray | None = None
 
     def has(self, key: str) -> bool:
         """Whether ``key`` has at least one finite value."""
@@ -123,6 +125,18 @@ class Stream:
             return np.empty(0, dtype=np.int64), np.empty(0)
         ok = np.isfinite(col)
         return self.steps[ok], col[ok]
+
+    def settled(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """``series(key)`` without each attempt's first value: the first step after a (re)start also pays for warm-up
+        (vLLM's first generations, kernel JIT, the first weight sync) and reads several times slower. Without attempt
+        information (a console log), only the first value is dropped."""
+        steps, values = self.series(key)
+        if not len(values):
+            return steps, values
+        col = self.columns[key]
+        attempts = self.attempts[np.isfinite(col)] if self.attempts is not None else np.zeros(len(values), int)
+        first = np.r_[True, attempts[1:] != attempts[:-1]]
+        return steps[~first], values[~first]
 
     def nonfinite_steps(self, key: str) -> np.ndarray:
         """Steps where ``key`` was logged as null, NaN or inf."""
@@ -243,9 +257,10 @@ class StreamReader:
         for attempt in sorted(self._attempt_start, reverse=True):
             cutoff[attempt] = bound
             bound = min(bound, self._attempt_start[attempt])
-        rows = sorted((step, row) for (attempt, step), row in self._rows.items() if step < cutoff[attempt])
-        steps = np.fromiter((s for s, _ in rows), dtype=np.int64, count=len(rows))
-        order = [r for _, r in rows]
+        rows = sorted((step, row, attempt) for (attempt, step), row in self._rows.items() if step < cutoff[attempt])
+        steps = np.fromiter((s for s, _, _ in rows), dtype=np.int64, count=len(rows))
+        attempts = np.fromiter((a for _, _, a in rows), dtype=np.int64, count=len(rows))
+        order = [r for _, r, _ in rows]
         columns: dict[str, np.ndarray] = {}
         present: dict[str, np.ndarray] = {}
         for key, values in self._cols.items():
@@ -258,7 +273,7 @@ class StreamReader:
                   for name, pending in self._pending.items() if pending]
         mtimes = [p.stat().st_mtime for p in self.files if p.exists()]
         self._stream = Stream(steps, columns, present, [str(p) for p in self.files], notes,
-                              max(mtimes, default=None))
+                              max(mtimes, default=None), attempts)
         return self._stream
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from liverl.tiny.generate import generate
@@ -87,10 +88,17 @@ def main(argv: list[str]) -> int:
         generate(tiny)
     run_dir = (args.run_dir or Path("runs") / f"smoke_tiny_{args.topology}_{args.engine}").resolve()
     env = {**os.environ, "LIVERL_TINY_DIR": str(tiny)}
+    walls = []
+    start = time.monotonic()
     code = train(run_dir, args.steps, args, env)
+    walls.append(round(time.monotonic() - start, 1))
     if code == 0 and args.resume_steps > 0:
+        start = time.monotonic()
         code = train(run_dir, args.steps + args.resume_steps, args, env)
+        walls.append(round(time.monotonic() - start, 1))
     result = report(run_dir)
+    for attempt, wall in zip(result["attempts"], walls, strict=False):  # an attempt may have left no metrics
+        attempt["wall_s"] = wall  # the whole launch: plan, Ray, vLLM and FSDP start-up, steps, checkpoints
     print("LiveRL smoke result: " + json.dumps(result), flush=True)
     if code == 0 and args.resume_steps > 0 and not result["resumed_from"]:
         print("LiveRL smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
