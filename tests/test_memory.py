@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from liverl.errors import ConfigError
 from liverl.guardrails import memory_inputs
 from liverl.memory import arch, plan, rollout, terms
 from liverl.recipe.build import build
@@ -95,6 +96,28 @@ def test_hybrid_kv_cache_only_on_full_attention_layers():
     assert a.full_layers == 10 and a.linear_layers == 30
     assert rollout.kv_bytes_per_token(a, tp=1) == 10 * 2 * 2 * 256 * 2
     assert rollout.linear_state_bytes(a, tp=1) > 0
+
+
+def test_a_fixed_kv_cache_replaces_the_utilization_budget():
+    # vLLM's kv_cache_memory_bytes sizes the cache itself (vllm/v1/worker/gpu_worker.py:412-430); on an H200 a 2 GiB
+    # cache for the tiny smoke model showed 6349 MiB in nvidia-smi (docs/gpu-smoke.md)
+    a = arch.load(arch.bundled("qwen25_0p5b"))
+    shared = rollout.rollout(a, 1, 4096, plan.H200_BYTES, 0.2, kv_cache_bytes=2 * 2**30)
+    assert shared["breakdown"]["kv_cache"] == 2 * 2**30
+    assert shared["peak_bytes"] == int(a.total_params() * 2 + rollout.RESERVE + 2 * 2**30)
+    assert shared["full_window_sequences"] == 2 * 2**30 // (4096 * rollout.kv_bytes_per_token(a))
+    by_share = rollout.rollout(a, 1, 4096, plan.H200_BYTES, 0.2)
+    assert by_share["peak_bytes"] == int(plan.H200_BYTES * 0.2) != shared["peak_bytes"]
+    too_small = rollout.rollout(a, 1, 4096, plan.H200_BYTES, 0.2, kv_cache_bytes=2**20)
+    assert not too_small["fits"]
+    assert rollout.kv_budget({"kv_cache_bytes": 2**20}) == "a fixed 1 MiB KV cache (kv_cache_memory_bytes)"
+    cfg = compose_liverl(["model=qwen25_0p5b", "topology=2node",
+                          "verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes=1048576"])
+    with pytest.raises(ConfigError) as err:
+        build(cfg)
+    text = str(err.value)
+    assert "[memory-fit] rollout GPU memory" in text and "at a fixed 1 MiB KV cache (kv_cache_memory_bytes)" in text
+    assert "fix: a larger KV cache (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes)" in text
 
 
 def test_plan_prediction_for_the_3node_preset():

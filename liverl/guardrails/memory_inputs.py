@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from liverl.memory import plan as memplan
+from liverl.memory import rollout as rollmod
 from liverl.memory import terms
 from liverl.memory.arch import Arch, ArchError
 
@@ -100,7 +101,8 @@ def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False) -> memplan.Pl
         trainer=spec, trainer_gpus=gpus,
         rollout_tp=int(_get(verl, "actor_rollout_ref.rollout.tensor_model_parallel_size", 1)),
         gpu_memory_utilization=float(_get(verl, "actor_rollout_ref.rollout.gpu_memory_utilization", 0.85)),
-        window=window(verl), colocated=int(_get(cfg, "topology.rollout_nnodes", 0)) == 0)
+        window=window(verl), colocated=int(_get(cfg, "topology.rollout_nnodes", 0)) == 0,
+        kv_cache_bytes=_get(verl, "actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes", None))
 
 
 def predict(cfg: Any, verl: Any, structure_only: bool = False) -> dict:
@@ -116,5 +118,6 @@ def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
     t, r, gib = p["trainer"], p["rollout"], 2**30
     return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {p['gpu_bytes'] / gib:.1f} GiB "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
-            f"{r['peak_bytes'] / gib:.1f} GiB at gpu_memory_utilization {r['gpu_memory_utilization']}, "
+            f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
             f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")
+

@@ -27,6 +27,7 @@ from liverl.errors import ConfigError
 from liverl.guardrails.memory_inputs import predict
 from liverl.memory import arch as archmod
 from liverl.memory import terms
+from liverl.memory.rollout import kv_budget
 from liverl.memory.terms import GIB
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
@@ -106,7 +107,7 @@ def render(p: dict) -> str:
         lines.append(f"  cheapest fix: {t['fix']}")
     b = r["breakdown"]
     lines += [f"rollout GPU: TP {r['tp']}, weights/rank {_gib(b['weights_per_rank'])}, KV {_gib(b['kv_cache'])} at "
-              f"gpu_memory_utilization {r['gpu_memory_utilization']}: {r['full_window_sequences']} full-window "
+              f"{kv_budget(r)}: {r['full_window_sequences']} full-window "
               f"({r['window']}-token) sequences per replica ({b['kv_bytes_per_token']} B/token KV, "
               f"{b['linear_state_per_sequence'] / 2**20:.1f} MiB linear-attention state per sequence) "
               f"{'fits' if r['fits'] else 'OVER'}"]

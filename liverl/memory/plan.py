@@ -29,6 +29,7 @@ class PlanInputs:
     window: int  # prompt + response: one full-window sequence
     colocated: bool  # sync runs: vLLM sleeps while the trainer steps, so the trainer has the whole GPU
     gpu_bytes: float = H200_BYTES
+    kv_cache_bytes: float | None = None  # vLLM's kv_cache_memory_bytes: a fixed KV cache instead of the utilization's
 
 
 def arch_for(model_path: str, arch_name: str) -> archmod.Arch:
@@ -83,15 +84,19 @@ def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float) -> str:
 
 def rollout_fix(a: archmod.Arch, p: PlanInputs) -> str:
     for tp in (p.rollout_tp * 2, p.rollout_tp * 4):
-        if tp <= 8 and rollmod.rollout(a, tp, p.window, p.gpu_bytes, p.gpu_memory_utilization)["fits"]:
+        roll = rollmod.rollout(a, tp, p.window, p.gpu_bytes, p.gpu_memory_utilization, p.kv_cache_bytes)
+        if tp <= 8 and roll["fits"]:
             return f"a larger rollout TP: {tp} (model.rollout_tp={tp})"
+    if p.kv_cache_bytes:
+        return ("a larger KV cache (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes), a larger "
+                "rollout TP (model.rollout_tp), or a shorter window")
     return "a larger rollout TP (model.rollout_tp), a higher gpu_memory_utilization, or a shorter window"
 
 
 def predict(p: PlanInputs) -> dict:
     spec, a = p.trainer, p.trainer.arch
     step = terms.breakdown(spec)
-    roll = rollmod.rollout(a, p.rollout_tp, p.window, p.gpu_bytes, p.gpu_memory_utilization)
+    roll = rollmod.rollout(a, p.rollout_tp, p.window, p.gpu_bytes, p.gpu_memory_utilization, p.kv_cache_bytes)
     trainer_fits = step["peak_bytes"] <= p.gpu_bytes
     return {
         "model": a.name, "params_total": a.total_params(), "gpu_bytes": int(p.gpu_bytes), "colocated": p.colocated,
@@ -100,6 +105,7 @@ def predict(p: PlanInputs) -> dict:
                     "fits": trainer_fits, "biggest": biggest(step["breakdown"]),
                     "fix": None if trainer_fits else cheapest_fix(spec, p.gpu_bytes)},
         "rollout": {**roll, "tp": p.rollout_tp, "gpu_memory_utilization": p.gpu_memory_utilization,
+                    "kv_cache_bytes": int(p.kv_cache_bytes) if p.kv_cache_bytes else None,
                     "window": p.window, "fix": None if roll["fits"] else rollout_fix(a, p)},
     }
 

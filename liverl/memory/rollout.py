@@ -1,6 +1,7 @@
 """Memory of one rollout (vLLM) GPU: weights per TP rank, KV cache per token (full-attention layers only), the fixed
 recurrent state per sequence of linear-attention layers, and how many full-window sequences one replica holds at
-the configured gpu_memory_utilization.
+the configured gpu_memory_utilization, or in a fixed KV cache (vLLM's kv_cache_memory_bytes, which replaces the
+utilization-derived cache and skips vLLM's start-up profiling: vllm/v1/worker/gpu_worker.py:412-430).
 
 Per-token KV bytes (2 x kv_heads x head_dim x 2 per full-attention layer) and the linear-attention state (conv
 state conv_dim x kernel in bf16 + a fp32 heads x dk x dv recurrent state) reproduce the cache tensors that
@@ -32,19 +33,33 @@ def linear_state_bytes(a: Arch, tp: int = 1) -> float:
     return a.linear_layers * per_layer / tp
 
 
-def rollout(a: Arch, tp: int, window: int, gpu_bytes: float, utilization: float) -> dict:
+def rollout(a: Arch, tp: int, window: int, gpu_bytes: float, utilization: float,
+            kv_cache_bytes: float | None = None) -> dict:
     weights = a.total_params() * 2 / tp
-    budget = gpu_bytes * utilization
     kv_tok = kv_bytes_per_token(a, tp)
     state = linear_state_bytes(a, tp)
-    cache = budget - weights - RESERVE
+    if kv_cache_bytes:
+        cache = float(kv_cache_bytes)
+        budget = weights + RESERVE + cache  # measured on an H200: 2 GiB fixed KV, tiny model -> 6.2 GiB in nvidia-smi
+    else:
+        budget = gpu_bytes * utilization  # vLLM takes gpu_memory_utilization of the GPU by design
+        cache = budget - weights - RESERVE
     per_seq = window * kv_tok + state
     seqs = int(cache // per_seq) if cache > 0 else 0
     return {
-        "peak_bytes": int(budget),  # vLLM takes gpu_memory_utilization of the GPU by design
+        "peak_bytes": int(budget),
         "breakdown": {"weights_per_rank": int(weights), "reserve": RESERVE, "kv_cache": int(max(cache, 0)),
                       "kv_bytes_per_token": int(kv_tok), "linear_state_per_sequence": int(state),
                       "bytes_per_full_window_sequence": int(per_seq)},
         "full_window_sequences": seqs,
         "fits": cache > 0 and seqs >= 1,
     }
+
+
+def kv_budget(r: dict) -> str:
+    """What sizes a rollout prediction's KV cache (``r``: plan.predict's "rollout"), in words."""
+    size = r.get("kv_cache_bytes")
+    if size:
+        text = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+        return f"a fixed {text} KV cache (kv_cache_memory_bytes)"
+    return f"gpu_memory_utilization {r['gpu_memory_utilization']}"

@@ -8,6 +8,7 @@ from liverl.errors import Problem
 from liverl.guardrails import memory_inputs
 from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
 from liverl.memory.arch import ArchError
+from liverl.memory.rollout import kv_budget
 from liverl.memory.terms import GIB
 
 
@@ -35,8 +36,8 @@ def _rollout(p: dict) -> Problem:
         FATAL,
         "rollout GPU memory",
         f"TP {r['tp']}, {r['full_window_sequences']} full-window sequences",
-        f"a vLLM replica cannot hold one {r['window']}-token sequence at gpu_memory_utilization "
-        f"{r['gpu_memory_utilization']}: weights {_gib(b['weights_per_rank'])} per rank + reserve "
+        f"a vLLM replica cannot hold one {r['window']}-token sequence at {kv_budget(r)}: "
+        f"weights {_gib(b['weights_per_rank'])} per rank + reserve "
         f"{_gib(b['reserve'])}, {_gib(b['bytes_per_full_window_sequence'])} per full-window sequence",
         r["fix"],
     )
