@@ -33,6 +33,11 @@ gpu_env() {
   export LIVERL_SMOKE_LEDGER="${LIVERL_SMOKE_LEDGER:-/tmp/liverl-smoke-ledger.json}"
 }
 
+gpu_peaks() {
+  # gpu_peaks CSV: the highest memory.used (MiB) per GPU in "time, gpu, MiB" samples
+  awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$1" 2>/dev/null
+}
+
 case "${1:-}" in
   stash)
     cp "${2:?PARTS_DIR}"/closure.* "$STASH"/ && ls -la "$STASH" ;;
@@ -59,7 +64,7 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
     set -e
     kill "$smi" 2>/dev/null || true
     echo "smoke exit $code in $(( $(date +%s) - start )) s; peak GPU memory (MiB) per GPU:"
-    awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$OUT/gpu_mem.csv"
+    gpu_peaks "$OUT/gpu_mem.csv"
     exit "$code" ;;
   start)
     # start NAME ARGS: one smoke in a new session (setsid), tagged LIVERL_GPU_TAG=NAME for the memory sampler
@@ -102,7 +107,7 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
       echo "--- $(date +%T)"; sleep 60
     done
     echo "peak MiB per GPU (all smokes):"
-    awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$RUNS/gpu_mem.csv" 2>/dev/null
+    gpu_peaks "$RUNS/gpu_mem.csv"
     echo "peak MiB per smoke and GPU (sum of its processes at one sample; pids as nvidia-smi reports them):"
     awk -F', ' '!seen[$1 FS $2]++ {s[$1 FS $5 FS $3] += $4} END {for (k in s) {split(k, a, FS); key = a[2] " on " a[3];
       if (s[k] > m[key]) m[key] = s[k]} for (k in m) print "  " k ": " m[k]}' "$RUNS/gpu_apps.csv" 2>/dev/null | sort ;;

@@ -84,8 +84,8 @@ def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float) -> str:
 
 def rollout_fix(a: archmod.Arch, p: PlanInputs) -> str:
     for tp in (p.rollout_tp * 2, p.rollout_tp * 4):
-        roll = rollmod.rollout(a, tp, p.window, p.gpu_bytes, p.gpu_memory_utilization, p.kv_cache_bytes)
-        if tp <= 8 and roll["fits"]:
+        if tp <= 8 and rollmod.rollout(a, tp, p.window, p.gpu_bytes, p.gpu_memory_utilization,
+                                       p.kv_cache_bytes)["fits"]:
             return f"a larger rollout TP: {tp} (model.rollout_tp={tp})"
     if p.kv_cache_bytes:
         return ("a larger KV cache (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes), a larger "

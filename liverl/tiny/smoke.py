@@ -63,14 +63,18 @@ def report(run_dir: Path) -> dict:
     }
 
 
-def train(run_dir: Path, steps: int, args: argparse.Namespace, env: dict[str, str]) -> int:
+def train(run_dir: Path, steps: int, args: argparse.Namespace, env: dict[str, str]) -> tuple[int, float]:
+    """One launch: (exit code, wall seconds of the whole launch: plan, Ray, vLLM and FSDP start-up, steps,
+    checkpoints)."""
     cmd = [
         sys.executable, "-m", "liverl.train", "experiment=smoke_tiny", f"topology={args.topology}",
         f"engine={args.engine}", "launcher=local", f"total_training_steps={steps}", f"hydra.run.dir={run_dir}",
         *args.overrides,
     ]
     print("LiveRL smoke: " + " ".join(cmd[1:]), flush=True)
-    return subprocess.call(cmd, env=env)
+    start = time.monotonic()
+    code = subprocess.call(cmd, env=env)
+    return code, round(time.monotonic() - start, 1)
 
 
 def main(argv: list[str]) -> int:
@@ -88,17 +92,14 @@ def main(argv: list[str]) -> int:
         generate(tiny)
     run_dir = (args.run_dir or Path("runs") / f"smoke_tiny_{args.topology}_{args.engine}").resolve()
     env = {**os.environ, "LIVERL_TINY_DIR": str(tiny)}
-    walls = []
-    start = time.monotonic()
-    code = train(run_dir, args.steps, args, env)
-    walls.append(round(time.monotonic() - start, 1))
+    code, wall = train(run_dir, args.steps, args, env)
+    walls = [wall]
     if code == 0 and args.resume_steps > 0:
-        start = time.monotonic()
-        code = train(run_dir, args.steps + args.resume_steps, args, env)
-        walls.append(round(time.monotonic() - start, 1))
+        code, wall = train(run_dir, args.steps + args.resume_steps, args, env)
+        walls.append(wall)
     result = report(run_dir)
     for attempt, wall in zip(result["attempts"], walls, strict=False):  # an attempt may have left no metrics
-        attempt["wall_s"] = wall  # the whole launch: plan, Ray, vLLM and FSDP start-up, steps, checkpoints
+        attempt["wall_s"] = wall
     print("LiveRL smoke result: " + json.dumps(result), flush=True)
     if code == 0 and args.resume_steps > 0 and not result["resumed_from"]:
         print("LiveRL smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
