@@ -10,17 +10,19 @@ from omegaconf import DictConfig
 from liverl.errors import Problem
 
 
+def version_tuple(text: str) -> tuple[int, ...]:
+    """The first three numbers of a version string: "0.10.1rc1" -> (0, 10, 1)."""
+    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
+
+
 def gdn_kernel_problem(
     capability: tuple[int, int] | None, triton: str | None, fla: str | None, tilelang: bool
 ) -> str | None:
     """Why Qwen3.5's GatedDeltaNet backward will refuse to run on this GPU stack, or None when it will run."""
 
-    def version(text: str) -> tuple[int, ...]:
-        return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
     if capability is None or capability[0] != 9 or not triton or not fla or tilelang:
         return None
-    if version(fla) == (0, 5, 2) and (3, 4, 0) <= version(triton) < (3, 7, 1):
+    if version_tuple(fla) == (0, 5, 2) and (3, 4, 0) <= version_tuple(triton) < (3, 7, 1):
         return (
             f"flash-linear-attention {fla} refuses Triton {triton} on Hopper without tilelang: 'Triton >= 3.4.0 "
             "and < 3.7.1 on Hopper GPUs produces incorrect results for gated chunk_bwd_dqkwg' at the first backward"

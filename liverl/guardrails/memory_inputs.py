@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from liverl.guardrails.verl_keys import window
 from liverl.memory import plan as memplan
 from liverl.memory import rollout as rollmod
 from liverl.memory import terms
@@ -34,10 +35,6 @@ def arch(cfg: Any, structure_only: bool = False) -> Arch:
     """The checkpoint's config.json when it is read here, else the model group's bundled one (`model.arch`)."""
     path = "" if structure_only else str(_get(cfg, "model.path", ""))
     return memplan.arch_for(path, str(_get(cfg, "model.arch") or _get(cfg, "model.name")))
-
-
-def window(verl: Any) -> int:
-    return int(_get(verl, "data.max_prompt_length")) + int(_get(verl, "data.max_response_length"))
 
 
 FSDP_FUSED_CHUNK = 512  # FusedLinearForPPO(chunk_size=512): verl/utils/experimental/torch_functional.py:221,

@@ -8,7 +8,6 @@ the node (liverl.launch.local runs it after ray_preflight).
 
 from __future__ import annotations
 
-import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT, Problem
 from liverl.guardrails.framework import apply_waivers
+from liverl.guardrails.gpu_probe import version_tuple
 from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
 from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan
@@ -92,10 +92,6 @@ def probe_nodes(
     return reports
 
 
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", text)[:3])
-
-
 def _disk_problem(r: NodeReport, where: str, run_dir: Path) -> Problem:
     seen = "cannot read the token the launcher wrote" if not r.saw_token else "wrote a token the launcher cannot read"
     return Problem(
@@ -139,7 +135,7 @@ def judge(reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path) -> lis
         where = f"node {r.ip} ({r.node_id[:12]})"
         if not (r.saw_token and r.wrote):
             problems.append(_disk_problem(r, where, run_dir))
-        if r3 and (r.vllm is None or _version(r.vllm) < VLLM_R3_MIN):
+        if r3 and (r.vllm is None or version_tuple(r.vllm) < VLLM_R3_MIN):
             problems.append(_vllm_problem(r, where))
         if r.missing:
             problems.append(_imports_problem(r, where))

@@ -25,7 +25,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """An int that is not a bool."""
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -53,7 +54,7 @@ class Knob:
 
 
 def _int(path: str, lo: int, hi: int, example: str, **kw: Any) -> Knob:
-    return Knob(path, f"an integer from {lo} to {hi:,}", lambda v: _is_int(v) and lo <= v <= hi, example, **kw)
+    return Knob(path, f"an integer from {lo} to {hi:,}", lambda v: is_int(v) and lo <= v <= hi, example, **kw)
 
 
 def _enum(path: str, choices: tuple[Any, ...], example: str, **kw: Any) -> Knob:

@@ -17,7 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from liverl.errors import Problem
-from liverl.recipe.knobs import show
+from liverl.recipe.knobs import is_int, show
 
 _UNSET = object()
 
@@ -43,10 +43,6 @@ def _declared(verl_cfg: DictConfig, key: str, in_process: bool) -> tuple[Any, st
     return (hints[leaf], f"{target}.{leaf}") if leaf in hints else None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _matches(value: Any, tp: Any) -> bool:
     """Whether a value fits a dataclass annotation (unknown annotations accept anything)."""
     origin = typing.get_origin(tp)
@@ -64,9 +60,9 @@ def _matches(value: Any, tp: Any) -> bool:
     if base is bool:
         return isinstance(value, bool)
     if base is int:
-        return _is_int(value)
+        return is_int(value)
     if base is float:
-        return _is_int(value) or isinstance(value, float)
+        return is_int(value) or isinstance(value, float)
     if base is str:
         return isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if base in (list, tuple, set, typing.Sequence):
