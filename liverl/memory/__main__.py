@@ -28,7 +28,7 @@ from liverl.guardrails.memory_inputs import predict
 from liverl.memory import arch as archmod
 from liverl.memory import terms
 from liverl.memory.rollout import kv_budget
-from liverl.memory.terms import GIB
+from liverl.memory.terms import GIB, gib
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
 from liverl.rundir import LIVERL_YAML, VERL_YAML
@@ -92,21 +92,17 @@ def run_step(argv: Sequence[str]) -> int:
     return 0
 
 
-def _gib(x: float) -> str:
-    return f"{x / GIB:.1f} GiB"
-
-
 def render(p: dict) -> str:
     t, r = p["trainer"], p["rollout"]
-    lines = [f"model {Path(p['model']).name}: {p['params_total'] / 1e9:.2f}B parameters, GPU {_gib(p['gpu_bytes'])}",
-             f"trainer GPU: peak {_gib(t['peak_bytes'])} ({t['peak_phase']}) {'fits' if t['fits'] else 'OVER'}; "
+    lines = [f"model {Path(p['model']).name}: {p['params_total'] / 1e9:.2f}B parameters, GPU {gib(p['gpu_bytes'])}",
+             f"trainer GPU: peak {gib(t['peak_bytes'])} ({t['peak_phase']}) {'fits' if t['fits'] else 'OVER'}; "
              f"{t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards, optimizer offload {t['optimizer_offload']}, "
              f"lm-head chunk {t['lm_head_chunk'] or 'none (whole micro-batch logits)'}",
-             "  biggest: " + ", ".join(f"{k} {_gib(v)}" for k, v in t["biggest"])]
+             "  biggest: " + ", ".join(f"{k} {gib(v)}" for k, v in t["biggest"])]
     if t["fix"]:
         lines.append(f"  cheapest fix: {t['fix']}")
     b = r["breakdown"]
-    lines += [f"rollout GPU: TP {r['tp']}, weights/rank {_gib(b['weights_per_rank'])}, KV {_gib(b['kv_cache'])} at "
+    lines += [f"rollout GPU: TP {r['tp']}, weights/rank {gib(b['weights_per_rank'])}, KV {gib(b['kv_cache'])} at "
               f"{kv_budget(r)}: {r['full_window_sequences']} full-window "
               f"({r['window']}-token) sequences per replica ({b['kv_bytes_per_token']} B/token KV, "
               f"{b['linear_state_per_sequence'] / 2**20:.1f} MiB linear-attention state per sequence) "

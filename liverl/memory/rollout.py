@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from liverl.memory.arch import Arch
+from liverl.memory.terms import GIB, gib
 
 RESERVE = 4 * 2**30  # vLLM's profiled activation peak + CUDA graphs + sampler, per GPU (allowance)
 
@@ -60,6 +61,6 @@ def kv_budget(r: dict) -> str:
     """What sizes a rollout prediction's KV cache (``r``: plan.predict's "rollout"), in words."""
     size = r.get("kv_cache_bytes")
     if size:
-        text = f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+        text = gib(size) if size >= GIB else f"{size / 2**20:.0f} MiB"
         return f"a fixed {text} KV cache (kv_cache_memory_bytes)"
     return f"gpu_memory_utilization {r['gpu_memory_utilization']}"

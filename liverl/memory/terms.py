@@ -35,6 +35,13 @@ from dataclasses import dataclass
 from liverl.memory.arch import FULL, Arch
 
 GIB = 2**30
+
+
+def gib(x: float) -> str:
+    """Bytes as GiB with one decimal, for messages."""
+    return f"{x / GIB:.1f} GiB"
+
+
 COMPUTE = 2  # bf16 compute: activations, unsharded all-gathered parameters, unsharded gradients
 
 # Fitted on the H200 (benchmarks/memory/fit.py); each is "bytes per nominal byte" of the term it scales unless noted.

@@ -9,21 +9,17 @@ from liverl.guardrails import memory_inputs
 from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
 from liverl.memory.arch import ArchError
 from liverl.memory.rollout import kv_budget
-from liverl.memory.terms import GIB
-
-
-def _gib(x: float) -> str:
-    return f"{x / GIB:.1f} GiB"
+from liverl.memory.terms import gib
 
 
 def _trainer(p: dict) -> Problem:
     t = p["trainer"]
-    terms = ", ".join(f"{k} {_gib(v)}" for k, v in t["biggest"])
+    terms = ", ".join(f"{k} {gib(v)}" for k, v in t["biggest"])
     return finding(
         FATAL,
         "trainer GPU memory",
-        f"{_gib(t['peak_bytes'])} > {_gib(p['gpu_bytes'])}",
-        f"one trainer GPU is predicted to peak at {_gib(t['peak_bytes'])} in the {t['peak_phase']} phase "
+        f"{gib(t['peak_bytes'])} > {gib(p['gpu_bytes'])}",
+        f"one trainer GPU is predicted to peak at {gib(t['peak_bytes'])} in the {t['peak_phase']} phase "
         f"({t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards); biggest terms: {terms}",
         f"{t['fix']}; `python -m liverl.memory` with the same overrides shows every term",
     )
@@ -37,8 +33,8 @@ def _rollout(p: dict) -> Problem:
         "rollout GPU memory",
         f"TP {r['tp']}, {r['full_window_sequences']} full-window sequences",
         f"a vLLM replica cannot hold one {r['window']}-token sequence at {kv_budget(r)}: "
-        f"weights {_gib(b['weights_per_rank'])} per rank + reserve "
-        f"{_gib(b['reserve'])}, {_gib(b['bytes_per_full_window_sequence'])} per full-window sequence",
+        f"weights {gib(b['weights_per_rank'])} per rank + reserve "
+        f"{gib(b['reserve'])}, {gib(b['bytes_per_full_window_sequence'])} per full-window sequence",
         r["fix"],
     )
 
