@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # real runs (hydra, vLLM, the plan printer) without being packed
 HOST = {"torch", "transformers", "tokenizers", "numpy", "pyarrow", "pandas", "aiohttp", "pyyaml", "requests", "rich"}
 # run by .venv-harbor's Python 3.12, never on a GPU node's trainer interpreter (liverl/scaffold/trial.py)
-HARBOR_SIDE = {"liverl/scaffold/trial_runner.py", "liverl/scaffold/harbor_agents.py"}
+HARBOR_SIDE = {"liverl/scaffold/trial_runner.py", "liverl/scaffold/harbor_agents.py", "liverl/scaffold/local_env.py"}
 
 
 def norm(name: str) -> str:

@@ -12,6 +12,7 @@ separate Python 3.12 environment `.venv-harbor` and is driven through `trial_run
 - `traj_filter`    the trajectory filter for the public verl (advantage estimator + replay-buffer metrics)
 - `trial_runner`   run by .venv-harbor's Python: JSON spec on stdin -> Harbor Trial -> TrialResult JSON
 - `harbor_agents`  Harbor agent classes for the scaffolds (import Harbor; only in .venv-harbor)
+- `local_env`      a Harbor environment on this host, no isolation (trusted tasks; import Harbor; .venv-harbor)
 
 The top layer of LiveRL's import graph: nothing imports this package (verl loads it by config strings). What the plan
 decides about it lives below: which filter runs (liverl/recipe/filter_plan.py), the plan-time import check
