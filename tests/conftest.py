@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ["RAY_AUTH_MODE"] = "disabled"
 # the smoke ledger (guardrail smoke-before-official) of the tests lives in a temporary file, never in ~/.liverl
 os.environ["LIVERL_SMOKE_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="liverl-ledger-")) / "smoke_ledger.json")
+# so does the conformance ledger (python -m liverl.conform, guardrail harness-conformance)
+os.environ["LIVERL_CONFORM_LEDGER"] = str(Path(tempfile.mkdtemp(prefix="liverl-ledger-")) / "conform_ledger.jsonl")
 _BUILDS: dict[tuple[str, ...], Build] = {}
 # data files that exist (a launch refuses missing ones): placeholders, nothing reads them before the trainer
 _DATA_DIR = Path(tempfile.mkdtemp(prefix="liverl-data-"))

@@ -50,6 +50,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 A3 = ("topology=3node",)
+# the plan's chat template (rule harness-conformance)
+CUSTOM_TEMPLATE = "verl.actor_rollout_ref.model.custom_chat_template"
 VE = ("engine=veomni",)
 # (case id, overrides, rule id, key named in the message); {dense6}/{moe}/... are checkpoint directories
 BAD = [
@@ -290,6 +292,8 @@ LAUNCH_BAD = [  # judged as a launch (launcher=local): FATAL before anything sta
     ("missing-train-files", ("launcher=local", "train_files=/nonexistent/train.parquet"), "paths-exist", "train_files"),
     ("missing-checkpoint", ("launcher=local", "model.path=/nonexistent/ckpt"), "paths-exist", "model.path"),
     ("moe-on-installed-verl", ("launcher=local", "model=qwen35"), "moe-new-verl", "verl.source"),
+    ("official-without-conformance", ("batch=official", "launcher=local", f"{CUSTOM_TEMPLATE}=never-conformed"),
+     "harness-conformance", "scaffold"),
 ]
 ENV_BAD = [
     ("new-verl-dir-unset", {"USE_NEW_VERL": "1"}, "new-verl-dir", "NEW_VERL_DIR"),
@@ -402,6 +406,7 @@ PASSING = {
     "moe-new-verl": ("model=qwen25_0p5b",),
     "vllm-r3-version": ("engine=fsdp",),
     "trainer-imports": (),
+    "harness-conformance": ("scaffold=single_turn", f"{CUSTOM_TEMPLATE}=never-conformed"),
 }
 
 
@@ -426,6 +431,7 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     (("scaffold.harbor.agent_name=null",), "scaffold-agent"),
     (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=2400"), "val-timeout"),
     (("model.path=Qwen/Qwen3.5-35B-A3B",), "paths-exist"),
+    ((f"{CUSTOM_TEMPLATE}=never-conformed",), "harness-conformance"),
 ]
 
 

@@ -4,7 +4,8 @@ Selected like any other harness by import path (HARBOR_AGENT_IMPORT_PATH / scaff
 It runs in .venv-harbor under Harbor: asks the model (the proxy, at base_url), runs each `bash` call in the task
 environment, sends the output back as a tool message, and stops on a reply without tool calls. Kwarg
 `compact_after` (int): after that many turns it rewrites its history to [system, user, summary], the way
-agents compact long contexts, so the next prompt no longer extends the recorded tokens.
+agents compact long contexts, so the next prompt no longer extends the recorded tokens. Kwarg `linger_sec`
+(float): seconds it keeps running after the model's final reply (sandbox time spent after the last sampled token).
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ TOOLS = [{"type": "function", "function": {"name": "bash", "description": "Run a
 
 class MiniAgent(BaseAgent):
     def __init__(self, *args, compact_after: int = 0, max_steps: int = 8, base_url: str | None = None,
-                 model_api_format=None, model_api_key_name=None, **kwargs):
+                 model_api_format=None, model_api_key_name=None, linger_sec: float = 0.0, **kwargs):
         # Harbor refuses connection overrides for agents without a MODEL_CONNECTION spec; this one reads them itself
         super().__init__(*args, **kwargs)
         self._base_url = base_url
-        self.compact_after, self.max_steps = int(compact_after), int(max_steps)
+        self.compact_after, self.max_steps, self.linger_sec = int(compact_after), int(max_steps), float(linger_sec)
 
     @staticmethod
     def name() -> str:
@@ -53,6 +54,7 @@ class MiniAgent(BaseAgent):
             messages.append({"role": "assistant", "content": reply.get("content") or "",
                              **({"tool_calls": reply["tool_calls"]} if reply.get("tool_calls") else {})})
             if not reply.get("tool_calls"):
+                await asyncio.sleep(self.linger_sec)
                 return
             for call in reply["tool_calls"]:
                 command = json.loads(call["function"]["arguments"]).get("command", "")
