@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu/unpack_and_run.sh stash PARTS_DIR      # copy the parts found there to $STASH
 #   bash benchmarks/gpu/unpack_and_run.sh unpack               # join, check the sha256, unpack into $SITE
 #   bash benchmarks/gpu/unpack_and_run.sh smoke [ARGS...]      # python -m liverl.tiny.smoke ARGS, GPU memory sampled
+#   bash benchmarks/gpu/unpack_and_run.sh conform-engine [MODEL_DIR]  # vLLM vs trainer log-probs via LiveRL's session
 # Several smokes at once, detached (they outlive the call; the host's 10-minute call limit does not stop them):
 #   bash benchmarks/gpu/unpack_and_run.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
 #   bash benchmarks/gpu/unpack_and_run.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
@@ -66,6 +67,12 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
     echo "smoke exit $code in $(( $(date +%s) - start )) s; peak GPU memory (MiB) per GPU:"
     gpu_peaks "$OUT/gpu_mem.csv"
     exit "$code" ;;
+  conform-engine)
+    # the conformance gate's engine side (vLLM through LiveRL's session, trainer log-probs, their agreement)
+    shift
+    gpu_env
+    python3 "$REPO/benchmarks/gpu/conform_engine.py" "$@" 2>&1 | tee "$OUT/conform_engine.log"
+    exit "${PIPESTATUS[0]}" ;;
   start)
     # start NAME ARGS: one smoke in a new session (setsid), tagged LIVERL_GPU_TAG=NAME for the memory sampler
     name="${2:?NAME}"; shift 2

@@ -54,7 +54,10 @@ def _missing(key: str, message: str, got: Any, fix: str) -> ConfigError:
 
 
 class VLLMPolicy:
-    def __init__(self, cfg: DictConfig, s: Any):
+    """vLLM's AsyncLLM on a checkpoint; `engine` holds conform.engine's settings (conf/conform/default.yaml)."""
+
+    def __init__(self, model_path: str, *, max_model_len: int, engine: dict[str, Any],
+                 tokenizer_path: str | None = None):
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
@@ -64,20 +67,24 @@ class VLLMPolicy:
                            ) from None
         from transformers import AutoTokenizer
 
-        self.path = str(Path(str(cfg.model.path)).expanduser())
+        self.path = str(Path(model_path).expanduser())
         if not Path(self.path).is_dir():
-            raise _missing("model.path", "no checkpoint there on this host", cfg.model.path,
+            raise _missing("model.path", "no checkpoint there on this host", model_path,
                            "model.path=/path/to/checkpoint (a folder with config.json and the tokenizer)")
-        tok_path = OmegaConf.select(cfg, "verl.actor_rollout_ref.model.tokenizer_path") or self.path
+        tok_path = tokenizer_path or self.path
         self.tokenizer = AutoTokenizer.from_pretrained(tok_path)
-        e = dict(s.engine)
-        self.settings = e
-        self.max_model_len = int(e["max_model_len"] or (s.prompt_length or cfg.window.prompt)
-                                 + (s.response_length or cfg.window.response))
+        self.settings = dict(engine)
+        self.max_model_len = int(max_model_len)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(
-            model=self.path, tokenizer=tok_path, tensor_parallel_size=int(e["tensor_parallel_size"]),
-            gpu_memory_utilization=float(e["gpu_memory_utilization"]), max_model_len=self.max_model_len,
-            dtype=str(e["dtype"]), seed=int(e["seed"]), enable_prefix_caching=True))
+            model=self.path, tokenizer=tok_path, tensor_parallel_size=int(engine["tensor_parallel_size"]),
+            gpu_memory_utilization=float(engine["gpu_memory_utilization"]), max_model_len=self.max_model_len,
+            dtype=str(engine["dtype"]), seed=int(engine["seed"]), enable_prefix_caching=True))
+
+    @classmethod
+    def from_plan(cls, cfg: DictConfig, s: Any) -> VLLMPolicy:
+        window = (s.prompt_length or cfg.window.prompt) + (s.response_length or cfg.window.response)
+        return cls(str(cfg.model.path), max_model_len=int(s.engine["max_model_len"] or window), engine=s.engine,
+                   tokenizer_path=OmegaConf.select(cfg, "verl.actor_rollout_ref.model.tokenizer_path"))
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
         from verl.workers.rollout.replica import TokenOutput
@@ -103,14 +110,17 @@ class VLLMPolicy:
         stop = "aborted" if c.finish_reason == "abort" else "completed"
         return TokenOutput(token_ids=ids, log_probs=lps, stop_reason=stop, extra_fields={})
 
-    def agreement(self, trials: list[Any]) -> dict[str, Any]:
-        """The trainer's log-probs of every trained token (transformers, after the engine's trials)."""
+    def trainer(self) -> Any:
+        """The checkpoint in transformers, as the trainer would compute log-probs (conform.engine.trainer_*)."""
         import torch
         from transformers import AutoModelForCausalLM
 
         dtype = getattr(torch, str(self.settings["trainer_dtype"]))
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.settings["trainer_device"])
-        model.eval()
+        return AutoModelForCausalLM.from_pretrained(self.path, dtype=dtype).to(self.settings["trainer_device"]).eval()
+
+    def agreement(self, trials: list[Any]) -> dict[str, Any]:
+        """Engine vs trainer log-probs of every trained token of the trials' outputs (after the trials)."""
+        model = self.trainer()
         engine_lp, trainer_lp, mask = [], [], []
         for t in trials:
             out = t.output

@@ -60,7 +60,7 @@ class Policy:
         else:
             from liverl.conform import engine
 
-            self.engine = engine.VLLMPolicy(cfg, s)
+            self.engine = engine.VLLMPolicy.from_plan(cfg, s)
             self.tokenizer, self.server = self.engine.tokenizer, self.engine
             window = (cfg.window.prompt, cfg.window.response)
             self.template_source = f"model.path={cfg.model.path}"
