@@ -49,8 +49,14 @@ def _tail_run(tokens: list[int], mask: list[int]) -> list[int]:
     return tokens[start:end]
 
 
+def _counted(session: Any, name: str) -> int | None:
+    """A count the session keeps (an attribute, a property or a method), or None where it keeps none."""
+    value = getattr(session, name, None)
+    return int(value() if callable(value) else value) if value is not None else None
+
+
 def _parse_failures(t: Trial, tokenizer: Any, parser: str) -> int:
-    counted = getattr(t.session, "parse_failures", None)
+    counted = _counted(t.session, "parse_failures")
     if counted is not None:
         return int(counted)
     failures = 0
@@ -80,7 +86,7 @@ def trial_figures(t: Trial, tokenizer: Any, parser: str) -> dict[str, Any]:
         return {"turns": 0, "chains": 0, "rewrites": 0, "trained_turns": 0, "sampled_tokens": 0,
                 "trained_tokens": 0, "parse_failures": 0, "waste_s": 0.0}
     chains = list(s.chains)
-    sampled = getattr(s, "sampled_tokens", None)
+    sampled = _counted(s, "sampled_tokens")
     if sampled is None:
         sampled = sum(sum(c.mask) for c in chains)
     trained_tokens = int(sum(t.output.response_mask)) if t.output is not None else 0
@@ -118,8 +124,8 @@ def summarise(scaffold: str, trials: list[Trial], tokenizer: Any, parser: str) -
         "history_rewrites": total.get("rewrites", 0),
         "waste_s": round(total.get("waste_s", 0.0), 3),
         "reward_mean": _ratio(sum(rewards), len(rewards)),
-        "terminations": dict(Counter(str((t.output.extra_fields if t.output else {}).get("termination_reason"))
-                                     for t in trials)),
+        "terminations": dict(Counter(t.error.split(":")[0] if t.error else
+                                     str(t.output.extra_fields.get("termination_reason")) for t in trials)),
     }
 
 

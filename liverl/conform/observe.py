@@ -48,6 +48,7 @@ class Trial:
     session: Session | None = None  # the session of the last attempt (the one the output is built from)
     result: dict = field(default_factory=dict)  # Harbor's TrialResult (JSON)
     calls: list[Generated] = field(default_factory=list)  # the policy's generations for this trial
+    error: str | None = None  # the loop raised (a LiveRL or verl bug): "Type: message"
 
 
 class ObservedLoop(HarborAgentLoop):

@@ -8,6 +8,7 @@ the policy through the proxy session it opens; Harbor runs the scaffold's real a
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -97,8 +98,12 @@ async def _trials(cfg: DictConfig, s: Settings, policy: Policy, harbor: dict) ->
         async with gate:
             loop = _loop(cfg, s, policy, server, harbor)
             trial = Trial(task=str(task), started=time.time())
-            trial.output = await loop.run(dict(params), raw_prompt=[{"role": "user", "content": task.name}],
-                                          extra_info={"harbor_task_path": str(task)})
+            try:
+                trial.output = await loop.run(dict(params), raw_prompt=[{"role": "user", "content": task.name}],
+                                              extra_info={"harbor_task_path": str(task)})
+            except Exception as e:  # the loop itself failed: a failed trial, reported by type and message
+                trial.error = f"{type(e).__name__}: {e}"
+                print(f"liverl.conform: trial on {task} raised {trial.error}", file=sys.stderr, flush=True)
             trial.ended = time.time()
         seen = getattr(loop, "observed", {})
         trial.session, trial.result = seen.get("session"), seen.get("result") or {}
