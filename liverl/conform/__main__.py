@@ -19,7 +19,7 @@ from pathlib import Path
 
 from liverl.conform.figures import summarise, verdict
 from liverl.conform.run import Policy, run_trials
-from liverl.conform.settings import settings
+from liverl.conform.settings import conform_names, settings
 from liverl.errors import CONFIG_ERROR_EXIT, ConfigError
 from liverl.guardrails import conform_ledger
 from liverl.recipe.compose import compose_liverl
@@ -35,7 +35,7 @@ def main(argv: Sequence[str]) -> int:
         s = settings(cfg)
         policy = Policy(cfg, s, workdir)
     except ConfigError as e:
-        print(e, file=sys.stderr)
+        print(conform_names(e), file=sys.stderr)
         return CONFIG_ERROR_EXIT
     sha = conform_ledger.template_sha256(policy.template)
     print(f"liverl.conform: scaffold={s.scaffold} policy={s.policy} tasks={s.tasks} chat template "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -11,8 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.errors import ConfigError, Problem
-from liverl.paths import LIVERL_ROOT
+from liverl.errors import ConfigError, Problem, did_you_mean
+from liverl.paths import CONF_DIR, LIVERL_ROOT
 
 POLICIES = ("double", "engine")
 ENVIRONMENTS = ("local", "scaffold")
@@ -97,6 +98,26 @@ def settings(cfg: DictConfig) -> Settings:
                     agent_runtime=_root_path(c["agent_runtime"]), prompt_length=c["prompt_length"],
                     response_length=c["response_length"], double=double, thresholds=dict(c["thresholds"]),
                     engine=dict(c["engine"]))
+
+
+def conform_names(err: ConfigError) -> ConfigError:
+    """Hydra's unknown-key error for a conform.* key, with the nearest conform.* names (the default LiveRL config
+    that the composition error names keys from has no conform group)."""
+    defaults = OmegaConf.load(CONF_DIR / "conform" / "default.yaml")
+    names: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            names.append(f"{prefix}{k}")
+            if isinstance(v, DictConfig):
+                walk(v, f"{prefix}{k}.")
+
+    walk(defaults.conform, "conform.")
+    problems = [dataclasses.replace(p, message=f"not a conform setting; {did_you_mean(p.key, names)}",
+                                    fix="the conform.* settings are in conf/conform/default.yaml")
+                if p.key.startswith("conform.") and "not a LiveRL setting" in p.message else p
+                for p in err.problems]
+    return ConfigError(problems, err.findings)
 
 
 def load_double(path: Path) -> ModuleType:

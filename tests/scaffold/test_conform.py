@@ -38,6 +38,11 @@ def test_bad_configuration_exits_2_naming_the_key(capsys, overrides, key) -> Non
     assert not ledger_path().exists() or key not in ledger_path().read_text()  # nothing recorded
 
 
+def test_a_misspelt_conform_key_names_the_nearest_ones(capsys) -> None:
+    assert main(["conform.task=4"]) == 2
+    assert "conform.task: not a conform setting; did you mean conform.tasks" in capsys.readouterr().err
+
+
 def test_trainer_logprobs_agree_with_incremental_decoding_on_a_tiny_model() -> None:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
