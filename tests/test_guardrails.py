@@ -259,9 +259,16 @@ BAD = [
     ),
     (  # whole-micro-batch bf16 logits and unchunked old-log-prob entropy at a 131k window: ~250 GiB per GPU
         "35b-materialised-logits-long-window",
-        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072"),
+        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072",
+         "verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false"),
         "memory-fit",
         "trainer GPU memory",
+    ),
+    (  # verl's fused forward reads an FSDP2-wrapped lm_head's shard: crashes at the first log-prob pass
+        "30b-fsdp-fused-untied",
+        ("model=qwen3_30b_a3b", "engine=fsdp", "verl.actor_rollout_ref.model.use_fused_kernels=true"),
+        "fsdp-fused-untied",
+        "verl.actor_rollout_ref.model.use_fused_kernels",
     ),
     (  # 35B bf16 weights on one rank (65 GiB) over 0.3 x 139.8 GiB
         "35b-rollout-tp1",
@@ -391,6 +398,7 @@ PASSING = {
     "rollout-is": ("rollout_is=token",),
     "lr-schedule-steps": ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine",),
     "memory-fit": ("model=qwen25_0p5b",),
+    "fsdp-fused-untied": ("model=qwen3_30b_a3b", "engine=fsdp"),
     "smoke-before-official": ("batch=smoke",),
     "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
     "val-timeout": (),

@@ -37,6 +37,18 @@ def arch(cfg: Any, structure_only: bool = False) -> Arch:
     return memplan.arch_for(path, str(_get(cfg, "model.arch") or _get(cfg, "model.name")))
 
 
+FUSED_KEY = "actor_rollout_ref.model.use_fused_kernels"
+STRATEGY_KEY = "actor_rollout_ref.actor.strategy"
+
+
+def tied_embeddings(cfg: Any, structure_only: bool = False) -> bool | None:
+    """tie_word_embeddings of the checkpoint's config.json (or the model group's bundled one); None if unknown."""
+    try:
+        return arch(cfg, structure_only).tied
+    except ArchError:
+        return None
+
+
 FSDP_FUSED_CHUNK = 512  # FusedLinearForPPO(chunk_size=512): verl/utils/experimental/torch_functional.py:221,
 # built without a chunk size by verl/models/transformers/qwen3_5.py:586 (and dense_common.py for Qwen2/Qwen3)
 VEOMNI_FUSED_CHUNK = 4096  # VeOmni's chunk_logprobs: VeOmni is not installed here, its chunk is assumed, not read
@@ -88,7 +100,8 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         master_weights=fp32, **logits_path(verl), logprob_tokens=lp_tokens if _get(actor, "use_dynamic_bsz") else 0,
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
-        offload_policy=bool(_get(engine, "offload_policy", False)))
+        offload_policy=bool(_get(engine, "offload_policy", False)),
+        fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False))
     return spec, gpus
 
 

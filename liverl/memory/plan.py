@@ -58,7 +58,7 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, te
     if spec.logprob_entropy == "full":
         out.append(("chunk the old-log-prob entropy (entropy_from_logits_with_chunking=true)",
                     replace(spec, logprob_entropy="chunked")))
-    if spec.logits == "bf16_ce":
+    if spec.logits == "bf16_ce" and spec.fused_possible:
         out.append(("log-probs without whole-micro-batch logits (use_fused_kernels=true)",
                     replace(spec, logits="fp32", lm_head_chunk=512, logprob_entropy="fused" if spec.logprob_entropy
                             else "")))

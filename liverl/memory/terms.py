@@ -78,6 +78,7 @@ class StepSpec:
     logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "bf16_ce" (verl materialised logits)
     logprob_entropy: str = ""  # the log-prob pass's entropy: "" (pass not modelled), "full", "chunked", "fused"
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
+    fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings)
 
 
 def _attn_tok(a: Arch) -> float:

@@ -51,3 +51,20 @@ def _memory_fit(c: Ctx) -> Iterable[Problem]:
         yield _trainer(p)
     if not p["rollout"]["fits"]:
         yield _rollout(p)
+
+
+@rule("fsdp-fused-untied", "verl's fused log-prob kernels are not asked for on FSDP2 with untied embeddings")
+def _fsdp_fused_untied(c: Ctx) -> Iterable[Problem]:
+    # with untied embeddings FSDP2 wraps lm_head as its own unit (verl/utils/fsdp_utils.py:558-559) and the fused
+    # forward reads self.lm_head.weight without calling it (verl/models/transformers/dense_common.py:123)
+    fused, strategy = c.v(memory_inputs.FUSED_KEY, False), c.v(memory_inputs.STRATEGY_KEY, "")
+    if fused is not True or strategy != "fsdp2":
+        return
+    tied = memory_inputs.tied_embeddings(c.cfg, c.structure_only)
+    if tied is False:
+        yield finding(
+            FATAL, f"verl.{memory_inputs.FUSED_KEY}", True,
+            "the model has untied embeddings: FSDP2 wraps lm_head as its own unit and verl's fused forward reads its "
+            "unassembled shard (verl/utils/fsdp_utils.py:558-559, models/transformers/dense_common.py:123); the "
+            "first log-prob pass dies with 'aten.mm.default got mixed torch.Tensor and DTensor'",
+            f"verl.{memory_inputs.FUSED_KEY}=auto (LiveRL turns the fused path off for untied models), or =false")
