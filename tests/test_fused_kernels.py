@@ -54,8 +54,9 @@ def test_untied_model_turns_the_fused_path_off_and_the_memory_model_follows(mode
 
 def test_checkpoint_on_disk_decides_over_the_bundled_config(tmp_path):
     # the model group is the tied Qwen2.5-0.5B, but the checkpoint at model.path (written by transformers) is untied
-    T.Qwen2Config(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  vocab_size=128, tie_word_embeddings=False).to_json_file(tmp_path / "config.json")
+    untied = T.Qwen2Config(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, vocab_size=128, tie_word_embeddings=False)
+    untied.to_json_file(tmp_path / "config.json")
     cfg = compose_liverl(["model=qwen25_0p5b", "engine=fsdp", f"model.path={tmp_path}"])
     assert OmegaConf.select(build(cfg).verl, FUSED) is False
 
