@@ -270,6 +270,12 @@ BAD = [
         "fsdp-fused-untied",
         "verl.actor_rollout_ref.model.use_fused_kernels",
     ),
+    (  # parameters + optimizer states of 35B over 8 ranks, offloaded: ~400 GiB of one 100 GiB node
+        "35b-offload-small-host",
+        ("experiment=sync_1node_cc", "cluster.host_memory_gib=100"),
+        "host-memory-fit",
+        "host memory",
+    ),
     (  # 35B bf16 weights on one rank (65 GiB) over 0.3 x 139.8 GiB
         "35b-rollout-tp1",
         ("model.rollout_tp=1", "verl.actor_rollout_ref.rollout.gpu_memory_utilization=0.3"),
@@ -338,6 +344,7 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "validation-cadence",
         "vllm-r3-version",
         "trainer-imports",
+        "rollout-kv-demand",
     }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below; vLLM and trainer imports are judged on
     # every node at launch: tests/test_node_probe.py)
     assert set(RULES) - never_fatal <= {c[2] for c in cases}
@@ -399,6 +406,8 @@ PASSING = {
     "lr-schedule-steps": ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine",),
     "memory-fit": ("model=qwen25_0p5b",),
     "fsdp-fused-untied": ("model=qwen3_30b_a3b", "engine=fsdp"),
+    "host-memory-fit": ("cluster.host_memory_gib=2000",),
+    "rollout-kv-demand": (),
     "smoke-before-official": ("batch=smoke",),
     "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
     "val-timeout": (),
