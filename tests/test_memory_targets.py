@@ -155,3 +155,15 @@ def test_rollout_kv_demand_offers_a_concurrency_that_keeps_one_step_in_flight():
 
 def test_run_json_gpu_key_is_json():
     assert json.loads(json.dumps({"gpu": probed_gpu([NodeMemory("n", [H100])], _built().liverl)}))
+
+
+def test_advise_predicts_against_the_gpu_a_launch_found(tmp_path: Path):
+    from liverl import advise
+    from liverl.rundir import update_run
+
+    run = tmp_path / "run"
+    assert plan_and_launch(compose_liverl([SYNC, "launcher=dryrun"], run_dir=run), run) == 0
+    assert advise.predicted_memory(run)["trainer"]["fits"]  # planned for the h200
+    update_run(run, gpu=probed_gpu([NodeMemory("node x", [H100] * 8)], compose_liverl([SYNC])))
+    p = advise.predicted_memory(run)
+    assert p["gpu_bytes"] == H100[1] and not p["trainer"]["fits"]
