@@ -22,7 +22,7 @@ from liverl.health.analysis import load_thresholds
 from liverl.health.render import render_advice
 from liverl.health.streams import RunNotFoundError
 from liverl.memory.arch import ArchError
-from liverl.rundir import LIVERL_YAML, VERL_YAML
+from liverl.rundir import LIVERL_YAML, VERL_YAML, recorded_gpu
 
 
 def predicted_memory(run_dir: str | Path) -> dict | None:
@@ -30,8 +30,10 @@ def predicted_memory(run_dir: str | Path) -> dict | None:
     base = Path(run_dir)
     if not (base / LIVERL_YAML).is_file() or not (base / VERL_YAML).is_file():
         return None
+    gpu = recorded_gpu(base)  # the GPU a launch found (run.json "gpu", source "probe"), else the plan's gpu group
+    probed = gpu["memory_bytes"] if gpu and gpu.get("source") == "probe" else None
     try:
-        return predict(OmegaConf.load(base / LIVERL_YAML), OmegaConf.load(base / VERL_YAML))
+        return predict(OmegaConf.load(base / LIVERL_YAML), OmegaConf.load(base / VERL_YAML), gpu=probed)
     except (ArchError, TypeError, ValueError, KeyError):  # a plan too old or too partial to predict from
         return None
 

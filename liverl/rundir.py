@@ -68,3 +68,22 @@ def update_run(run_dir: Path, _transition: dict[str, str] | None = None, **field
     tmp = path.with_name(f"{RUN_JSON}.{os.getpid()}.tmp")
     tmp.write_text(env_scrubber().scrub(json.dumps(run, indent=2)) + "\n")  # a reason may quote a secret
     tmp.replace(path)
+
+
+def recorded_gpu(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """run.json's `gpu`: the GPU the plan was judged against ({"name", "device", "memory_bytes", "source": "plan"},
+    from the `gpu` group), replaced at launch by what the node probe found ("source": "probe", the smallest GPU
+    over the nodes, "planned": the group's name). None for a run directory written before LiveRL recorded it."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        gpu = json.loads(path.read_text()).get("gpu")
+    except (OSError, ValueError):
+        return None
+    return gpu if isinstance(gpu, dict) and gpu.get("memory_bytes") else None
+
+
+def recorded_gpu_memory_gb(run_dir: str | os.PathLike) -> float | None:
+    """The recorded GPU's memory in verl's "GB" (2**30 bytes: actor/perf/max_memory_allocated_gb divides by 1024**3,
+    verl/workers/engine_workers.py:219), the unit liverl.advise compares peaks in; None if not recorded."""
+    gpu = recorded_gpu(run_dir)
+    return gpu["memory_bytes"] / 2**30 if gpu else None

@@ -146,6 +146,7 @@ def _plan(run_dir: Path, *overrides: str) -> Path:
 def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -> None:
     # a planned (not run) sync MoE: no metric, so the prediction decides; over its GPU it is waived to be planned
     over = _plan(tmp_path / "over", "model=qwen3_30b_a3b", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+                 "verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false",
                  "window.prompt=40000", "window.response=91072", "liverl.allow=[memory-fit]")
     memory = advise.predicted_memory(over)
     assert memory is not None and not memory["trainer"]["fits"]
@@ -153,7 +154,6 @@ def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -
     assert row.verdict == "scale" and "predicted trainer GPU peak" in row.evidence
     assert row.overrides == ["engine=veomni", "topology=2node"]
     assert {a.id: a for a in advise.advise(over)}["moe_cofit"].verdict == "cannot judge"  # without the model
-    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "window.prompt=2048", "window.response=2048",
-                 "verl.actor_rollout_ref.model.use_fused_kernels=true")
+    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "window.prompt=2048", "window.response=2048")
     row = {a.id: a for a in advise.advise(fits, memory=advise.predicted_memory(fits))}["moe_cofit"]
     assert row.verdict == "stay" and row.evidence.startswith("MoE predicted to fit")

@@ -261,9 +261,22 @@ BAD = [
     ),
     (  # whole-micro-batch bf16 logits and unchunked old-log-prob entropy at a 131k window: ~250 GiB per GPU
         "35b-materialised-logits-long-window",
-        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072"),
+        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072",
+         "verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false"),
         "memory-fit",
         "trainer GPU memory",
+    ),
+    (  # verl's fused forward reads an FSDP2-wrapped lm_head's shard: crashes at the first log-prob pass
+        "30b-fsdp-fused-untied",
+        ("model=qwen3_30b_a3b", "engine=fsdp", "verl.actor_rollout_ref.model.use_fused_kernels=true"),
+        "fsdp-fused-untied",
+        "verl.actor_rollout_ref.model.use_fused_kernels",
+    ),
+    (  # parameters + optimizer states of 35B over 8 ranks, offloaded: ~400 GiB of one 100 GiB node
+        "35b-offload-small-host",
+        ("experiment=sync_1node_cc", "cluster.host_memory_gib=100"),
+        "host-memory-fit",
+        "host memory",
     ),
     (  # 35B bf16 weights on one rank (65 GiB) over 0.3 x 139.8 GiB
         "35b-rollout-tp1",
@@ -335,6 +348,7 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "validation-cadence",
         "vllm-r3-version",
         "trainer-imports",
+        "rollout-kv-demand",
     }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below; vLLM and trainer imports are judged on
     # every node at launch: tests/test_node_probe.py)
     assert set(RULES) - never_fatal <= {c[2] for c in cases}
@@ -395,6 +409,9 @@ PASSING = {
     "rollout-is": ("rollout_is=token",),
     "lr-schedule-steps": ("verl.actor_rollout_ref.actor.optim.lr_scheduler_type=cosine",),
     "memory-fit": ("model=qwen25_0p5b",),
+    "fsdp-fused-untied": ("model=qwen3_30b_a3b", "engine=fsdp"),
+    "host-memory-fit": ("cluster.host_memory_gib=2000",),
+    "rollout-kv-demand": (),
     "smoke-before-official": ("batch=smoke",),
     "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
     "val-timeout": (),

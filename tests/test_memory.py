@@ -145,7 +145,8 @@ def _built(*overrides: str):
 
 def test_logits_term_follows_verls_path_per_engine():
 
-    _, fsdp = _built("experiment=sync_1node_cc", "engine=fsdp")  # engine=fsdp turns verl's fused kernels on
+    # engine=fsdp turns verl's fused kernels on for a tied model (tests/test_fused_kernels.py: off for untied ones)
+    _, fsdp = _built("experiment=sync_1node_cc", "engine=fsdp", "model=qwen25_0p5b")
     assert memory_inputs.logits_path(fsdp) == {"logits": "fp32", "lm_head_chunk": 512, "logprob_entropy": "fused"}
     _, plain = _built("experiment=sync_1node_cc", "engine=fsdp", "verl.actor_rollout_ref.model.use_fused_kernels=false",
                       "liverl.allow=[memory-fit]")  # whole-micro-batch logits, unchunked entropy: predicted over

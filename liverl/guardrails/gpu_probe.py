@@ -60,3 +60,52 @@ def check_kernels_here(cfg: DictConfig) -> Problem | None:
             rule="gdn-triton-hopper",
         )
     return None
+
+
+# Run in a fresh interpreter: it sees every GPU of the node whatever CUDA_VISIBLE_DEVICES the caller has (a Ray
+# task without GPUs gets none), and its CUDA context is gone when it exits.
+_TORCH_GPUS = ("import json, torch\n"
+               "n = torch.cuda.device_count() if torch.cuda.is_available() else 0\n"
+               "print(json.dumps([[torch.cuda.get_device_name(i), torch.cuda.get_device_properties(i).total_memory]"
+               " for i in range(n)]))")
+NVSMI_RESERVED_MIB = 600  # nvidia-smi's memory.total exceeds torch's total_memory by ~0.55-0.6 GiB (driver reserve)
+
+
+def gpus_here(timeout: float = 60) -> list[tuple[str, int]]:
+    """(device name, bytes torch can use) of each GPU of this machine: torch's total_memory, else nvidia-smi's
+    memory.total less the driver's reserve; [] when neither sees a GPU."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    try:
+        out = subprocess.run([sys.executable, "-c", _TORCH_GPUS], capture_output=True, text=True, timeout=timeout,
+                             env=env)
+        if out.returncode == 0 and out.stdout.strip():
+            gpus = [(str(n), int(b)) for n, b in json.loads(out.stdout.strip().splitlines()[-1])]
+            if gpus:
+                return gpus
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=timeout, env=env)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = [line.rsplit(",", 1) for line in out.stdout.splitlines() if "," in line]
+    return [(n.strip(), (int(m) - NVSMI_RESERVED_MIB) * 2**20) for n, m in rows if m.strip().isdigit()]
+
+
+def host_memory_here() -> int | None:
+    """This machine's physical memory in bytes (what the kernel's OOM killer judges against)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -20,6 +20,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from liverl.guardrails.verl_keys import window
+from liverl.memory import host as hostmod
 from liverl.memory import plan as memplan
 from liverl.memory import rollout as rollmod
 from liverl.memory import terms
@@ -35,6 +36,18 @@ def arch(cfg: Any, structure_only: bool = False) -> Arch:
     """The checkpoint's config.json when it is read here, else the model group's bundled one (`model.arch`)."""
     path = "" if structure_only else str(_get(cfg, "model.path", ""))
     return memplan.arch_for(path, str(_get(cfg, "model.arch") or _get(cfg, "model.name")))
+
+
+FUSED_KEY = "actor_rollout_ref.model.use_fused_kernels"
+STRATEGY_KEY = "actor_rollout_ref.actor.strategy"
+
+
+def tied_embeddings(cfg: Any, structure_only: bool = False) -> bool | None:
+    """tie_word_embeddings of the checkpoint's config.json (or the model group's bundled one); None if unknown."""
+    try:
+        return arch(cfg, structure_only).tied
+    except ArchError:
+        return None
 
 
 FSDP_FUSED_CHUNK = 512  # FusedLinearForPPO(chunk_size=512): verl/utils/experimental/torch_functional.py:221,
@@ -88,22 +101,50 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         master_weights=fp32, **logits_path(verl), logprob_tokens=lp_tokens if _get(actor, "use_dynamic_bsz") else 0,
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
-        offload_policy=bool(_get(engine, "offload_policy", False)))
+        offload_policy=bool(_get(engine, "offload_policy", False)),
+        fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False))
     return spec, gpus
 
 
-def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False) -> memplan.PlanInputs:
+def gpu_bytes(cfg: Any) -> float:
+    """The memory of the GPU the plan is judged against: the `gpu` group's (conf/gpu/*.yaml; h200 by default)."""
+    return float(_get(cfg, "gpu.memory_bytes", memplan.H200_BYTES))
+
+
+def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False, gpu: float | None = None) -> memplan.PlanInputs:
+    """`gpu`: judge against these bytes per GPU instead of the gpu group's (a launch: what the probe found)."""
     spec, gpus = trainer_spec(cfg, verl, arch(cfg, structure_only))
     return memplan.PlanInputs(
-        trainer=spec, trainer_gpus=gpus,
+        trainer=spec, trainer_gpus=gpus, gpu_bytes=gpu or gpu_bytes(cfg),
         rollout_tp=int(_get(verl, "actor_rollout_ref.rollout.tensor_model_parallel_size", 1)),
         gpu_memory_utilization=float(_get(verl, "actor_rollout_ref.rollout.gpu_memory_utilization", 0.85)),
         window=window(verl), colocated=int(_get(cfg, "topology.rollout_nnodes", 0)) == 0,
         kv_cache_bytes=_get(verl, "actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes", None))
 
 
-def predict(cfg: Any, verl: Any, structure_only: bool = False) -> dict:
-    return memplan.predict(plan_inputs(cfg, verl, structure_only))
+def predict(cfg: Any, verl: Any, structure_only: bool = False, gpu: float | None = None) -> dict:
+    out = memplan.predict(plan_inputs(cfg, verl, structure_only, gpu))
+    out["gpu"] = "probed" if gpu else str(_get(cfg, "gpu.name", "h200"))
+    return out
+
+
+def host_prediction(cfg: Any, verl: Any, structure_only: bool = False, node_bytes: float | None = None) -> dict:
+    """Host memory of one trainer node (liverl.memory.host) against the node's memory: `node_bytes` (a launch: the
+    smallest node the probe found), else `cluster.host_memory_gib` (plans), else not judged (`fits` None)."""
+    a = arch(cfg, structure_only)
+    spec, _ = trainer_spec(cfg, verl, a)
+    engine_key = "veomni" if _get(verl, "actor_rollout_ref.actor.strategy") == "veomni" else "fsdp_config"
+    engine = _get(verl, f"actor_rollout_ref.actor.{engine_key}")
+    out = hostmod.host(hostmod.HostSpec(
+        params=a.total_params(), shards=spec.shards, ranks_per_node=int(_get(verl, "trainer.n_gpus_per_node", 8)),
+        param_bytes=spec.param_bytes, optim_bytes=spec.optim_bytes, optimizer_offload=spec.optimizer_offload,
+        param_offload=bool(_get(engine, "param_offload", False)), offload_policy=spec.offload_policy, tied=a.tied))
+    gib = _get(cfg, "cluster.host_memory_gib")
+    node = node_bytes or (float(gib) * 2**30 if gib else None)
+    out["node_bytes"] = int(node) if node else None
+    out["fits"] = None if node is None else out["peak_bytes"] <= node
+    out["offload"] = bool(spec.optimizer_offload or spec.offload_policy or _get(engine, "param_offload", False))
+    return out
 
 
 def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
@@ -113,7 +154,8 @@ def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
     except ArchError as exc:
         return f"not predicted: {exc}"
     t, r, gib = p["trainer"], p["rollout"], 2**30
-    return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {p['gpu_bytes'] / gib:.1f} GiB "
+    return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {t['budget_bytes'] / gib:.1f} GiB ({p['gpu']} "
+            f"{p['gpu_bytes'] / gib:.1f} GiB less {t['reserved_headroom']:.0%} allocator headroom) "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
             f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
             f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")

@@ -3,7 +3,9 @@ the launcher wrote, and writes one the launcher reads back) and reports what the
 version (R3 needs >= 0.22) and the trainer's imports. verl places agent-loop workers on every node with CPUs
 (experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from its own disk (534-537),
 and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints. `check_nodes` refuses a launch naming
-the node (liverl.launch.local runs it after ray_preflight).
+the node (liverl.launch.local runs it after ray_preflight). Each node also reports its GPUs and physical memory:
+memory-fit and host-memory-fit are judged again against them (liverl.guardrails.memory_at_launch), and run.json's
+`gpu` records the GPU found (an embedded Ray, "local", is this machine: judged without a Ray task).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT, Problem
 from liverl.guardrails.framework import apply_waivers
-from liverl.guardrails.gpu_probe import version_tuple
+from liverl.guardrails.gpu_probe import gpus_here, host_memory_here, version_tuple
+from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
 from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
-from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan
+from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan, update_run
 
 PROBE_DIR = ".liverl_node_probe"
 PROBE_TIMEOUT_S = 120
@@ -38,6 +41,8 @@ class NodeReport:
     error: str | None = None
     vllm: str | None = None
     missing: list[str] = field(default_factory=list)
+    gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
+    host_bytes: int | None = None
 
 
 def probe_here(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...]) -> dict[str, Any]:
@@ -55,6 +60,7 @@ def probe_here(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple
     except metadata.PackageNotFoundError:
         out["vllm"] = None
     out["missing"] = [m for m in modules if util.find_spec(m) is None]
+    out["gpus"], out["host_bytes"] = gpus_here(), host_memory_here()
     return out
 
 
@@ -142,17 +148,28 @@ def judge(reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path) -> lis
     return problems
 
 
+def node_memory(reports: list[NodeReport]) -> list[NodeMemory]:
+    return [NodeMemory(f"node {r.ip} ({r.node_id[:12]})", [tuple(g) for g in r.gpus], r.host_bytes) for r in reports]
+
+
 def node_blockers(run_dir: Path, address: str, mode: str, task: Callable | None = None) -> list[Problem]:
-    """Probe the cluster a plan launches on and judge it; an embedded Ray ("local") is this machine alone."""
+    """Probe the cluster a plan launches on and judge it; an embedded Ray ("local") is this machine alone, whose
+    GPUs and memory are read here. run.json's `gpu` becomes the probed GPU."""
+    cfg, verl_cfg = OmegaConf.load(run_dir / LIVERL_YAML), OmegaConf.load(run_dir / VERL_YAML)
     if address == "local":
-        return []
-    verl_cfg = OmegaConf.load(run_dir / VERL_YAML)
-    return judge(probe_nodes(address, run_dir, trainer_imports(verl_cfg, mode), task), verl_cfg, run_dir)
+        problems, nodes = [], [NodeMemory("this machine", gpus_here(), host_memory_here())]
+    else:
+        reports = probe_nodes(address, run_dir, trainer_imports(verl_cfg, mode), task)
+        problems, nodes = judge(reports, verl_cfg, run_dir), node_memory(reports)
+    gpu = probed_gpu(nodes, cfg)
+    if gpu:
+        update_run(run_dir, gpu=gpu)
+    return problems + memory_problems(cfg, verl_cfg, nodes)
 
 
 def check_nodes(plan: Plan, address: str) -> None:
-    """Every node sees the run directory and has what the run imports; refuse naming the node (exit 3 when a node
-    cannot share the run directory, 2 for an image that lacks what the config needs)."""
+    """Every node sees the run directory, has what the run imports, and GPUs and memory the plan fits; refuse
+    naming the node (exit 3 when a node cannot share the run directory, 2 otherwise)."""
     cfg = OmegaConf.load(plan.run_dir / LIVERL_YAML)
     blocking, _ = apply_waivers(node_blockers(plan.run_dir, address, cfg.mode.name), cfg.liverl.allow)
     if blocking:

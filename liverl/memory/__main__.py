@@ -94,8 +94,11 @@ def run_step(argv: Sequence[str]) -> int:
 
 def render(p: dict) -> str:
     t, r = p["trainer"], p["rollout"]
-    lines = [f"model {Path(p['model']).name}: {p['params_total'] / 1e9:.2f}B parameters, GPU {gib(p['gpu_bytes'])}",
-             f"trainer GPU: peak {gib(t['peak_bytes'])} ({t['peak_phase']}) {'fits' if t['fits'] else 'OVER'}; "
+    lines = [f"model {Path(p['model']).name}: {p['params_total'] / 1e9:.2f}B parameters, GPU {p['gpu']} "
+             f"{gib(p['gpu_bytes'])}",
+             f"trainer GPU: peak {gib(t['peak_bytes'])} allocated ({t['peak_phase']}) "
+             f"{'fits' if t['fits'] else 'OVER'} {gib(t['budget_bytes'])} (the GPU less "
+             f"{t['reserved_headroom']:.0%} allocator headroom); "
              f"{t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards, optimizer offload {t['optimizer_offload']}, "
              f"lm-head chunk {t['lm_head_chunk'] or 'none (whole micro-batch logits)'}",
              "  biggest: " + ", ".join(f"{k} {gib(v)}" for k, v in t["biggest"])]

@@ -25,19 +25,22 @@ class Arch:
     name: str
     vocab: int
     hidden: int
-    layer_types: tuple[str, ...]
+    layer_types: tuple[str, ...]  # per layer, its mixer: FULL or LINEAR
     heads: int
     kv_heads: int
     head_dim: int
     tied: bool
     qkv_bias: bool = False
+    o_bias: bool = False
     qk_norm: bool = False
     attn_gate: bool = False  # Qwen3.5: q_proj also emits an output gate (2 x heads x head_dim)
     intermediate: int = 0  # dense MLP width (0 when every layer is MoE)
+    mlp_types: tuple[str, ...] = ()  # per layer, "moe" or "dense" (empty: every layer MoE when experts, else dense)
     experts: int = 0
     top_k: int = 0
     moe_intermediate: int = 0
     shared_intermediate: int = 0
+    shared_gate: bool = True  # the shared expert's sigmoid gate (hidden x 1)
     lin_k_heads: int = 0
     lin_v_heads: int = 0
     lin_k_dim: int = 0
@@ -54,6 +57,18 @@ class Arch:
         return self.experts > 0
 
     @property
+    def mlps(self) -> tuple[str, ...]:
+        return self.mlp_types or (("moe" if self.moe else "dense"),) * self.layers
+
+    @property
+    def moe_layers(self) -> int:
+        return self.mlps.count("moe")
+
+    def kinds(self) -> tuple[tuple[str, str], ...]:
+        """Per layer, (mixer, MLP kind)."""
+        return tuple(zip(self.layer_types, self.mlps, strict=True))
+
+    @property
     def full_layers(self) -> int:
         return self.layer_types.count(FULL)
 
@@ -64,9 +79,12 @@ class Arch:
     # ---- parameter counts -------------------------------------------------------------------------
     def attn_params(self) -> int:
         h, q, kv = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim
-        n = h * q * (2 if self.attn_gate else 1) + 2 * h * kv + q * h
+        gate = 2 if self.attn_gate else 1
+        n = h * q * gate + 2 * h * kv + q * h
         if self.qkv_bias:
-            n += q + 2 * kv
+            n += q * gate + 2 * kv
+        if self.o_bias:
+            n += h
         if self.qk_norm:
             n += 2 * self.head_dim
         return n
@@ -77,17 +95,17 @@ class Arch:
         return h * conv + h * vd + 2 * h * self.lin_v_heads + conv * self.conv_kernel \
             + 2 * self.lin_v_heads + self.lin_v_dim + vd * h
 
-    def mlp_params(self) -> int:
-        if not self.moe:
+    def mlp_params(self, kind: str = "") -> int:
+        if (kind or ("moe" if self.moe else "dense")) == "dense":
             return 3 * self.hidden * self.intermediate
         n = self.experts * self.hidden + 3 * self.experts * self.hidden * self.moe_intermediate
         if self.shared_intermediate:
-            n += 3 * self.hidden * self.shared_intermediate + self.hidden
+            n += 3 * self.hidden * self.shared_intermediate + (self.hidden if self.shared_gate else 0)
         return n
 
-    def layer_params(self, kind: str) -> int:
+    def layer_params(self, kind: str, mlp: str = "") -> int:
         mixer = self.attn_params() if kind == FULL else self.linear_attn_params()
-        return mixer + self.mlp_params() + 2 * self.hidden
+        return mixer + self.mlp_params(mlp) + 2 * self.hidden
 
     def embed_params(self) -> int:
         return self.vocab * self.hidden
@@ -97,17 +115,22 @@ class Arch:
         return self.hidden + (0 if self.tied else self.vocab * self.hidden)
 
     def total_params(self) -> int:
-        layers = sum(self.layer_params(k) for k in self.layer_types)
+        layers = sum(self.layer_params(k, m) for k, m in self.kinds())
         return layers + self.embed_params() + self.root_params()
 
     def expert_params(self) -> int:
-        return self.layers * 3 * self.experts * self.hidden * self.moe_intermediate
+        return self.moe_layers * 3 * self.experts * self.hidden * self.moe_intermediate
 
     # ---- depth ------------------------------------------------------------------------------------
     def with_layers(self, layers: int) -> Arch:
         if layers < 1:
             raise ArchError(f"num_layers: must be at least 1 (got: {layers})")
-        return replace(self, layer_types=tuple(reduced_layer_types(list(self.layer_types), layers)))
+        if layers == self.layers:
+            return self
+        mlps = self.mlps  # keep the dense-MLP share of an MoE, with at least one MoE layer (dense layers first)
+        n_dense = min(layers - 1, round(layers * mlps.count("dense") / len(mlps))) if self.moe else layers
+        return replace(self, layer_types=tuple(reduced_layer_types(list(self.layer_types), layers)),
+                       mlp_types=tuple(["dense"] * n_dense + ["moe"] * (layers - n_dense)) if self.moe else ())
 
 
 def reduced_layer_types(types: list[str], layers: int) -> list[str]:
@@ -134,26 +157,97 @@ def text_config(raw: dict) -> dict:
     return text
 
 
+# The spellings of an MoE's routed-expert count: Qwen2-MoE / Qwen3.5-MoE / Qwen3-Next config.json (num_experts),
+# transformers >= 5's Qwen3MoeConfig and Mixtral (num_local_experts), DeepSeek-style repos (n_routed_experts).
+EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts")
+MOE_MODEL_TYPES = ("moe", "mixtral", "deepseek", "qwen3_next", "olmoe", "dbrx", "jamba", "granitemoe")
+# Attention the model counts (full softmax attention with q/k/v/o projections, and Gated DeltaNet); these types
+# use another attention (DeepSeek's multi-head latent attention), so their parameters cannot be counted here.
+UNCOUNTED_TYPES = ("deepseek_v2", "deepseek_v3", "deepseek_v4", "kimi_k2")
+
+
+def _looks_moe(cfg: dict, model_type: str) -> str | None:
+    """Why a config looks like an MoE (its model type, or an expert key), or None."""
+    if any(t in model_type for t in MOE_MODEL_TYPES):
+        return f"model_type {model_type}"
+    keys = [k for k in cfg if "expert" in k and cfg[k] not in (None, 0, [], False)]
+    return f"key {keys[0]}" if keys else None
+
+
+def _experts(cfg: dict, model_type: str, name: str) -> int:
+    found = {k: cfg[k] for k in EXPERT_KEYS if cfg.get(k) is not None}
+    if len(set(found.values())) > 1:
+        raise ArchError(f"{name}: {' and '.join(found)} disagree (got: {found}); keep one expert count")
+    experts = int(next(iter(found.values()), 0) or 0)
+    why = _looks_moe(cfg, model_type)
+    if why and experts <= 0:
+        raise ArchError(f"{'/'.join(EXPERT_KEYS)}: the config looks like an MoE ({why}) but names no routed-expert "
+                        f"count in {name} (got: {found or 'none of them'}); add num_experts to config.json, or use a "
+                        "config written by the model's own transformers class (reading it as dense would under-predict "
+                        "memory)")
+    return experts
+
+
+def mlp_layout(cfg: dict, n: int, experts: int) -> list[str]:
+    """Which layers are MoE ("moe") and which dense ("dense"), in the spellings transformers uses:
+    Qwen2/3-MoE and Qwen3-Next: not in `mlp_only_layers` and (i + 1) % `decoder_sparse_step` == 0
+    (transformers models/qwen3_moe/modeling_qwen3_moe.py:314-315); DeepSeek-style: i >= `first_k_dense_replace`
+    and i % `moe_layer_freq` == 0."""
+    if not experts:
+        return ["dense"] * n
+    only = set(cfg.get("mlp_only_layers") or [])
+    step = int(cfg.get("decoder_sparse_step") or 1)
+    first_k = int(cfg.get("first_k_dense_replace") or 0)
+    freq = int(cfg.get("moe_layer_freq") or 1)
+    return ["moe" if i not in only and (i + 1) % step == 0 and i >= first_k and i % freq == 0 else "dense"
+            for i in range(n)]
+
+
+def _shared(cfg: dict, moe_inter: int) -> tuple[int, bool]:
+    """(shared-expert MLP width, has a sigmoid gate): Qwen2-MoE/Qwen3.5-MoE/Qwen3-Next's gated shared expert
+    (shared_expert_intermediate_size, shared_expert_gate), DeepSeek-style n_shared_experts x moe width (no gate)."""
+    if cfg.get("shared_expert_intermediate_size"):
+        return int(cfg["shared_expert_intermediate_size"]), True
+    return int(cfg.get("n_shared_experts") or 0) * moe_inter, False
+
+
 def from_config(raw: dict, name: str = "config.json") -> Arch:
     cfg = text_config(raw)
+    model_type = str(cfg.get("model_type", ""))
+    if model_type in UNCOUNTED_TYPES:
+        raise ArchError(f"model_type: {model_type} uses multi-head latent attention, which the memory model does not "
+                        f"count (got: {model_type} in {name}); python -m liverl.memory supports Qwen2/Qwen3/Qwen3-MoE/"
+                        "Qwen3.5/Qwen3-Next/Llama/Mistral/Mixtral shapes")
     n = int(_need(cfg, "num_hidden_layers", name))
     hidden, heads = int(_need(cfg, "hidden_size", name)), int(_need(cfg, "num_attention_heads", name))
     types = cfg.get("layer_types") or [FULL] * n
     types = [FULL if t in (FULL, "attention", "sliding_attention") else t for t in types][:n]
     if any(t not in (FULL, LINEAR) for t in types):
         raise ArchError(f"{name}: layer_types has an unknown kind (got: {sorted(set(types))})")
-    model_type = str(cfg.get("model_type", ""))
-    experts = int(cfg.get("num_experts") or cfg.get("n_routed_experts") or 0)
+    experts = _experts(cfg, model_type, name)
+    # Mixtral's experts are intermediate_size wide (transformers models/mixtral/modeling_mixtral.py:62-75)
+    moe_inter = int(cfg.get("moe_intermediate_size") or (cfg.get("intermediate_size") if model_type == "mixtral"
+                                                        else 0) or 0)
+    if experts and not moe_inter:
+        raise ArchError(f"moe_intermediate_size: {name} has {experts} experts but no expert MLP width (got: "
+                        f"{cfg.get('moe_intermediate_size')}); add moe_intermediate_size to config.json")
+    mlp = mlp_layout(cfg, n, experts)
+    if experts and "moe" not in mlp:
+        raise ArchError(f"decoder_sparse_step/mlp_only_layers/first_k_dense_replace: {name} has {experts} experts "
+                        f"but places them on no layer (got: {n} layers); check the MoE layer placement keys")
+    shared, shared_gate = _shared(cfg, moe_inter) if experts else (0, False)
+    bias = bool(cfg.get("attention_bias", False))
     return Arch(
         name=name, vocab=int(_need(cfg, "vocab_size", name)), hidden=hidden, layer_types=tuple(types),
         heads=heads, kv_heads=int(cfg.get("num_key_value_heads") or heads),
         head_dim=int(cfg.get("head_dim") or hidden // heads), tied=bool(cfg.get("tie_word_embeddings", False)),
-        qkv_bias=model_type.startswith("qwen2"), qk_norm=model_type.startswith("qwen3"),
-        attn_gate=bool(cfg.get("attn_output_gate", model_type.startswith("qwen3_5"))),
-        intermediate=0 if experts else int(_need(cfg, "intermediate_size", name)),
-        experts=experts, top_k=int(cfg.get("num_experts_per_tok") or 0),
-        moe_intermediate=int(cfg.get("moe_intermediate_size") or 0),
-        shared_intermediate=int(cfg.get("shared_expert_intermediate_size") or 0),
+        # Qwen2 always biases q/k/v (transformers models/qwen2/modeling_qwen2.py); Qwen2-MoE reads qkv_bias
+        qkv_bias=bool(cfg.get("qkv_bias", model_type == "qwen2")) or bias, o_bias=bias,
+        qk_norm=model_type.startswith("qwen3"),
+        attn_gate=bool(cfg.get("attn_output_gate", model_type.startswith(("qwen3_5", "qwen3_next")))),
+        intermediate=int(_need(cfg, "intermediate_size", name)) if "dense" in mlp else 0,
+        mlp_types=tuple(mlp), experts=experts, top_k=int(cfg.get("num_experts_per_tok") or 0) if experts else 0,
+        moe_intermediate=moe_inter if experts else 0, shared_intermediate=shared, shared_gate=shared_gate,
         lin_k_heads=int(cfg.get("linear_num_key_heads") or 0), lin_v_heads=int(cfg.get("linear_num_value_heads") or 0),
         lin_k_dim=int(cfg.get("linear_key_head_dim") or 0), lin_v_dim=int(cfg.get("linear_value_head_dim") or 0),
         conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0),

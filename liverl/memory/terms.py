@@ -78,6 +78,7 @@ class StepSpec:
     logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "bf16_ce" (verl materialised logits)
     logprob_entropy: str = ""  # the log-prob pass's entropy: "" (pass not modelled), "full", "chunked", "fused"
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
+    fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings)
 
 
 def _attn_tok(a: Arch) -> float:
@@ -97,8 +98,8 @@ def _gdn_tok(a: Arch, impl: str) -> float:
     return COEF["gdn_fla"] * (proj + a.lin_v_heads * per_head)
 
 
-def _mlp_tok(a: Arch) -> float:
-    if not a.moe:
+def _mlp_tok(a: Arch, mlp: str) -> float:
+    if mlp == "dense":
         return COEF["mlp"] * COMPUTE * (a.hidden + 4 * a.intermediate)
     tok = COEF["moe"] * COMPUTE * a.top_k * (2 * a.hidden + 4 * a.moe_intermediate) + 4 * a.experts
     if a.shared_intermediate:
@@ -106,10 +107,10 @@ def _mlp_tok(a: Arch) -> float:
     return tok
 
 
-def layer_transient_tok(a: Arch, kind: str, impl: str) -> float:
+def layer_transient_tok(a: Arch, kind: str, impl: str, mlp: str = "") -> float:
     """Bytes per token one layer's recompute keeps for its backward (mixer + MLP/MoE)."""
     mixer = COEF["attn"] * _attn_tok(a) if kind == FULL else _gdn_tok(a, impl)
-    return mixer + _mlp_tok(a)
+    return mixer + _mlp_tok(a, mlp or ("moe" if a.moe else "dense"))
 
 
 BF16_HELD, BF16_BWD = 2, 2  # bytes per element on the "bf16_ce" path (byte counts, see the module docstring)
@@ -160,16 +161,17 @@ def breakdown(s: StepSpec) -> dict:
     per_tok = COMPUTE * a.hidden * (a.layers if s.grad_ckpt == "layer" else 0) + COEF["saved_per_token_h"] * a.hidden
     saved = per_tok * t
     if s.grad_ckpt != "layer":  # no recompute: every layer's transient is kept from forward to backward
-        saved += sum(layer_transient_tok(a, kind, s.linear_impl) for kind in a.layer_types) * t
+        saved += sum(layer_transient_tok(a, kind, s.linear_impl, mlp) for kind, mlp in a.kinds()) * t
     logits_f, logits_b, chunk = _logits(s)
     root_grads = on_gpu * a.root_params() * s.param_bytes / k
     layers_bwd = {}
-    for kind in sorted(set(a.layer_types)):
-        idx = a.layer_types.index(kind)  # backward reaches the first layer of a kind last: most gradients exist
-        later = sum(a.layer_params(x) for x in a.layer_types[idx + 1:])
-        p_layer = a.layer_params(kind)
+    kinds = a.kinds()
+    for kind in sorted(set(kinds)):
+        idx = kinds.index(kind)  # backward reaches the first layer of a kind last: most gradients exist
+        later = sum(a.layer_params(*x) for x in kinds[idx + 1:])
+        p_layer = a.layer_params(*kind)
         comm = p_layer * (COMPUTE + COMPUTE + (4 if s.reduce_fp32 else 0))  # all-gather out, grad, reduce copy
-        trans = layer_transient_tok(a, kind, s.linear_impl) * t if s.grad_ckpt == "layer" else 0
+        trans = layer_transient_tok(a, kind[0], s.linear_impl, kind[1]) * t if s.grad_ckpt == "layer" else 0
         layers_bwd[kind] = {"grads_so_far": root_grads + on_gpu * later * s.param_bytes / k, "comm": comm,
                             "transient": trans}
     base = params + masters + optim_fb + COEF["const"] + root_unsharded + saved
@@ -182,7 +184,8 @@ def breakdown(s: StepSpec) -> dict:
         "parameters": params, "master_weights": masters, "gradients": grads, "optimizer_states": optim_fb,
         "optimizer_states_in_step": optim_step, "optimizer_step_temporary": foreach,
         "activations_checkpointed": saved, "layer_recompute_transient": layers_bwd[worst]["transient"],
-        "largest_layer_kind": worst, "logits_forward": logits_f, "logits_backward": logits_b, "lm_head_chunk": chunk,
+        "largest_layer_kind": "+".join(worst) if worst[1] == "dense" and a.moe else worst[0],
+        "logits_forward": logits_f, "logits_backward": logits_b, "lm_head_chunk": chunk,
         "comm_buffers": root_unsharded + layers_bwd[worst]["comm"], "workspace": COEF["const"],
     }
     phases = {"forward": fwd, "backward": max(bwd_logits, bwd_layer), "optimizer": opt}

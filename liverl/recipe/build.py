@@ -22,6 +22,7 @@ from liverl.guardrails import Ctx, apply_waivers, run_rules
 from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
 from liverl.recipe.filter_plan import liverl_filter_values
+from liverl.recipe.fused_kernels import resolve_fused_kernels
 from liverl.recipe.knobs import check_knobs
 from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
@@ -97,6 +98,7 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
         raise ConfigError([*problems, _compose_problem(source, choices, exc)]) from None
     features = source.features(verl_cfg)
     notes: list[str] = []
+    resolve_fused_kernels(cfg, values, structure_only, notes)
     problems += _gate_features(cfg, values, features, source, notes)
     problems += [
         p

@@ -113,6 +113,10 @@ KNOBS: tuple[Knob, ...] = (
     _text("scaffold.harbor.environment_type", "scaffold.harbor.environment_type=docker (null: load the import path)",
           nullable=True),
     _texts("liverl.allow", "guardrail rule ids", _is_text, "liverl.allow=[memory-fit]"),
+    Knob("cluster.host_memory_gib", "a number of GiB from 1 to 100,000", lambda v: isinstance(v, (int, float))
+         and not isinstance(v, bool) and 1 <= v <= 100_000, "cluster.host_memory_gib=2000", nullable=True),
+    _enum("gpu.name", ("h100", "h200", "a100_80gb", "b200"), "gpu=h100 (a group: conf/gpu/*.yaml)"),
+    _int("gpu.memory_bytes", 2**30, 2**50, "gpu.memory_bytes=84932978278"),
     _text("verl.source", "verl.source=auto (or installed, or /path/to/verl)"),
     _text("launcher.address", "launcher.address=http://HEAD:8265 (null: $RAY_ADDRESS)", nullable=True),
     _enum("launcher.wait", (True, False), "launcher.wait=true"),

@@ -31,4 +31,8 @@ def plan_notes(cfg: DictConfig, verl_cfg: DictConfig) -> list[str]:
         else "log-probs materialise the micro-batch's full-vocabulary logits (the memory line: rule memory-fit)"
     )
     notes.append(f"tokens/GPU: {tokens} (one full window / SP, utils/seqlen_balancing.py:384); {path}")
+    g = cfg.gpu
+    default = ", the default: gpu=h100|a100_80gb|b200 for another" if g.name == "h200" else ""
+    notes.append(f"GPU: {g.name} ({g.memory_bytes / 2**30:.1f} GiB each{default}); memory-fit judges the plan against "
+                 "it, and a launch re-judges against the GPUs the node probe finds")
     return notes

@@ -84,6 +84,8 @@ def write_plan(b: Build, run_dir: Path) -> Plan:
         verl_source=b.source.label,
         verl_version=b.source.version,
         waived=sorted({f.rule for f in b.findings if f.severity == "WAIVED"}),
+        # the GPU memory-fit judged against (liverl.rundir.recorded_gpu); a launch replaces it by the probed one
+        gpu={"name": c.gpu.name, "device": c.gpu.device, "memory_bytes": int(c.gpu.memory_bytes), "source": "plan"},
     )
     return Plan(run_dir, c.mode.recipe, c.mode.verl_entrypoint, gpus)
 

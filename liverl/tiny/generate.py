@@ -59,8 +59,10 @@ def save_tokenizer(tok: Tokenizer, out: Path) -> object:
     return hf
 
 
-def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int) -> None:
-    """Random weights (std 0.02) in Qwen2's real architecture; bf16 safetensors."""
+def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int, tied: bool = True) -> None:
+    """Random weights (std 0.02) in Qwen2's real architecture; bf16 safetensors. `tied=False` gives the LM head its
+    own matrix (tie_word_embeddings false, as Qwen2.5-7B and the MoE models): verl's FSDP2 then wraps lm_head as its
+    own unit (verl/utils/fsdp_utils.py:558-559), the case liverl/recipe/fused_kernels.py decides for."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
@@ -74,7 +76,7 @@ def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         eos_token_id=eos,
         pad_token_id=pad,
         bos_token_id=None,
@@ -102,7 +104,7 @@ def dataset(n: int, split: str, seed: int) -> pd.DataFrame:
 
 
 def generate(out: Path, layers: int = 2, hidden: int = 256, heads: int = 4, vocab: int = 512,
-             train: int = 256, val: int = 32, seed: int = 0) -> dict[str, str]:
+             train: int = 256, val: int = 32, seed: int = 0, tied: bool = True) -> dict[str, str]:
     """Write OUT/model and OUT/data; returns the paths (also written to OUT/tiny.json)."""
     model_dir, data_dir = out / "model", out / "data"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +114,7 @@ def generate(out: Path, layers: int = 2, hidden: int = 256, heads: int = 4, voca
     # exactly the tokenizer's ids. With 448 rows (425 rounded up to a multiple of 64) every step on the GPU host showed
     # a rollout-vs-training KL of ~0.06, close to ln(448/425) = 0.053: what one side normalising over the tokenizer's
     # ids only would give when random weights put real mass on the padded rows (likely; not re-run on a GPU yet)
-    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed)
+    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed, tied)
     paths = {"model": str(model_dir), "train": str(data_dir / "train.parquet"), "val": str(data_dir / "val.parquet")}
     dataset(train, "train", seed).to_parquet(paths["train"])
     dataset(val, "val", seed).to_parquet(paths["val"])
@@ -130,8 +132,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--train", type=int, default=256, help="training prompts")
     p.add_argument("--val", type=int, default=32, help="validation prompts")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--untied", action="store_true", help="an LM head of its own (tie_word_embeddings false)")
     a = p.parse_args(argv)
-    paths = generate(a.out, a.layers, a.hidden, a.heads, a.vocab, a.train, a.val, a.seed)
+    paths = generate(a.out, a.layers, a.hidden, a.heads, a.vocab, a.train, a.val, a.seed, tied=not a.untied)
     print(json.dumps(paths))
     return 0
 

@@ -85,11 +85,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--resume-steps", type=int, default=2, help="further steps of the relaunch (0: no relaunch)")
     p.add_argument("--tiny-dir", type=Path, default=Path(os.environ.get("LIVERL_TINY_DIR", "runs/tiny")))
     p.add_argument("--run-dir", type=Path, default=None)
+    p.add_argument("--untied", action="store_true", help="generate the tiny model with an LM head of its own")
     p.add_argument("overrides", nargs="*", help="more liverl.train overrides")
     args = p.parse_args(argv)
     tiny = args.tiny_dir.resolve()
     if not (tiny / "tiny.json").is_file():
-        generate(tiny)
+        generate(tiny, tied=not args.untied)
     run_dir = (args.run_dir or Path("runs") / f"smoke_tiny_{args.topology}_{args.engine}").resolve()
     env = {**os.environ, "LIVERL_TINY_DIR": str(tiny)}
     code, wall = train(run_dir, args.steps, args, env)

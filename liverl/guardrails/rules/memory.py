@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails import memory_inputs
-from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
+from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
+from liverl.guardrails.verl_keys import batch_shape, in_flight_cap
 from liverl.memory.arch import ArchError
 from liverl.memory.rollout import kv_budget
 from liverl.memory.terms import gib
@@ -18,8 +19,9 @@ def _trainer(p: dict) -> Problem:
     return finding(
         FATAL,
         "trainer GPU memory",
-        f"{gib(t['peak_bytes'])} > {gib(p['gpu_bytes'])}",
-        f"one trainer GPU is predicted to peak at {gib(t['peak_bytes'])} in the {t['peak_phase']} phase "
+        f"{gib(t['peak_bytes'])} > {gib(t['budget_bytes'])} ({p['gpu']} {gib(p['gpu_bytes'])} less "
+        f"{t['reserved_headroom']:.0%} allocator headroom)",
+        f"one trainer GPU is predicted to peak at {gib(t['peak_bytes'])} allocated in the {t['peak_phase']} phase "
         f"({t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards); biggest terms: {terms}",
         f"{t['fix']}; `python -m liverl.memory` with the same overrides shows every term",
     )
@@ -51,3 +53,99 @@ def _memory_fit(c: Ctx) -> Iterable[Problem]:
         yield _trainer(p)
     if not p["rollout"]["fits"]:
         yield _rollout(p)
+
+
+@rule("fsdp-fused-untied", "verl's fused log-prob kernels are not asked for on FSDP2 with untied embeddings")
+def _fsdp_fused_untied(c: Ctx) -> Iterable[Problem]:
+    # with untied embeddings FSDP2 wraps lm_head as its own unit (verl/utils/fsdp_utils.py:558-559) and the fused
+    # forward reads self.lm_head.weight without calling it (verl/models/transformers/dense_common.py:123)
+    fused, strategy = c.v(memory_inputs.FUSED_KEY, False), c.v(memory_inputs.STRATEGY_KEY, "")
+    if fused is not True or strategy != "fsdp2":
+        return
+    tied = memory_inputs.tied_embeddings(c.cfg, c.structure_only)
+    if tied is False:
+        yield finding(
+            FATAL, f"verl.{memory_inputs.FUSED_KEY}", True,
+            "the model has untied embeddings: FSDP2 wraps lm_head as its own unit and verl's fused forward reads its "
+            "unassembled shard (verl/utils/fsdp_utils.py:558-559, models/transformers/dense_common.py:123); the "
+            "first log-prob pass dies with 'aten.mm.default got mixed torch.Tensor and DTensor'",
+            f"verl.{memory_inputs.FUSED_KEY}=auto (LiveRL turns the fused path off for untied models), or =false")
+
+
+def host_problem(h: dict, where: str = "one trainer node") -> Problem:
+    b = h["breakdown"]
+    terms = ", ".join(f"{k} {gib(v)}" for k, v in b.items() if v)
+    return finding(
+        FATAL, "host memory", f"{gib(h['peak_bytes'])} > {gib(h['node_bytes'])}",
+        f"{where} is predicted to need {gib(h['peak_bytes'])} of host memory ({h['peak_phase']}: {terms}; "
+        f"{h['ranks_per_node']} trainer ranks, {gib(h['pinned_bytes'])} of it pinned by offload): the node swaps or "
+        "the kernel's OOM killer ends a rank, and the run dies",
+        "offload less (topology.optimizer_offload=false / offload_policy=false where the GPU holds it), shard over "
+        "more nodes (fsdp_size), or nodes with more memory; `python -m liverl.memory` shows the GPU side")
+
+
+@rule("host-memory-fit", "each trainer node's host memory holds the offloaded optimizer/parameter state and the "
+      "model load (cluster.host_memory_gib when planning; each node's memory at launch)")
+def _host_memory_fit(c: Ctx) -> Iterable[Problem]:
+    try:
+        h = memory_inputs.host_prediction(c.cfg, c.verl, structure_only=c.structure_only)
+    except ArchError:
+        return  # memory-fit says why there is no architecture
+    if h["fits"] is None:
+        if h["offload"]:
+            yield finding(SKIP, "cluster.host_memory_gib", None,
+                          f"offload keeps {gib(h['pinned_bytes'])} per trainer node in host memory (peak "
+                          f"{gib(h['peak_bytes'])}); not judged until launch, where the node probe reads each node's",
+                          "set cluster.host_memory_gib=<GiB per node> to judge it now")
+        return
+    if not h["fits"]:
+        yield host_problem(h)
+
+
+def kv_demand(cfg, verl, mode: str, structure_only: bool = False) -> dict | None:
+    """Sequences a rollout replica holds in flight at the full window vs how many its KV cache holds, or None."""
+    p = memory_inputs.predict(cfg, verl, structure_only)
+    r = p["rollout"]
+    if not r["fits"]:
+        return None  # memory-fit names a rollout GPU that cannot hold one sequence
+    required = 0
+    if mode == "fully_async":
+        replicas, cap, required = in_flight_cap(verl)
+        prompts, n = cap, int(verl.actor_rollout_ref.rollout.n)
+    else:
+        gpus = int(verl.trainer.nnodes) * int(verl.trainer.n_gpus_per_node)
+        replicas = max(1, gpus // max(1, r["tp"]))
+        prompts, n = batch_shape(verl, mode)
+    total = int(prompts) * int(n)  # verl repeats each prompt n times (fully_async_policy/detach_utils.py:70)
+    return {"in_flight": -(-total // max(1, replicas)), "capacity": r["full_window_sequences"], "window": r["window"],
+            "replicas": replicas, "n": int(n), "tp": r["tp"], "budget": kv_budget(r), "total": total,
+            "min_per_replica": -(-int(required) // max(1, replicas))}
+
+
+def kv_fix(d: dict, mode: str) -> str:
+    """The cheapest change that lets every in-flight sequence reach the window without preemption."""
+    fit = d["capacity"] // d["n"]  # prompts per replica whose n responses all fit
+    more = f"at least {-(-d['total'] // max(1, d['capacity']))} rollout replicas (more rollout GPUs)"
+    if mode == "fully_async" and fit >= max(1, d["min_per_replica"]):
+        return f"verl.async_training.concurrent_samples_per_replica={fit}, or {more}"
+    return (f"{more}, a larger rollout TP (model.rollout_tp), a higher gpu_memory_utilization, or a shorter window "
+            "(a smaller batch for sync runs)")
+
+
+@rule("rollout-kv-demand", "a vLLM replica's KV cache holds the sequences LiveRL keeps in flight on it at the full "
+      "window (else vLLM preempts and recomputes them)")
+def _rollout_kv_demand(c: Ctx) -> Iterable[Problem]:
+    try:
+        d = kv_demand(c.cfg, c.verl, c.mode, c.structure_only)
+    except ArchError:
+        return
+    if d is None or d["in_flight"] <= d["capacity"]:
+        return
+    key = "verl.async_training.concurrent_samples_per_replica" if c.mode == "fully_async" else "train_bsz"
+    yield finding(
+        WARN, key, c.v(key[5:]) if key.startswith("verl.") else c.cfg.get("train_bsz"),
+        f"each of {d['replicas']} vLLM replica(s) (TP {d['tp']}) keeps up to {d['in_flight']} sequences in flight "
+        f"({d['n']} responses per prompt), but its KV cache ({d['budget']}) holds {d['capacity']} at the full "
+        f"{d['window']}-token window: once episodes grow that long vLLM's scheduler preempts sequences (V1 frees "
+        "their blocks and recomputes the prefill later), and rollout throughput drops",
+        kv_fix(d, c.mode))

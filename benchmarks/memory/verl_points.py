@@ -1,0 +1,291 @@
+"""The memory model against verl itself: real `python -m liverl.train` runs (sync, one GPU, colocated: topology=gpu1)
+on reduced-depth random-weight checkpoints, verl's logged trainer peak vs `python -m liverl.memory --run-dir RUN`.
+
+Each point: a checkpoint of a supported architecture at its real width (hidden, MLP, every expert) and its real
+vocabulary, with 2 layers and random weights (std 0.02), and a tokenizer trained on the tiny workload's text and
+padded with filler tokens to that vocabulary (so vLLM can detokenize every id a random policy samples). The random
+policy never stops early, so every response fills the window: every micro-batch is one full-window sequence
+(ppo_max_token_len_per_gpu = the window). Two training steps; the measured peak is the largest
+`actor/perf/max_memory_allocated_gb` verl logs (max_memory_allocated / 1024**3 since the worker started:
+verl/workers/engine_workers.py:219, so GiB, over every phase: old-log-prob pass, training, weight sync), beside
+`max_memory_reserved_gb` (what runs out). Host mode (`host`): optimizer + parameter offload on, the node's used
+memory sampled every 0.5 s against the host model (liverl.memory.host).
+
+On the GPU host (the closure on PYTHONPATH, as benchmarks/gpu/unpack_and_run.sh sets it):
+  python benchmarks/memory/verl_points.py run --parallel 2 [--points dense7b_fsdp_16k,moe30b_fsdp_16k,...]
+  python benchmarks/memory/verl_points.py host
+Both merge their points into benchmarks/memory/verl_points.json (--out), which tests/test_memory_verl.py reads.
+On a CPU machine: `python benchmarks/memory/verl_points.py plan --work DIR` writes the configs (no weights) and
+plans every point with launcher=dryrun: the overrides are checked without a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHS = ROOT / "liverl" / "memory" / "archs"
+OUT = Path(__file__).resolve().parent / "verl_points.json"
+LAYERS = 2
+# shape: (bundled config, model group, changes to its text config); dense7b is Qwen2.5-7B's width (untied)
+SHAPES = {
+    "dense7b": ("qwen25_0p5b", "qwen25_0p5b", {"hidden_size": 3584, "intermediate_size": 18944,
+                                               "num_attention_heads": 28, "num_key_value_heads": 4,
+                                               "tie_word_embeddings": False}),
+    "moe30b": ("qwen3_30b_a3b", "qwen3_30b_a3b", {}),
+    "moe35b": ("qwen35_35b_a3b", "qwen35", {"mtp_num_hidden_layers": 0}),
+}
+# name: (shape, window, engine, extra overrides); the default set first
+POINTS = {
+    "dense7b_fsdp_16k": ("dense7b", 16384, "fsdp", ()),
+    "moe30b_fsdp_16k": ("moe30b", 16384, "fsdp", ()),
+    "moe35b_fsdp_16k": ("moe35b", 16384, "fsdp", ()),
+    "dense7b_fsdp_32k": ("dense7b", 32768, "fsdp", ()),
+    # VeOmni's router replay needs remove-padding, which needs flash-attn (not on the GPU host): replay off
+    "moe30b_veomni_16k": ("moe30b", 16384, "veomni", ("router_replay=disabled",)),
+    "dense7b_fsdp_16k_fused_off": ("dense7b", 16384, "fsdp",
+                                   ("verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false",)),
+}
+DEFAULT = ("dense7b_fsdp_16k", "moe30b_fsdp_16k", "moe35b_fsdp_16k")
+HOST_POINT = ("dense7b", 16384, "fsdp", ("topology.optimizer_offload=true", "topology.param_offload=true"))
+KV_CACHE = 4 * 2**30  # each vLLM gets a fixed KV cache (no start-up profiling, several runs may share the GPU)
+PROMPT = 128
+
+
+def text_config(shape: str, vocab: int) -> dict:
+    arch, _, changes = SHAPES[shape]
+    raw = json.loads((ARCHS / f"{arch}.json").read_text())
+    text = raw.get("text_config", raw)
+    text.update(changes)
+    n = text["num_hidden_layers"]
+    if "layer_types" in text:  # keep the full-attention share, one full layer at least (liverl.memory.arch)
+        full = max(1, round(LAYERS * text["layer_types"].count("full_attention") / n))
+        text["layer_types"] = ["linear_attention"] * (LAYERS - full) + ["full_attention"] * full
+    text["num_hidden_layers"] = LAYERS
+    text["vocab_size"] = vocab
+    if "tie_word_embeddings" in changes:
+        raw["tie_word_embeddings"] = changes["tie_word_embeddings"]
+    return raw
+
+
+def tokenizer(out: Path, vocab: int) -> int:
+    """The tiny workload's tokenizer padded with filler tokens to `vocab` ids; returns the eos id."""
+    from liverl.tiny.generate import SPECIALS, save_tokenizer, train_tokenizer
+
+    tok = train_tokenizer(512)
+    tok.add_tokens([f"<|f{i}|>" for i in range(vocab - tok.get_vocab_size())])
+    assert tok.get_vocab_size() == vocab, (tok.get_vocab_size(), vocab)
+    save_tokenizer(tok, out)
+    return SPECIALS.index("<|im_end|>")
+
+
+def checkpoint(shape: str, out: Path, weights: bool) -> Path:
+    """OUT/config.json (+ random bf16 weights when `weights`) and the padded tokenizer; reused when there."""
+    if (out / "config.json").is_file() and (not weights or list(out.glob("*.safetensors"))):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    arch = json.loads((ARCHS / f"{SHAPES[shape][0]}.json").read_text())
+    vocab = arch.get("text_config", arch)["vocab_size"]
+    eos = tokenizer(out, vocab)
+    raw = text_config(shape, vocab)
+    for cfg in (raw, raw.get("text_config") or {}):
+        cfg.update({"eos_token_id": eos, "pad_token_id": 0, "bos_token_id": None})
+    (out / "config.json").write_text(json.dumps(raw, indent=1))
+    if weights:  # in a subprocess: its CUDA context is gone before the runs start
+        subprocess.run([sys.executable, __file__, "_weights", str(out)], check=True)
+    return out
+
+
+def _weights(out: Path) -> None:
+    import torch
+    import transformers
+
+    cfg = transformers.AutoConfig.from_pretrained(out)
+    cls = getattr(transformers, cfg.architectures[0])
+    torch.manual_seed(0)
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+        model = cls._from_config(cfg, dtype=torch.bfloat16)
+    model.save_pretrained(out, safe_serialization=True)
+    counts = {"params": sum(p.numel() for p in model.parameters())}
+    visual = getattr(getattr(model, "model", model), "visual", None)  # Qwen3.5's vision tower: not in the model
+    counts["params_vision"] = sum(p.numel() for p in visual.parameters()) if visual is not None else 0
+    (out / "params.json").write_text(json.dumps(counts))
+    transformers.GenerationConfig(eos_token_id=cfg.eos_token_id, pad_token_id=0).save_pretrained(out)
+
+
+def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, launcher: str) -> list[str]:
+    shape, window, engine, extra = point
+    group = SHAPES[shape][1]
+    moe = shape.startswith("moe")
+    return [
+        "topology=gpu1", f"engine={engine}", "scaffold=single_turn", "batch=smoke", f"model={group}",
+        f"model.path={ckpt}", "model.rollout_tp=1", "+model.tool_call_parser.single_turn=null",
+        "+model.attn_implementation=sdpa",
+        f"train_files={tiny}/data/train.parquet", f"val_files={tiny}/data/val.parquet",
+        f"window.prompt={PROMPT}", f"window.response={window - PROMPT}", "train_bsz=2", "n_resp_per_prompt=2",
+        "total_training_steps=2", "verl.trainer.save_freq=-1", "verl.trainer.test_freq=-1",
+        "verl.trainer.val_before_train=false", "verl.trainer.logger=[console,file]",
+        # no flash-attn on the GPU host: SDPA without remove-padding (what the tiny smoke runs)
+        "verl.actor_rollout_ref.model.use_remove_padding=false",
+        "+verl.actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "verl.actor_rollout_ref.rollout.enforce_eager=true",
+        "verl.actor_rollout_ref.rollout.gpu_memory_utilization=0.2",
+        f"verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes={KV_CACHE}",
+        "liverl.allow=[checkpoint-save" + (",moe-new-verl,gdn-triton-hopper" if moe else "") + "]",
+        f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}", *extra,
+    ]
+
+
+def read_peaks(run_dir: Path) -> dict:
+    rows = []
+    for path in sorted(run_dir.glob("metrics*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row.get("data"), dict):
+                rows.append(row)
+    out = {"steps": [r["step"] for r in rows]}
+    for key in ("max_memory_allocated_gb", "max_memory_reserved_gb", "cpu_memory_used_gb"):
+        vals = [r["data"][f"actor/perf/{key}"] for r in rows if f"actor/perf/{key}" in r["data"]]
+        out[key] = max(vals) if vals else None
+        out[f"{key}_per_step"] = vals
+    return out
+
+
+def predicted(run_dir: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "liverl.memory", "--run-dir", str(run_dir), "--json"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
+    p = json.loads(proc.stdout.strip().splitlines()[-1])
+    t = p["trainer"]
+    return {"peak_bytes": t["peak_bytes"], "peak_phase": t["peak_phase"], "phases": t["phases"],
+            "budget_bytes": t["budget_bytes"], "gpu": p["gpu"], "logits": t["breakdown"].get("logits_forward")}
+
+
+class Sampler(threading.Thread):
+    """The node's used memory (psutil), every 0.5 s: baseline before the launch, peak during it."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        import psutil
+
+        self.psutil, self.stop, self.peak = psutil, threading.Event(), 0
+        self.baseline = psutil.virtual_memory().used
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.psutil.virtual_memory().used)
+            time.sleep(0.5)
+
+
+def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False) -> dict:
+    shape = point[0]
+    ckpt = checkpoint(shape, work / "ckpt" / shape, weights=launcher == "local")
+    tiny = work / "tiny"
+    if not (tiny / "tiny.json").is_file():
+        from liverl.tiny.generate import generate
+
+        generate(tiny)
+    run_dir = work / "runs" / name
+    args = overrides(name, point, ckpt, tiny, run_dir, launcher)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    sampler = Sampler() if sample_host else None
+    if sampler:
+        sampler.start()
+    start = time.monotonic()
+    with open(work / f"{name}.log", "w") as log:
+        code = subprocess.call([sys.executable, "-m", "liverl.train", *args], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    wall = round(time.monotonic() - start, 1)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    row = {"name": name, "overrides": [a for a in args if not a.startswith(("hydra.run.dir", "launcher="))],
+           "hf_config": cfg, "exit": code, "wall_s": wall}
+    if (ckpt / "params.json").is_file():
+        row["checkpoint_params"] = json.loads((ckpt / "params.json").read_text())
+    if launcher != "local":
+        return row
+    row["measured"] = read_peaks(run_dir)
+    if (run_dir / "verl.yaml").is_file():
+        row["predicted"] = predicted(run_dir)
+        gib = row["measured"]["max_memory_allocated_gb"]
+        if gib:
+            row["error"] = round(row["predicted"]["peak_bytes"] / (gib * 2**30) - 1, 4)
+    if sampler:
+        sampler.stop.set()
+        row["host"] = {"node_used_delta_bytes": sampler.peak - sampler.baseline, "baseline_bytes": sampler.baseline}
+    print(json.dumps({k: row.get(k) for k in ("name", "exit", "wall_s", "error")}), flush=True)
+    return row
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    env = {"python": sys.version.split()[0]}
+    for dist in ("verl", "vllm", "torch", "transformers", "ray"):
+        try:
+            env[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            env[dist] = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+        env["gpu"] = out[0] if out else None
+    except (OSError, subprocess.SubprocessError):
+        env["gpu"] = None
+    return env
+
+
+def merge(out: Path, key: str, rows: list[dict]) -> None:
+    data = json.loads(out.read_text()) if out.is_file() else {"points": [], "host_points": []}
+    keep = [r for r in data.get(key, []) if r["name"] not in {x["name"] for x in rows}]
+    data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get(
+        "max_memory_allocated_gb")]
+    data.setdefault("env", {}).update(environment())
+    data["failed"] = [{"name": r["name"], "exit": r["exit"]} for r in rows if r.get("exit") != 0]
+    out.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["_weights"]:
+        _weights(Path(argv[1]))
+        return 0
+    ap = argparse.ArgumentParser(prog="verl_points.py", description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=("run", "host", "plan"))
+    ap.add_argument("--points", default=",".join(DEFAULT), help=f"comma-separated, of: {', '.join(POINTS)}")
+    ap.add_argument("--parallel", type=int, default=1, help="runs at once on the GPU (each vLLM has a fixed cache)")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/liverl-verl-points"))
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    a.work.mkdir(parents=True, exist_ok=True)
+    if a.mode == "host":
+        merge(a.out, "host_points", [run_point("host_dense7b_offload_16k", HOST_POINT, a.work, sample_host=True)])
+        return 0
+    names = [n for n in a.points.split(",") if n]
+    unknown = [n for n in names if n not in POINTS]
+    if unknown:
+        print(f"--points: unknown {unknown} (known: {', '.join(POINTS)})", file=sys.stderr)
+        return 2
+    for shape in {POINTS[n][0] for n in names}:  # checkpoints first, one at a time
+        checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
+    launcher = "local" if a.mode == "run" else "dryrun"
+    with ThreadPoolExecutor(max_workers=max(1, a.parallel)) as pool:
+        rows = list(pool.map(lambda n: run_point(n, POINTS[n], a.work, launcher), names))
+    if a.mode == "run":
+        merge(a.out, "points", rows)
+    else:
+        print(json.dumps([{k: r[k] for k in ("name", "exit")} for r in rows]))
+    return 0 if all(r["exit"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,169 @@
+"""What the memory model judges a plan against: the `gpu` group (conf/gpu/*, h200 by default, recorded in run.json),
+the GPUs and host memory a launch finds (re-judged: a plan for H200 launched on H100s is refused), the allocator's
+headroom over the predicted allocated peak, host memory under offload (rule host-memory-fit), and the rollout KV
+cache against the sequences kept in flight (rule rollout-kv-demand). Real Hydra composition and verl's config."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from liverl.errors import ConfigError
+from liverl.guardrails import memory_inputs
+from liverl.guardrails.memory_at_launch import NodeMemory, gpu_group, memory_problems, probed_gpu
+from liverl.launch.dispatch import plan_and_launch
+from liverl.memory import arch, host, plan, terms
+from liverl.recipe.build import build
+from liverl.recipe.compose import compose_liverl
+from liverl.rundir import recorded_gpu, recorded_gpu_memory_gb
+
+SYNC = "experiment=sync_1node_cc"  # Qwen3.5-35B-A3B, 8 GPUs, param + optimizer offload
+H100 = ("NVIDIA H100 80GB HBM3", 84_942_979_072)
+H200 = ("NVIDIA H200", 150_109_880_320)
+
+
+def _built(*overrides: str):
+    cfg = compose_liverl(list(overrides))
+    return build(cfg, structure_only=True)
+
+
+def _refusal(*overrides: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        _built(*overrides)
+    return str(err.value)
+
+
+# --- the gpu group
+
+
+@pytest.mark.parametrize(("group", "gib"), [("h200", 139.8), ("h100", 79.1), ("a100_80gb", 79.1), ("b200", 178.3)])
+def test_gpu_group_sets_the_memory_judged_against(group, gib):
+    b = _built("model=qwen25_0p5b", f"gpu={group}")
+    p = memory_inputs.predict(b.liverl, b.verl, structure_only=True)
+    assert p["gpu"] == group and round(p["gpu_bytes"] / 2**30, 1) == gib
+
+
+def test_the_preset_fits_an_h200_and_is_refused_on_an_h100():
+    _built(SYNC)  # fits the default h200
+    text = _refusal(SYNC, "gpu=h100")
+    assert "[memory-fit] trainer GPU memory" in text and "(h100 79.1 GiB less 16% allocator headroom)" in text
+
+
+def test_plan_records_the_gpu_and_a_dry_run_says_h200_is_the_default(tmp_path: Path):
+    run = tmp_path / "run"
+    assert plan_and_launch(compose_liverl(["model=qwen25_0p5b", "launcher=dryrun"], run_dir=run), run) == 0
+    assert recorded_gpu(run) == {"name": "h200", "device": "H200", "memory_bytes": 150_109_880_320, "source": "plan"}
+    assert recorded_gpu_memory_gb(run) == pytest.approx(139.8, abs=0.05)
+    summary = (run / "summary.txt").read_text()
+    assert "GPU: h200 (139.8 GiB each, the default: gpu=h100|a100_80gb|b200 for another)" in summary
+    other = tmp_path / "h100"
+    assert plan_and_launch(compose_liverl(["model=qwen25_0p5b", "gpu=h100", "launcher=dryrun"], run_dir=other),
+                           other) == 0
+    assert recorded_gpu(other)["name"] == "h100" and "the default" not in (other / "summary.txt").read_text()
+    assert recorded_gpu(tmp_path / "nowhere") is None
+
+
+# --- launch: the GPUs and hosts the probe found
+
+
+def test_a_plan_for_h200_launched_on_h100s_is_refused():
+    b = _built(SYNC)
+    on_h100 = [NodeMemory("node 10.0.0.7 (a1b2c3)", [H100] * 8, 2 * 2**40)]
+    (problem,) = memory_problems(b.liverl, b.verl, on_h100)
+    assert problem.rule == "memory-fit" and problem.severity == "FATAL"
+    assert "judged for h200" in problem.message and "node 10.0.0.7" in problem.message and "H100" in problem.message
+    assert memory_problems(b.liverl, b.verl, [NodeMemory("n", [H200] * 8, 2 * 2**40)]) == []
+    gpu = probed_gpu(on_h100, b.liverl)
+    assert gpu["name"] == "h100" and gpu["source"] == "probe" and gpu["planned"] == "h200"
+    assert gpu_group("NVIDIA B200") == "b200" and gpu_group("Tesla T4") is None
+
+
+def test_mixed_nodes_are_judged_on_the_smallest_gpu_and_host():
+    b = _built(SYNC)
+    nodes = [NodeMemory("node a", [H200] * 8, 2 * 2**40), NodeMemory("node b", [H100] * 8, 200 * 2**30),
+             NodeMemory("cpu head", [], 16 * 2**30)]  # no GPUs: holds no trainer rank
+    got = {p.rule: p for p in memory_problems(b.liverl, b.verl, nodes)}
+    assert set(got) == {"memory-fit", "host-memory-fit"}
+    assert "node b" in got["host-memory-fit"].message and "cpu head" not in got["host-memory-fit"].message
+
+
+# --- allocator headroom
+
+
+def test_trainer_fits_only_with_the_allocator_headroom():
+    a = arch.load(arch.bundled("qwen25_0p5b"))
+    spec = terms.StepSpec(arch=a, tokens=16384, lm_head_chunk=512)
+    peak = terms.breakdown(spec)["peak_bytes"]
+    base = {"trainer": spec, "trainer_gpus": 1, "rollout_tp": 1, "gpu_memory_utilization": 0.5, "window": 4096,
+            "colocated": True}
+    assert not plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.10))["trainer"]["fits"]  # < 16% over
+    assert plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.17))["trainer"]["fits"]
+
+
+# --- host memory
+
+
+def test_host_memory_terms():
+    off = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, optimizer_offload=True))
+    assert off["breakdown"]["optimizer_states"] == 8 * 8 * 1_000_000_000  # fp32 exp_avg + exp_avg_sq, per rank
+    assert off["breakdown"]["parameters"] == 0 and off["pinned_bytes"] == 64_000_000_000
+    both = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, optimizer_offload=True,
+                                   param_offload=True))
+    assert both["pinned_bytes"] == 96_000_000_000
+    policy = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, offload_policy=True))
+    assert policy["pinned_bytes"] == 128_000_000_000  # parameters, gradients, two states
+    untied = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8))
+    tied = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, tied=True))
+    assert untied["breakdown"]["model_load"] == 32_000_000_000 and tied["breakdown"]["model_load"] == 8 * 32e9
+    assert untied["peak_phase"] == "load"
+
+
+def test_rule_host_memory_fit():
+    text = _refusal(SYNC, "cluster.host_memory_gib=100")
+    assert "[host-memory-fit] host memory" in text and "pinned by offload" in text
+    b = _built(SYNC, "cluster.host_memory_gib=100", "liverl.allow=[host-memory-fit]")  # waivable
+    assert any(f.rule == "host-memory-fit" and f.severity == "WAIVED" for f in b.findings)
+    b = _built(SYNC)  # no knob: not judged until launch
+    assert [f.severity for f in b.findings if f.rule == "host-memory-fit"] == ["SKIP"]
+    assert not [f for f in _built(SYNC, "cluster.host_memory_gib=2000").findings if f.rule == "host-memory-fit"]
+
+
+# --- rollout KV demand
+
+
+def test_rollout_kv_demand_warns_when_vllm_would_preempt():
+    b = _built("experiment=fully_async_3nodes_qwen35_cc_clean")
+    (w,) = [f for f in b.findings if f.rule == "rollout-kv-demand"]
+    # 2 replicas (8 rollout GPUs / TP 4), 128 prompts in flight x 8 responses -> 512 sequences per replica
+    assert w.severity == "WARN" and "keeps up to 512 sequences in flight" in w.message
+    assert "at the full 131072-token window" in w.message and "rollout replicas" in w.fix
+    assert not [f for f in _built().findings if f.rule == "rollout-kv-demand"]  # smoke batch: 8 x 4 sequences
+
+
+def test_rollout_kv_demand_offers_a_concurrency_that_keeps_one_step_in_flight():
+    # a 32k window: a replica's cache holds a few hundred full windows, fewer than the 512 kept in flight, but enough
+    # for the 32 prompts x 8 responses per replica that one trainer step (64 prompts over 2 replicas) needs
+    b = _built("experiment=fully_async_3nodes_qwen35_cc_clean", "window.prompt=16384", "window.response=16384")
+    (w,) = [f for f in b.findings if f.rule == "rollout-kv-demand"]
+    held = int(re.search(r"holds (\d+) at the full", w.message).group(1))
+    per_replica = int(re.search(r"concurrent_samples_per_replica=(\d+)", w.fix).group(1))
+    assert 256 <= held < 512 and per_replica * 8 <= held and per_replica >= 32
+
+
+def test_run_json_gpu_key_is_json():
+    assert json.loads(json.dumps({"gpu": probed_gpu([NodeMemory("n", [H100])], _built().liverl)}))
+
+
+def test_advise_predicts_against_the_gpu_a_launch_found(tmp_path: Path):
+    from liverl import advise
+    from liverl.rundir import update_run
+
+    run = tmp_path / "run"
+    assert plan_and_launch(compose_liverl([SYNC, "launcher=dryrun"], run_dir=run), run) == 0
+    assert advise.predicted_memory(run)["trainer"]["fits"]  # planned for the h200
+    update_run(run, gpu=probed_gpu([NodeMemory("node x", [H100] * 8)], compose_liverl([SYNC])))
+    p = advise.predicted_memory(run)
+    assert p["gpu_bytes"] == H100[1] and not p["trainer"]["fits"]
