@@ -455,16 +455,16 @@ def test_structure_only_validates_a_new_verl_preset_without_the_checkout(monkeyp
 
 
 def test_a_fatal_is_waived_only_by_its_id_and_the_waiver_is_recorded(tmp_path, capsys) -> None:
-    code, err, _ = run_job(tmp_path / "a", capsys, ["sp_size=2", "liverl.allow=[memory-fit]", "launcher=dryrun"])
-    assert code == 2 and "[linear-attention-sp]" in err
-    code, _, run_dir = run_job(
-        tmp_path / "b", capsys, ["sp_size=2", "liverl.allow=[linear-attention-sp]", "launcher=dryrun"]
-    )
+    # R3 on a dense model: a waivable FATAL (linear-attention-sp is fixed: tests/test_engine_default.py)
+    dense_r3 = ["model=qwen25_0p5b", "engine=veomni", "router_replay=R3", "launcher=dryrun"]
+    code, err, _ = run_job(tmp_path / "a", capsys, [*dense_r3, "liverl.allow=[memory-fit]"])
+    assert code == 2 and "[router-replay-policy]" in err
+    code, _, run_dir = run_job(tmp_path / "b", capsys, [*dense_r3, "liverl.allow=[router-replay-policy]"])
     assert code == 0
-    assert json.loads((run_dir / "run.json").read_text())["waived"] == ["linear-attention-sp"]
+    assert json.loads((run_dir / "run.json").read_text())["waived"] == ["router-replay-policy"]
     written = json.loads((run_dir / "checks.json").read_text())
-    assert [f["severity"] for f in written if f["rule"] == "linear-attention-sp"] == ["WAIVED"]
-    assert OmegaConf.load(run_dir / "verl.yaml").actor_rollout_ref.actor.ulysses_sequence_parallel_size == 2
+    assert [f["severity"] for f in written if f["rule"] == "router-replay-policy"] == ["WAIVED"]
+    assert OmegaConf.load(run_dir / "verl.yaml").actor_rollout_ref.actor.veomni.router_replay.mode == "R3"
 
 
 def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:

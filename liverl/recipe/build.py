@@ -22,7 +22,7 @@ from liverl.guardrails import Ctx, apply_waivers, run_rules
 from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
 from liverl.recipe.filter_plan import liverl_filter_values
-from liverl.recipe.knobs import check_knobs
+from liverl.recipe.knobs import check_knobs, env_origins
 from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
 from liverl.recipe.verl_types import check_verl_value
@@ -66,7 +66,29 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
     structure_only: check only what needs no file on this disk (checkpoint, data, new-verl checkout: SKIP).
     launching: judge as a launch would (missing paths and an unrecorded smoke run are FATAL, not WARN/SKIP).
     Raises ConfigError listing every problem and unwaived FATAL finding; nothing is written or launched here.
+    Every problem and finding about a knob taken from the documented environment names that variable.
     """
+    origins = env_origins(cfg)
+    try:
+        b = _build(cfg, structure_only, launching)
+    except ConfigError as exc:
+        raise ConfigError(name_env(exc.problems, origins), name_env(exc.findings, origins)) from None
+    b.findings = name_env(b.findings, origins)
+    return b
+
+
+def name_env(problems: list[Problem], origins: dict[str, str]) -> list[Problem]:
+    """Each problem whose key is a knob set from the environment (or the verl key it sets) says which variable."""
+    out = []
+    for p in problems:
+        var = next((v for k, v in origins.items() if p.key == k or p.key.endswith("." + k)), None)
+        if var and f"${var}" not in p.message and var not in p.message:
+            p = dataclasses.replace(p, message=f"{p.message} [{p.key} came from ${var}]")
+        out.append(p)
+    return out
+
+
+def _build(cfg: DictConfig, structure_only: bool, launching: bool) -> Build:
     wrong = check_knobs(cfg)  # declared types and ranges first: nothing below sees a wrong value
     if wrong:
         raise ConfigError(wrong)
