@@ -28,6 +28,10 @@ from liverl.recipe.verl_source import VerlSource
 from liverl.recipe.verl_types import check_verl_value
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
+# keys verl's dataclasses declare but its YAML schema does not carry, set as added keys (+key= on verl's CLI):
+# PolicyLossConfig.rollout_correction (workers/config/actor.py:101), which verl's driver itself fills in bypass mode
+# (trainer/ppo/rollout_corr_helper.py:1142)
+DATACLASS_ONLY = {"actor_rollout_ref.actor.policy_loss.rollout_correction"}
 
 
 @dataclass
@@ -231,7 +235,7 @@ def _empty_maps(cfg: DictConfig, prefix: str = "") -> set[str]:
 
 def _apply(verl_cfg: DictConfig, values: dict[str, Any], problems: list[Problem], name: str) -> list[Override]:
     """Set each override under verl's struct mode: a key verl does not have is a problem, never added."""
-    free_maps = _empty_maps(verl_cfg)
+    free_maps = _empty_maps(verl_cfg) | DATACLASS_ONLY
     applied = []
     for key, value in values.items():
         added = any(key.startswith(m + ".") for m in free_maps)
