@@ -17,15 +17,19 @@ from omegaconf.errors import OmegaConfBaseException
 from liverl.health.catalogue import (
     ADV_MAX,
     ADV_MIN,
+    CLIP,
     ENV_SETUP,
     ESS,
+    GEN_TIME,
     GRAD,
     IDLE,
     INVALID,
     KL,
     LR,
+    MEMORY,
     PARTIAL,
     PEARSON,
+    ROUTES_FOUND,
     SCORE,
     STEP_TIME,
     TURNS,
@@ -39,6 +43,13 @@ from liverl.health.checks_rollout import (
     check_kl,
     check_partial,
     check_pearson,
+)
+from liverl.health.checks_scale import (
+    check_clipped,
+    check_memory_cofit,
+    check_out_of_memory,
+    check_routing_coverage,
+    check_sync_rollout_bound,
 )
 from liverl.health.checks_training import (
     check_grad_starvation,
@@ -68,6 +79,12 @@ class Check:
 
 CHECKS: tuple[Check, ...] = (
     Check("rollout_bound", (IDLE,), check_idle),
+    # the same signal on a synchronous run (fully-async runs log idle_ratio instead)
+    Check("sync_rollout_bound", (GEN_TIME, STEP_TIME), check_sync_rollout_bound),
+    Check("moe_cofit", (MEMORY,), check_memory_cofit),
+    Check("responses_clipped", (CLIP,), check_clipped),
+    # routing coverage under multi-turn replay (R3): verl logs what it needs in its sync trainer only
+    Check("routing_coverage", (ROUTES_FOUND,), check_routing_coverage),
     Check("rollout_corr_kl_spike", (KL,), check_kl),
     Check("probs_pearson_low", (PEARSON,), check_pearson),
     Check("partial_ratio", (PARTIAL,), check_partial),
@@ -119,8 +136,9 @@ def analyze(stream: Stream, cfg: DictConfig, run_config: DictConfig | None = Non
             run_status: str | None = None, now: float | None = None, run: str = "") -> Report:
     """Run every check on ``stream``; checks lacking metrics are listed as skipped."""
     run_config = run_config if run_config is not None else OmegaConf.create({})
-    ctx = RunView(stream, cfg, run_config, run_status, time.time() if now is None else now)
-    findings: list[Finding] = []
+    run_dir = Path(run) if run and Path(run).is_dir() else (Path(run).parent if run else None)
+    ctx = RunView(stream, cfg, run_config, run_status, time.time() if now is None else now, run_dir)
+    findings: list[Finding] = check_out_of_memory(ctx)  # how the run ended, metrics or not
     skipped: list[Skipped] = []
     if len(stream.steps) == 0:
         skipped = [Skipped(c.name, [], "no steps logged yet") for c in CHECKS]
