@@ -36,9 +36,9 @@ from liverl.recipe.render import hydra_value
 from liverl.rundir import LIVERL_YAML, RUN_JSON, VERL_YAML
 
 # a run's liverl.yaml keys that are not the user's overrides: Hydra's, the run's own path and name, what
-# liverl.recipe.environ records about the command line
+# liverl.recipe.environ records about the command line, and how it was launched (a command chooses its own launcher)
 NOT_CARRIED = ("hydra", "run_dir", "experiment_name", "liverl.from_env", "liverl.engine_given", "liverl.agent_given",
-               "mode")
+               "mode", "launcher")
 
 
 def predicted_memory(run_dir: str | Path, gpu_gb: float | None) -> dict | None:

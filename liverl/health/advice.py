@@ -254,7 +254,7 @@ def advise_scaffold(run: _Run) -> Advice:
                 f"{howto.text}")
     if key is None:
         evidence += f" ({ENV_SETUP} not logged)"
-    if scaffold == "ohsdk":
+    if scaffold != "claude_code":  # already another harness (or a loop with no agent harness at all)
         return Advice(*row, "stay", evidence)
     return run.advice(row, "stay", evidence, howto)
 

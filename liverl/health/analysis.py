@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -62,7 +63,8 @@ from liverl.health.checks_training import (
     check_turns,
 )
 from liverl.health.findings import SEVERITY_RANK, Finding, Report, RunView, Skipped
-from liverl.health.streams import Stream, StreamReader, read_run
+from liverl.health.run_end import out_of_memory
+from liverl.health.streams import RunNotFoundError, Stream, StreamReader, read_run
 from liverl.paths import CONF_DIR
 
 DEFAULT_THRESHOLDS = CONF_DIR / "watch" / "default.yaml"
@@ -166,8 +168,15 @@ def watch_run(run: str | Path, cfg: DictConfig | None = None, now: float | None 
     """Read a run directory (or one metrics/log file) and analyze it."""
     cfg = cfg or load_thresholds()
     path = Path(run)
-    stream = stream if stream is not None else read_stream(path, cfg)
     base = path if path.is_dir() else path.parent
+    if stream is None:
+        try:
+            stream = read_stream(path, cfg)
+        except RunNotFoundError:
+            if not (path.is_dir() and out_of_memory(path)):
+                raise
+            # no metric, but the run says how it ended (CUDA out of memory): judge that
+            stream = Stream(np.zeros(0, dtype=np.int64), {}, {})
     return analyze(stream, cfg, load_run_config(base), load_run_status(base), now, str(path))
 
 
