@@ -51,18 +51,19 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 A3 = ("topology=3node",)
 VE = ("engine=veomni",)
+FS = ("engine=fsdp",)  # MoE models default to VeOmni (conf/model/*.yaml): FSDP cases ask for it
 # (case id, overrides, rule id, key named in the message); {dense6}/{moe}/... are checkpoint directories
 BAD = [
     ("qwen35-sp-knob", ("model=qwen35", "sp_size=2"), "linear-attention-sp", "sp_size"),
     (
         "qwen35-sp-fsdp-key",
-        ("verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2",),
+        (*FS, "verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2"),
         "linear-attention-sp",
         "verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
     ),
     (
         "qwen35-sp-deprecated-key",
-        ("verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size=4",),
+        (*FS, "verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size=4"),
         "linear-attention-sp",
         "verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size",
     ),
@@ -197,7 +198,7 @@ BAD = [
     ("r2-with-bypass", (*A3, *VE, "model=qwen3_30b_a3b", "router_replay=R2"), "router-replay-policy", "router_replay"),
     (
         "rollout-replay-on-fsdp",
-        ("verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=true",),
+        (*FS, "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=true"),
         "router-replay-policy",
         "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay",
     ),
@@ -259,7 +260,7 @@ BAD = [
     ),
     (  # whole-micro-batch bf16 logits and unchunked old-log-prob entropy at a 131k window: ~250 GiB per GPU
         "35b-materialised-logits-long-window",
-        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072"),
+        (*FS, "verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072"),
         "memory-fit",
         "trainer GPU memory",
     ),
@@ -270,7 +271,7 @@ BAD = [
         "rollout GPU memory",
     ),
     ("unknown-waiver", ("liverl.allow=[linear-atention-sp]",), "config", "liverl.allow"),
-    ("knob-with-no-effect", ("router_replay=R3",), "unused-knob", "router_replay"),
+    ("knob-with-no-effect", (*FS, "router_replay=R3"), "unused-knob", "router_replay"),
     ("never-saves", ("verl.trainer.save_freq=-1",), "checkpoint-save", "verl.trainer.save_freq"),
     (
         "rollout-below-one-step",
@@ -420,7 +421,7 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     (("batch=smoke", "train_bsz=16"), "batch-size-named"),
     ((*VE,), "router-replay-unvalidated"),
     ((*VE, "router_replay=disabled"), "router-replay-policy"),  # MoE with R3 off
-    (("model=qwen3_30b_a3b",), "router-replay-policy"),  # MoE on FSDP
+    (("model=qwen3_30b_a3b", *FS), "router-replay-policy"),  # MoE on FSDP (asked: MoE defaults to VeOmni)
     ((*A3, "verl.rollout.n=16"), "async-rollout-n-unused"),
     (("rollout_is=sequence",), "rollout-is"),
     (("scaffold.harbor.agent_name=null",), "scaffold-agent"),
