@@ -100,6 +100,62 @@ def new_verl_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _drop_yaml_block(text: str, key: str) -> str:
+    """A top-level YAML block (key: and its indented lines) taken out."""
+    lines, out, skipping = text.splitlines(keepends=True), [], False
+    for line in lines:
+        if line.startswith(f"{key}:"):
+            skipping = True
+            continue
+        if skipping and line.strip() and not line[0].isspace() and not line.startswith("#"):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "".join(out)
+
+
+# how each new-verl capability is taken out of a fixture checkout (liverl.recipe.verl_source probes for it)
+WITHOUT = {
+    # the schema key actor.veomni.router_replay.mode
+    "veomni_router_replay": ("trainer/config/engine/veomni.yaml", lambda t: _drop_yaml_block(t, "router_replay")),
+    # the engine worker's VeOmni branch: replay never enabled for veomni (as verl did for FSDP)
+    "veomni_r3_worker": (
+        "workers/engine_workers.py",
+        lambda t: t.replace("rr_mode = self.config.actor.veomni.router_replay.mode", 'rr_mode = "disabled"'),
+    ),
+    # the resume loop overwrites the routing instead of appending the new tokens' (the bug the fix removed)
+    "async_routed_experts_concat": (
+        "workers/rollout/llm_server.py",
+        lambda t: t.replace(
+            "np.concatenate(\n                        [final_output.routed_experts, "
+            "output.routed_experts[-len(output.token_ids) :]]\n                    )",
+            "output.routed_experts",
+        ),
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def new_verl_without(new_verl_checkout: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A new-verl fixture checkout lacking one capability (a key of WITHOUT): a copy with that code or schema out."""
+    made: dict[str, Path] = {}
+
+    def make(capability: str) -> Path:
+        if capability not in made:
+            root = tmp_path_factory.mktemp(f"new_verl_without_{capability}")
+            shutil.copytree(new_verl_checkout / "verl", root / "verl", ignore=shutil.ignore_patterns("__pycache__"))
+            rel, edit = WITHOUT[capability]
+            path = root / "verl" / rel
+            before = path.read_text()
+            after = edit(before)
+            assert after != before, f"verl's {rel} changed shape; update the fixture ({capability})"
+            path.write_text(after)
+            made[capability] = root
+        return made[capability]
+
+    return make
+
+
 def tiny_dataset(root: Path) -> list[str]:
     """train_files/val_files overrides naming two real parquet files (a launch refuses data paths that do not exist)."""
     import pandas as pd

@@ -11,6 +11,7 @@ from watch_streams import healthy_config, write_run
 
 from liverl import advise
 from liverl.health.advice import Advice
+from liverl.health.analysis import load_thresholds
 from liverl.launch.dispatch import plan_and_launch
 from liverl.recipe.compose import compose_liverl
 
@@ -27,23 +28,40 @@ def test_healthy_two_node_run_needs_no_scaling(tmp_path: Path) -> None:
     rows = _rows(write_run(tmp_path, 40, config=healthy_config()))
     assert {k: a.verdict for k, a in rows.items()} == {
         "moe_cofit": "already", "rollout_bound": "already", "long_window": "stay", "scaffold": "stay"}
-    assert all(a.command is None for a in rows.values())
+    assert all(a.command is None for k, a in rows.items() if k != "scaffold")
+    # the page's fourth row is a choice, not a metric: its how-to, and the validated alternative as a command
+    how = rows["scaffold"]
+    assert "HARBOR_AGENT_IMPORT_PATH=pkg.module:AgentClass" in how.evidence and "scaffold=ohsdk" in how.evidence
+    assert how.overrides == ["scaffold=ohsdk"]
+
+
+H200 = {"gpu__memory_gb": 141}  # the GPU as the plan records it (liverl/health/run_end.py reads gpu.memory_gb)
 
 
 def test_moe_that_does_not_cofit_moves_to_veomni_and_a_rollout_node(tmp_path: Path) -> None:
-    run = write_run(tmp_path, 40, {"memory_full": 10}, config=healthy_config(**ONE_NODE), drop=SYNC_DROP)
+    run = write_run(tmp_path, 40, {"memory_full": 10}, config=healthy_config(**ONE_NODE, **H200), drop=SYNC_DROP)
     row = _rows(run)["moe_cofit"]
-    peak = re.search(r"= (\d+) GB of 140 GB per GPU", row.evidence)
-    assert row.verdict == "scale" and peak and int(peak.group(1)) >= 0.9 * 140
+    peak = re.search(r"= (\d+) GB of 141 GB per GPU \(liverl.yaml gpu.memory_gb\)", row.evidence)
+    assert row.verdict == "scale" and peak and int(peak.group(1)) >= 0.9 * 141
     assert row.overrides == ["engine=veomni", "topology=2node"]
-    assert row.command == ("USE_NEW_VERL=1 python -m liverl.train model=qwen35 scaffold=claude_code batch=official "
+    # no checkout in this run (no run.json verl_source): no new-verl environment is invented
+    assert row.command == ("python -m liverl.train model=qwen35 scaffold=claude_code batch=official "
                            "engine=veomni topology=2node")
 
 
+def test_moe_memory_is_never_judged_on_an_assumed_gpu(tmp_path: Path) -> None:
+    run = write_run(tmp_path, 40, {"memory_full": 10}, config=healthy_config(**ONE_NODE), drop=SYNC_DROP)
+    row = _rows(run)["moe_cofit"]
+    assert row.verdict == "cannot judge" and "GPU's memory is unknown" in row.evidence
+    h100 = advise.advise(run, load_thresholds(sets=["advise.gpu_memory_gb=80"]))[0]
+    assert h100.verdict == "scale" and "of 80 GB per GPU (advise.gpu_memory_gb)" in h100.evidence
+
+
 def test_moe_that_fits_or_cannot_be_measured(tmp_path: Path) -> None:
-    fits = _rows(write_run(tmp_path / "fits", 40, config=healthy_config(**ONE_NODE), drop=SYNC_DROP))["moe_cofit"]
+    fits = _rows(write_run(tmp_path / "fits", 40, config=healthy_config(**ONE_NODE, **H200),
+                           drop=SYNC_DROP))["moe_cofit"]
     assert fits.verdict == "stay" and "MoE fits" in fits.evidence
-    blind = _rows(write_run(tmp_path / "blind", 40, config=healthy_config(**ONE_NODE),
+    blind = _rows(write_run(tmp_path / "blind", 40, config=healthy_config(**ONE_NODE, **H200),
                             drop=(*SYNC_DROP, "perf/")))["moe_cofit"]
     assert blind.verdict == "cannot judge" and "perf/max_memory_reserved_gb" in blind.evidence
     assert blind.overrides == ["engine=veomni", "topology=2node"]
@@ -72,11 +90,13 @@ def test_async_run_still_rollout_bound_raises_concurrency(tmp_path: Path) -> Non
     assert idle and 0.7 < float(idle.group(1)) < 0.9
 
 
-def test_async_run_whose_queue_is_the_cap_raises_staleness(tmp_path: Path) -> None:
+def test_async_run_whose_queue_is_the_cap_adds_rollout_capacity(tmp_path: Path) -> None:
+    # the page: high idle_ratio -> more concurrency or rollout capacity; staleness is a trade-off, stated
     config = healthy_config(staleness_threshold=1, trigger_parameter_sync_step=1, model__rollout_tp=4)
     config["verl"] = {"async_training": {"concurrent_samples_per_replica": 64}}  # already fills the queue
     row = _rows(write_run(tmp_path, 40, {"idle_high": 1}, config=config))["rollout_bound"]
-    assert row.overrides == ["staleness_threshold=2"] and "queue is the cap" in row.evidence
+    assert row.overrides == ["topology.rollout_nnodes=2", "topology.nnodes=3"]
+    assert "staleness_threshold" not in " ".join(row.overrides) and "a trade-off, not the first lever" in row.evidence
 
 
 def test_window_toward_131k(tmp_path: Path) -> None:
@@ -91,12 +111,14 @@ def test_window_toward_131k(tmp_path: Path) -> None:
     assert clipped.overrides == ["topology=3node", "window.prompt=40000", "window.response=91072"]
 
 
-@pytest.mark.parametrize(("scaffold", "verdict"), [("claude_code", "scale"), ("ohsdk", "already")])
+@pytest.mark.parametrize(("scaffold", "verdict"), [("claude_code", "fix first"), ("ohsdk", "already")])
 def test_env_setup_failures_point_at_the_scaffold(tmp_path: Path, scaffold: str, verdict: str) -> None:
     run = write_run(tmp_path, 40, {"env_setup_failed": 10}, config=healthy_config(scaffold__name=scaffold))
     row = _rows(run)["scaffold"]
     assert row.verdict == verdict and "env_setup_failed is" in row.evidence
-    assert row.overrides == (["scaffold=ohsdk"] if verdict == "scale" else [])
+    if scaffold == "claude_code":  # the agent's install in the image comes first, another harness after it
+        assert row.evidence.index("agent's install in the task image") < row.evidence.index("scaffold=ohsdk")
+    assert row.overrides == (["scaffold=ohsdk"] if scaffold == "claude_code" else [])
 
 
 def test_metrics_only_run_says_what_it_could_not_judge(tmp_path: Path) -> None:
@@ -145,15 +167,16 @@ def _plan(run_dir: Path, *overrides: str) -> Path:
 
 def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -> None:
     # a planned (not run) sync MoE: no metric, so the prediction decides; over its GPU it is waived to be planned
-    over = _plan(tmp_path / "over", "model=qwen3_30b_a3b", "verl.actor_rollout_ref.model.use_fused_kernels=false",
+    over = _plan(tmp_path / "over", "model=qwen3_30b_a3b", "engine=fsdp",
+                 "verl.actor_rollout_ref.model.use_fused_kernels=false",
                  "verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false",
                  "window.prompt=40000", "window.response=91072", "liverl.allow=[memory-fit]")
-    memory = advise.predicted_memory(over)
+    memory = advise.predicted_memory(over, 150)
     assert memory is not None and not memory["trainer"]["fits"]
-    row = {a.id: a for a in advise.advise(over, memory=memory)}["moe_cofit"]
+    h200 = load_thresholds(sets=["advise.gpu_memory_gb=150"])
+    row = {a.id: a for a in advise.advise(over, h200)}["moe_cofit"]
     assert row.verdict == "scale" and "predicted trainer GPU peak" in row.evidence
     assert row.overrides == ["engine=veomni", "topology=2node"]
-    assert {a.id: a for a in advise.advise(over)}["moe_cofit"].verdict == "cannot judge"  # without the model
-    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "window.prompt=2048", "window.response=2048")
-    row = {a.id: a for a in advise.advise(fits, memory=advise.predicted_memory(fits))}["moe_cofit"]
+    fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "engine=fsdp", "window.prompt=2048", "window.response=2048")
+    row = {a.id: a for a in advise.advise(fits, h200)}["moe_cofit"]
     assert row.verdict == "stay" and row.evidence.startswith("MoE predicted to fit")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liverl.health.advice import advise
+from liverl.health.advice import advise_rows as advise
 from liverl.health.analysis import watch_run
 from liverl.health.catalogue import GEN_TIME, IDLE, KL, MEMORY, PARTIAL, PEARSON, SCORE, STEP_TIME, TURNS
 from liverl.health.streams import read_run

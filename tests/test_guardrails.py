@@ -53,18 +53,19 @@ A3 = ("topology=3node",)
 # the plan's chat template (rule harness-conformance)
 CUSTOM_TEMPLATE = "verl.actor_rollout_ref.model.custom_chat_template"
 VE = ("engine=veomni",)
+FS = ("engine=fsdp",)  # MoE models default to VeOmni (conf/model/*.yaml): FSDP cases ask for it
 # (case id, overrides, rule id, key named in the message); {dense6}/{moe}/... are checkpoint directories
 BAD = [
     ("qwen35-sp-knob", ("model=qwen35", "sp_size=2"), "linear-attention-sp", "sp_size"),
     (
         "qwen35-sp-fsdp-key",
-        ("verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2",),
+        (*FS, "verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size=2"),
         "linear-attention-sp",
         "verl.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size",
     ),
     (
         "qwen35-sp-deprecated-key",
-        ("verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size=4",),
+        (*FS, "verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size=4"),
         "linear-attention-sp",
         "verl.actor_rollout_ref.actor.ulysses_sequence_parallel_size",
     ),
@@ -199,7 +200,7 @@ BAD = [
     ("r2-with-bypass", (*A3, *VE, "model=qwen3_30b_a3b", "router_replay=R2"), "router-replay-policy", "router_replay"),
     (
         "rollout-replay-on-fsdp",
-        ("verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=true",),
+        (*FS, "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay=true"),
         "router-replay-policy",
         "verl.actor_rollout_ref.rollout.enable_rollout_routing_replay",
     ),
@@ -261,7 +262,7 @@ BAD = [
     ),
     (  # whole-micro-batch bf16 logits and unchunked old-log-prob entropy at a 131k window: ~250 GiB per GPU
         "35b-materialised-logits-long-window",
-        ("verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072",
+        (*FS, "verl.actor_rollout_ref.model.use_fused_kernels=false", "window.prompt=40000", "window.response=91072",
          "verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false"),
         "memory-fit",
         "trainer GPU memory",
@@ -285,7 +286,7 @@ BAD = [
         "rollout GPU memory",
     ),
     ("unknown-waiver", ("liverl.allow=[linear-atention-sp]",), "config", "liverl.allow"),
-    ("knob-with-no-effect", ("router_replay=R3",), "unused-knob", "router_replay"),
+    ("knob-with-no-effect", (*FS, "router_replay=R3"), "unused-knob", "router_replay"),
     ("never-saves", ("verl.trainer.save_freq=-1",), "checkpoint-save", "verl.trainer.save_freq"),
     (
         "rollout-below-one-step",
@@ -442,7 +443,7 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     (("batch=smoke", "train_bsz=16"), "batch-size-named"),
     ((*VE,), "router-replay-unvalidated"),
     ((*VE, "router_replay=disabled"), "router-replay-policy"),  # MoE with R3 off
-    (("model=qwen3_30b_a3b",), "router-replay-policy"),  # MoE on FSDP
+    (("model=qwen3_30b_a3b", *FS), "router-replay-policy"),  # MoE on FSDP (asked: MoE defaults to VeOmni)
     ((*A3, "verl.rollout.n=16"), "async-rollout-n-unused"),
     (("rollout_is=sequence",), "rollout-is"),
     (("scaffold.harbor.agent_name=null",), "scaffold-agent"),
@@ -478,16 +479,16 @@ def test_structure_only_validates_a_new_verl_preset_without_the_checkout(monkeyp
 
 
 def test_a_fatal_is_waived_only_by_its_id_and_the_waiver_is_recorded(tmp_path, capsys) -> None:
-    code, err, _ = run_job(tmp_path / "a", capsys, ["sp_size=2", "liverl.allow=[memory-fit]", "launcher=dryrun"])
-    assert code == 2 and "[linear-attention-sp]" in err
-    code, _, run_dir = run_job(
-        tmp_path / "b", capsys, ["sp_size=2", "liverl.allow=[linear-attention-sp]", "launcher=dryrun"]
-    )
+    # R3 on a dense model: a waivable FATAL (linear-attention-sp is fixed: tests/test_engine_default.py)
+    dense_r3 = ["model=qwen25_0p5b", "engine=veomni", "router_replay=R3", "launcher=dryrun"]
+    code, err, _ = run_job(tmp_path / "a", capsys, [*dense_r3, "liverl.allow=[memory-fit]"])
+    assert code == 2 and "[router-replay-policy]" in err
+    code, _, run_dir = run_job(tmp_path / "b", capsys, [*dense_r3, "liverl.allow=[router-replay-policy]"])
     assert code == 0
-    assert json.loads((run_dir / "run.json").read_text())["waived"] == ["linear-attention-sp"]
+    assert json.loads((run_dir / "run.json").read_text())["waived"] == ["router-replay-policy"]
     written = json.loads((run_dir / "checks.json").read_text())
-    assert [f["severity"] for f in written if f["rule"] == "linear-attention-sp"] == ["WAIVED"]
-    assert OmegaConf.load(run_dir / "verl.yaml").actor_rollout_ref.actor.ulysses_sequence_parallel_size == 2
+    assert [f["severity"] for f in written if f["rule"] == "router-replay-policy"] == ["WAIVED"]
+    assert OmegaConf.load(run_dir / "verl.yaml").actor_rollout_ref.actor.veomni.router_replay.mode == "R3"
 
 
 def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:

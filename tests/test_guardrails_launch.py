@@ -60,6 +60,12 @@ def test_a_passing_smoke_run_unlocks_the_official_batch(tmp_path: Path, restore_
         finally:
             ray.shutdown()
         ledger = json.loads(ledger_path().read_text())
-        assert ledger[f"claude_code|1node|{address}"]["run_dir"] == str(run_dir)
+        assert ledger[f"claude_code|1node|fsdp|{address}"]["run_dir"] == str(run_dir)
         b = build(official, launching=True)
         assert not [f for f in b.findings if f.rule == "smoke-before-official"]
+        # the ledger key holds the engine: an FSDP smoke does not unlock a VeOmni official run
+        other_engine = compose_liverl([*DATA, "model=qwen25_0p5b", "batch=official", "engine=veomni",
+                                       "launcher=local", f"launcher.address={address}"])
+        with pytest.raises(Exception) as still_refused:
+            build(other_engine, launching=True)
+        assert "[smoke-before-official]" in str(still_refused.value) and "|veomni|" in str(still_refused.value)

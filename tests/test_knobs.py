@@ -27,7 +27,7 @@ CASES = [  # (overrides, verl key, expected)
     (("topology=1node", "train_bsz=16"), "actor_rollout_ref.actor.ppo_mini_batch_size", 16),
     ((ASYNC, "n_resp_per_prompt=8"), "actor_rollout_ref.rollout.n", 8),
     (("topology=1node", "n_resp_per_prompt=8"), "actor_rollout_ref.rollout.n", 8),
-    ((ASYNC, "fsdp_size=8"), "actor_rollout_ref.actor.fsdp_config.fsdp_size", 8),
+    ((ASYNC, "engine=fsdp", "fsdp_size=8"), "actor_rollout_ref.actor.fsdp_config.fsdp_size", 8),
     ((ASYNC, "engine=veomni", "fsdp_size=8"), "actor_rollout_ref.actor.veomni.fsdp_size", 8),
     (("rollout_is=token",), "algorithm.rollout_correction.rollout_is", "token"),
     (("rollout_is=null",), "algorithm.rollout_correction.rollout_is", None),
@@ -42,7 +42,7 @@ def test_knob_reaches_verl(overrides, key, expected) -> None:
 
 
 def test_sp_size_reaches_every_sp_key_for_a_standard_attention_model() -> None:
-    v = built("model=qwen3_30b_a3b", "sp_size=2").verl
+    v = built("model=qwen3_30b_a3b", "engine=fsdp", "sp_size=2").verl
     assert v.actor_rollout_ref.actor.ulysses_sequence_parallel_size == 2
     assert v.actor_rollout_ref.actor.fsdp_config.ulysses_sequence_parallel_size == 2
     assert v.actor_rollout_ref.ref.ulysses_sequence_parallel_size == 2  # the ref follows the deprecated key
@@ -56,7 +56,7 @@ def test_sp_size_reaches_every_sp_key_for_a_standard_attention_model() -> None:
 )
 def test_qwen35_sp_is_never_silently_overridden(override: str) -> None:
     with pytest.raises(ConfigError) as err:
-        built("model=qwen35", override)
+        built("model=qwen35", "engine=fsdp", override)
     (problem,) = err.value.problems
     assert problem.rule == "linear-attention-sp" and "GatedDeltaNet" in problem.message
     assert problem.got == 2

@@ -113,3 +113,34 @@ def test_plan_puts_the_checkout_first_on_pythonpath_and_in_rays_runtime_env(
 def test_a_missing_new_verl_is_a_config_error(tmp_path: Path, env, key, words) -> None:
     proc = run_cli(["launcher=dryrun", f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, env={"NEW_VERL_DIR": "", **env})
     assert proc.returncode == 2 and f"{key}:" in proc.stderr and words in proc.stderr, proc.stderr
+
+
+# each capability of the new verl, probed on the checkout (liverl.recipe.verl_source.CODE_CAPABILITIES)
+CAPABILITIES = ("veomni_router_replay", "veomni_r3_worker", "async_routed_experts_concat")
+
+
+def test_the_full_fixture_checkout_is_the_new_verl(monkeypatch, new_verl_checkout: Path) -> None:
+    b = build_with(monkeypatch, new_verl_checkout, "topology=3node")  # qwen35 (MoE) on veomni with R3
+    assert all(b.features[c] for c in CAPABILITIES)
+    assert not [f for f in b.findings if f.rule in ("moe-new-verl", "router-replay-unvalidated")]
+
+
+@pytest.mark.parametrize("capability", CAPABILITIES)
+def test_a_checkout_lacking_a_capability_is_not_the_new_verl(monkeypatch, new_verl_without, capability: str) -> None:
+    from liverl.guardrails.verl_keys import NEW_VERL_CAPABILITIES
+
+    checkout = new_verl_without(capability)
+    # the schema key missing: R3 itself cannot be set (new-verl-feature); with replay off the MoE rule names it
+    extra = ("router_replay=disabled",) if capability == "veomni_router_replay" else ()
+    b = build_with(monkeypatch, checkout, "topology=3node", *extra)
+    assert b.features[capability] is False
+    assert all(b.features[c] for c in CAPABILITIES if c != capability)
+    moe = [f for f in b.findings if f.rule == "moe-new-verl"]
+    assert moe and moe[0].severity == "WARN" and "is not the new verl" in moe[0].message
+    assert NEW_VERL_CAPABILITIES[capability] in moe[0].message
+    with pytest.raises(ConfigError) as refused:
+        build(compose_liverl(["topology=3node", *extra]), launching=True)
+    assert "[moe-new-verl]" in str(refused.value) and NEW_VERL_CAPABILITIES[capability] in str(refused.value)
+    if capability == "veomni_router_replay":
+        with pytest.raises(ConfigError, match=r"router_replay: VeOmni router replay R3 was asked for"):
+            build_with(monkeypatch, checkout, "topology=3node")

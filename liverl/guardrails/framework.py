@@ -95,12 +95,16 @@ class Ctx:
 Rule = Callable[[Ctx], Iterable[Problem]]
 RULES: dict[str, Rule] = {}
 TITLES: dict[str, str] = {}
+# rules whose FATAL no liverl.allow waives: what they guard is fixed (e.g. sp_size=1 for Qwen3.5, the user's page)
+UNWAIVABLE: set[str] = set()
 
 
-def rule(rule_id: str, title: str) -> Callable[[Rule], Rule]:
+def rule(rule_id: str, title: str, waivable: bool = True) -> Callable[[Rule], Rule]:
     def register(fn: Rule) -> Rule:
         RULES[rule_id] = fn
         TITLES[rule_id] = title
+        if not waivable:
+            UNWAIVABLE.add(rule_id)
         return fn
 
     return register
@@ -132,7 +136,8 @@ def apply_waivers(findings: list[Problem], allow: Iterable[str]) -> tuple[list[P
     """Split findings into (blocking FATALs, the rest); FATALs named in `allow` become WAIVED."""
     allow = set(allow)
     unknown = sorted(allow - set(RULES))
-    if unknown:
+    fixed = sorted(allow & UNWAIVABLE)
+    if unknown or fixed:
         raise ConfigError(
             [
                 Problem(
@@ -143,6 +148,16 @@ def apply_waivers(findings: list[Problem], allow: Iterable[str]) -> tuple[list[P
                     rule="config",
                 )
                 for u in unknown
+            ]
+            + [
+                Problem(
+                    key="liverl.allow",
+                    message=f"rule '{u}' cannot be waived: what it guards is fixed ({TITLES[u]})",
+                    got=u,
+                    fix=f"drop {u} from liverl.allow and correct the setting it names",
+                    rule="config",
+                )
+                for u in fixed
             ]
         )
     blocking, rest = [], []

@@ -25,7 +25,7 @@ def ledger_path() -> Path:
 
 
 def read_ledger() -> dict[str, Any]:
-    """The recorded smoke passes, keyed by scaffold|topology|cluster (empty before the first one)."""
+    """The recorded smoke passes, keyed by scaffold|topology|engine|cluster (empty before the first one)."""
     path = ledger_path()
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -45,11 +45,13 @@ def launch_cluster(cfg: DictConfig, address: str | None = None) -> str | None:
 
 
 def smoke_key(cfg: DictConfig, address: str | None) -> str:
-    return f"{cfg.scaffold.name}|{cfg.topology.name}|{cluster_id(address)}"
+    """scaffold|topology|engine|cluster: a smoke on FSDP does not validate a VeOmni official run (another engine,
+    another worker path, another verl for MoE)."""
+    return f"{cfg.scaffold.name}|{cfg.topology.name}|{cfg.engine.name}|{cluster_id(address)}"
 
 
 def record_smoke_pass(cfg: DictConfig, run_dir: Path, address: str | None) -> None:
-    """Remember that a smoke run passed on this scaffold x topology x cluster (official runs need one)."""
+    """Remember that a smoke run passed on this scaffold x topology x engine x cluster (official runs need one)."""
     path = ledger_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     ledger = read_ledger()

@@ -88,3 +88,21 @@ def chunked_log_probs(verl_cfg: DictConfig) -> bool:
     FSDP (workers/engine/fsdp/transformer_impl.py:1158-1165) and on VeOmni (its chunk_logprobs path,
     workers/engine/veomni/transformer_impl.py:842-853)."""
     return bool(verl_cfg.actor_rollout_ref.model.get("use_fused_kernels", False))
+
+
+# the new verl's MoE capabilities (the user's page: "only that tree has the VeOmni engine_workers R3 wiring and the
+# async-rollouter routed_experts concat fixes"), each probed on the checkout's schema or code
+# (liverl.recipe.verl_source.VerlSource.features; fixture checkouts with and without each: tests/test_new_verl.py)
+NEW_VERL_CAPABILITIES = {
+    "veomni_router_replay": "the VeOmni R3 schema key actor.veomni.router_replay.mode (trainer/config/engine/"
+    "veomni.yaml)",
+    "veomni_r3_worker": "the engine-worker R3 replay path (workers/engine_workers.py reading "
+    "actor.veomni.router_replay.mode)",
+    "async_routed_experts_concat": "the async-rollouter routed_experts concat on partial-rollout resume "
+    "(workers/rollout/llm_server.py)",
+}
+
+
+def missing_new_verl(features: dict[str, bool]) -> list[str]:
+    """The new verl's MoE capabilities this verl lacks (what was looked for, one line each)."""
+    return [text for key, text in NEW_VERL_CAPABILITIES.items() if not features.get(key)]

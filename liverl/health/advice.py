@@ -1,8 +1,9 @@
-"""When to scale: the "When to scale" table (scaling-up.md) applied to one run's config and metrics."""
+"""When to scale: the "When to scale" table of the user's "Scaling Up" page applied to one run's config and metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import shlex
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,12 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.derive import concurrency_per_replica
+from liverl.health import remedies
 from liverl.health.analysis import load_run_config, load_thresholds
 from liverl.health.catalogue import CLIP, ENV_SETUP, GEN_TIME, IDLE, MEMORY, STEP_TIME, wanted_keys
+from liverl.health.checks_scale import sync_gen_share
+from liverl.health.remedies import Remedy
+from liverl.health.run_end import GPU_KEYS_READ, out_of_memory, plan_gpu_memory
 from liverl.health.signals import recent_reason_share
 from liverl.health.streams import RunNotFoundError, Stream, StreamReader
 
@@ -27,18 +31,39 @@ class Advice:
     id: str
     signal: str
     lever: str
-    verdict: str  # scale | stay | already | cannot judge
+    verdict: str  # scale | stay | already | cannot judge | did not fit | fix first
     evidence: str
     overrides: list[str] = field(default_factory=list)
     command: str | None = None
+    # the smoke run to do first, when the command's scaffold x topology x engine has no smoke pass on record
+    smoke_command: str | None = None
+
+
+@dataclass
+class RunContext:
+    """What liverl.advise learned about the run besides its config and metrics (the CLI fills it)."""
+
+    # the memory model's prediction for the plan on the run's GPU (None: no plan, or the GPU is unknown)
+    memory: dict | None = None
+    # (GB per GPU, where it was read) from the plan, or None: never assumed
+    gpu: tuple[float, str] | None = None
+    # why the run ended, when it ran out of GPU memory (run.json / traceback.txt), else None
+    oom: str | None = None
+    # the run's own overrides beyond its group choices (model.path, data, window, verl.*), carried into commands
+    carried: list[str] = field(default_factory=list)
+    # the environment the run's commands need, e.g. {"USE_NEW_VERL": "1", "NEW_VERL_DIR": "/the/run's/checkout"}
+    env: dict[str, str] = field(default_factory=dict)
+    # whether a smoke pass is on record for {"scaffold": .., "topology": .., "engine": ..} (None: not known)
+    smoke_passed: Callable[[dict[str, str]], bool] | None = None
 
 
 class _Run:
     """The run's config and recent metric readings, read defensively."""
 
-    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig, memory: dict | None = None) -> None:
+    def __init__(self, config: DictConfig, stream: Stream, cfg: DictConfig, ctx: RunContext | None = None) -> None:
         self.config, self.stream, self.cfg = config, stream, cfg
-        self.memory = memory  # the memory model's prediction for this plan (liverl.advise passes it), or None
+        self.ctx = ctx or RunContext()
+        self.memory = self.ctx.memory
 
     def get(self, dotted: str) -> Any:
         return OmegaConf.select(self.config, dotted, default=None, throw_on_resolution_failure=False)
@@ -54,13 +79,42 @@ class _Run:
             return None
         return key, float(np.max(values) if reduce == "max" else np.median(values[-RECENT:]))
 
-    def command(self, overrides: list[str], env: str = "") -> str:
-        """The launch line: this run's group choices with ``overrides`` applied."""
+    def command(self, overrides: list[str]) -> str:
+        """The launch line as it runs: the environment it needs, this run's group choices and own overrides, with
+        ``overrides`` applied."""
+        return self._line(self._args(overrides))
+
+    def smoke_first(self, overrides: list[str]) -> str | None:
+        """The smoke command to run before ``command(overrides)``, when its target has no smoke pass on record."""
+        args = self._args(overrides)
+        chosen = dict(a.split("=", 1) for a in args if a.split("=", 1)[0] in GROUPS)
+        if chosen.get("batch") != "official" or self.ctx.smoke_passed is None:
+            return None
+        if self.ctx.smoke_passed({g: chosen.get(g, "") for g in ("scaffold", "topology", "engine")}):
+            return None
+        smoke = [a for a in args if a.split("=", 1)[0] not in ("batch", "total_training_steps")] + ["batch=smoke"]
+        return self._line(smoke)
+
+    def _args(self, overrides: list[str]) -> list[str]:
         chosen = {g: self.get(f"{g}.name") for g in GROUPS}
-        args = [f"{g}={v}" for g, v in chosen.items() if v is not None]
+        args = [f"{g}={v}" for g, v in chosen.items() if v is not None] + list(self.ctx.carried)
         replaced = {o.split("=", 1)[0] for o in overrides}
-        args = [a for a in args if a.split("=", 1)[0] not in replaced] + overrides
-        return f"{env}python -m liverl.train {' '.join(args)}"
+        return [a for a in args if a.split("=", 1)[0] not in replaced] + overrides
+
+    def _line(self, args: list[str]) -> str:
+        env = "".join(f"{k}={shlex.quote(v)} " for k, v in self.ctx.env.items())
+        return f"{env}python -m liverl.train {' '.join(shlex.quote(a) for a in args)}"
+
+    def advice(self, row: tuple[str, str, str], verdict: str, evidence: str, remedy: Remedy | None = None) -> Advice:
+        """A row with the remedy's overrides, its command as it runs and the smoke command to run first."""
+        if remedy is None or not remedy.overrides:
+            return Advice(*row, verdict, evidence)
+        o = remedy.overrides
+        return Advice(*row, verdict, evidence, list(o), self.command(o), self.smoke_first(o))
+
+    def gpu_text(self) -> str:
+        gb, source = self.ctx.gpu or (None, "")
+        return f"{gb:.0f} GB per GPU ({source})" if gb else "unknown"
 
 
 def advise_moe(run: _Run) -> Advice:
@@ -68,30 +122,45 @@ def advise_moe(run: _Run) -> Advice:
     row = ("moe_cofit", "Policy is a large MoE and trainer + vLLM won't co-fit",
            "veomni engine + a dedicated rollout node")
     moe, engine, rollout_nodes = run.get("model.moe"), run.get("engine.name"), run.get("topology.rollout_nnodes")
-    overrides = ["engine=veomni", "topology=2node"]
-    command = run.command(overrides, env="USE_NEW_VERL=1 ")
+    lever = remedies.moe_cofit(run.get)
+    if run.ctx.oom:
+        fix = _memory_fix(run.memory)
+        return run.advice(row, "did not fit", f"the run ended in CUDA out of memory ({run.ctx.oom})",
+                          remedies.did_not_fit(run.get, fix))
     if moe is None:
-        return Advice(*row, "cannot judge", "model.moe unknown (no liverl.yaml)", overrides, command)
+        return run.advice(row, "cannot judge", "model.moe unknown (no liverl.yaml)", lever)
     if moe is False:
-        return Advice(*row, "stay", f"dense policy ({run.get('model.name')}): FSDP serves it")
+        return Advice(*row, "stay", f"dense policy ({run.get('model.name')}): the MoE co-fit question does not arise")
     if engine == "veomni" and isinstance(rollout_nodes, int) and rollout_nodes >= 1:
         return Advice(*row, "already", f"MoE on engine=veomni with {rollout_nodes} rollout node(s)")
     peak, predicted = run.recent(MEMORY, reduce="max"), _predicted(run.memory)
-    budget = run.cfg.advise.gpu_memory_gb
+    budget = run.ctx.gpu[0] if run.ctx.gpu else None
+    if budget is None:
+        return run.advice(row, "cannot judge", f"MoE on engine={engine} without a rollout node, but the GPU's memory "
+                          f"is unknown: the plan records none ({GPU_KEYS_READ}); pass --set advise.gpu_memory_gb=N"
+                          + (f" (peak {peak[0]} = {peak[1]:.0f} GB)" if peak else ""), lever)
     if peak is None and predicted is not None:
         fits, text = predicted
         if not fits:
-            return Advice(*row, "scale", f"{text}: trainer + vLLM do not co-fit", overrides, command)
+            return run.advice(row, "scale", f"{text}: trainer + vLLM do not co-fit", lever)
         return Advice(*row, "stay", f"MoE predicted to fit: {text}")
     if peak is None:
-        return Advice(*row, "cannot judge", f"MoE on engine={engine} without a rollout node, but no GPU memory "
-                      f"metric ({MEMORY[0]}): scale if trainer + vLLM run out of memory", overrides, command)
+        return run.advice(row, "cannot judge", f"MoE on engine={engine} without a rollout node, but no GPU memory "
+                          f"metric ({MEMORY[0]}): scale if trainer + vLLM run out of memory", lever)
     key, gb = peak
     also = f" ({predicted[1]})" if predicted else ""
     if gb >= run.cfg.advise.fit_share * budget:
-        return Advice(*row, "scale", f"MoE peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU: trainer + vLLM "
-                      f"do not co-fit{also}", overrides, command)
-    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {budget:.0f} GB per GPU{also}")
+        return run.advice(row, "scale", f"MoE peak {key} = {gb:.0f} GB of {run.gpu_text()}: trainer + vLLM do not "
+                          f"co-fit{also}", lever)
+    return Advice(*row, "stay", f"MoE fits: peak {key} = {gb:.0f} GB of {run.gpu_text()}{also}")
+
+
+def _memory_fix(memory: dict | None) -> str | None:
+    """The memory model's cheapest fix for the plan (trainer first, then rollout), when it predicts one."""
+    if not memory:
+        return None
+    t, r = memory["trainer"], memory["rollout"]
+    return t.get("fix") if not t["fits"] else (r.get("fix") if not r["fits"] else None)
 
 
 def _predicted(memory: dict | None) -> tuple[bool, str] | None:
@@ -104,49 +173,31 @@ def _predicted(memory: dict | None) -> tuple[bool, str] | None:
     return bool(t["fits"] and r["fits"]), text
 
 
-def concurrency_lever(run: _Run) -> tuple[list[str], str]:
-    """The override that lifts verl's in-flight cap, min(replicas x concurrent_samples_per_replica,
-    prompts x (staleness + 1) x sync steps) (fully_async_rollouter.py:494-506, 970); agent.num_workers does not."""
-    per_replica = run.get("verl.async_training.concurrent_samples_per_replica")
-    staleness = run.get("staleness_threshold") or 0
-    try:
-        derived = concurrency_per_replica(
-            run.get("train_bsz"), staleness, run.get("trigger_parameter_sync_step") or 1,
-            run.get("topology.rollout_nnodes") * run.get("topology.gpus_per_node"), run.get("model.rollout_tp") or 1)
-    except (TypeError, ValueError):
-        derived = None
-    if isinstance(per_replica, int) and derived and per_replica < derived:
-        return ([f"verl.async_training.concurrent_samples_per_replica={derived}"],
-                f"concurrent_samples_per_replica={per_replica} keeps fewer prompts in flight than the queue admits")
-    overrides = [f"staleness_threshold={staleness + 1}"]
-    return overrides, ("the queue is the cap: one more step of staleness admits another batch of prompts in flight "
-                       "(the concurrency follows), or add rollout nodes (topology.rollout_nnodes)")
-
-
 def advise_rollout_bound(run: _Run) -> Advice:
-    """Trainer idle waiting on rollouts -> fully async (or, already async, more rollout capacity)."""
+    """Trainer idle waiting on rollouts -> fully async (or, already async, more concurrency or rollout capacity)."""
     row = ("rollout_bound", "Trainer GPUs idle most of the step waiting on rollouts (idle_ratio high)",
            "Fully-async trainer/rollout decoupling")
     high = run.cfg.idle_ratio.high
     idle = run.recent(IDLE, settled=True)
     mode = run.get("topology.mode")
-    if mode == "fully_async" or (mode is None and idle is not None):
+    if mode == "fully_async" or (mode is None and run.stream.first(*IDLE) is not None):
         if idle is None:
-            return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is not logged{_short(run, IDLE)}")
-        overrides, lever = concurrency_lever(run)
+            logged = run.stream.first(*IDLE) is not None
+            return Advice(*row, "cannot judge", f"fully async, but {IDLE[0]} is "
+                          + (f"logged on too few steps{_short(run, IDLE)}" if logged else "not logged"))
         if idle[1] > high:
-            return Advice(*row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
-                          f"last {RECENT} steps: still rollout-bound; {lever}", overrides, run.command(overrides))
+            lever = remedies.rollout_capacity(run.get)
+            return run.advice(row, "scale", f"already fully async, and {IDLE[0]} = {idle[1]:.2f} > {high} over the "
+                              f"last {RECENT} steps: still rollout-bound. {lever.fix()}", lever)
         return Advice(*row, "already", f"fully async; {IDLE[0]} = {idle[1]:.2f} (<= {high})")
-    gen, step = run.recent(GEN_TIME, settled=True), run.recent(STEP_TIME, settled=True)
-    if gen is None or step is None:
+    share = sync_gen_share(run.stream, run.cfg.advise.min_settled_steps)
+    if share is None:
         return Advice(*row, "cannot judge", f"sync run without {GEN_TIME[0]} and {STEP_TIME[0]}"
                       f"{_short(run, GEN_TIME, STEP_TIME)}")
-    share = gen[1] / step[1]
     if share > run.cfg.advise.gen_share_high:
-        overrides = ["topology=2node"]
-        return Advice(*row, "scale", f"sync run spends {share:.0%} of each step generating rollouts "
-                      f"({GEN_TIME[0]} / {step[0]}): the trainer waits on rollouts", overrides, run.command(overrides))
+        return run.advice(row, "scale", f"sync run spends {share:.0%} of each step generating rollouts "
+                          f"({GEN_TIME[0]} / {STEP_TIME[0]}): the trainer waits on rollouts",
+                          remedies.fully_async(run.get))
     return Advice(*row, "stay", f"sync run spends {share:.0%} of each step generating rollouts")
 
 
@@ -166,69 +217,55 @@ def advise_window(run: _Run) -> Advice:
            "Multi-node FSDP (more trainer GPUs + CPU offload)")
     prompt, response = run.get("window.prompt"), run.get("window.response")
     trainers = run.get("topology.trainer_nnodes")
-    overrides = ["topology=3node"]
     if isinstance(trainers, int) and trainers >= 2:
         return Advice(*row, "already", f"{trainers} trainer nodes (topology={run.get('topology.name')})")
     window = prompt + response if isinstance(prompt, int) and isinstance(response, int) else None
     clip = run.recent(CLIP)
     clip_note = f"; {CLIP[0]} = {clip[1]:.2f}" if clip else ""
     if window is not None and window >= run.cfg.advise.long_window:
-        return Advice(*row, "scale", f"window {prompt} + {response} = {window} tokens on "
-                      f"{trainers if trainers is not None else '?'} trainer node(s){clip_note}",
-                      overrides, run.command(overrides))
-    short = _short_window(run, row, window, clip)
-    if short is not None:
-        return short
+        return run.advice(row, "scale", f"window {prompt} + {response} = {window} tokens on "
+                          f"{trainers if trainers is not None else '?'} trainer node(s){clip_note}",
+                          Remedy(["topology=3node"], "the 3-node layout"))
     if clip is not None and clip[1] > run.cfg.advise.clip_ratio_high:
-        extend = [*overrides, "window.prompt=40000", "window.response=91072"]
-        return Advice(*row, "scale", f"responses hit the window: {CLIP[0]} = {clip[1]:.2f} > "
-                      f"{run.cfg.advise.clip_ratio_high}; a longer window needs more trainer GPUs",
-                      extend, run.command(extend))
+        lever = remedies.longer_window(run.get, run.cfg.advise.get("one_node_window"))
+        short = lever.overrides[0].startswith("window.response=")
+        return run.advice(row, "stay" if short else "scale", f"responses hit the window: {CLIP[0]} = {clip[1]:.2f} > "
+                          f"{run.cfg.advise.clip_ratio_high}. {lever.text}", lever)
     if window is None and clip is None:
         return Advice(*row, "cannot judge", f"window unknown (no liverl.yaml) and {CLIP[0]} not logged")
     return Advice(*row, "stay", f"window {window if window is not None else 'unknown'}{clip_note}")
 
 
-def _short_window(run: _Run, row: tuple[str, str, str], window: int | None,
-                  clip: tuple[str, float] | None) -> Advice | None:
-    """Responses hit a short (smoke-size) window: lengthen it on this topology before adding trainer nodes."""
-    small = run.cfg.advise.get("one_node_window")
-    if clip is None or clip[1] <= run.cfg.advise.clip_ratio_high or window is None or not small or window >= small:
-        return None
-    prompt, response = run.get("window.prompt"), run.get("window.response")
-    longer = [f"window.response={min(2 * response, small - prompt)}"]
-    return Advice(*row, "stay", f"responses hit a short window ({window} tokens): {CLIP[0]} = {clip[1]:.2f}; "
-                  f"lengthen it on this topology first (one trainer node holds up to {small})",
-                  longer, run.command(longer))
-
-
 def advise_scaffold(run: _Run) -> Advice:
-    """A different harness -> another scaffold through the agent import path."""
+    """A different harness -> another scaffold through the agent import path; env-setup failures -> the install."""
     row = ("scaffold", "You need a different agent harness than claude-code",
            "A different scaffold via HARBOR_AGENT_IMPORT_PATH")
     scaffold = run.get("scaffold.name")
     key = run.stream.first(ENV_SETUP)
     share = None if key is None else recent_reason_share(run.stream, "env_setup_failed", RECENT)
-    if share and scaffold == "ohsdk":
-        return Advice(*row, "already", f"on scaffold=ohsdk yet env_setup_failed is {share:.0%} of trajectories: "
-                      "keep the agent name null so harbor loads the image-mounted runtime")
     if share:
-        overrides = ["scaffold=ohsdk"]
-        return Advice(*row, "scale", f"env_setup_failed is {share:.0%} of trajectories on "
-                      f"scaffold={scaffold or 'unknown'}: the in-pod agent install fails (no egress?); the "
-                      "OpenHands-SDK scaffold mounts its runtime from the image", overrides, run.command(overrides))
-    evidence = f"scaffold={scaffold or 'unknown'}; the harness is your choice, no metric asks for a change"
+        lever = remedies.env_setup(run.get)
+        said = f"env_setup_failed is {share:.0%} of trajectories on scaffold={scaffold or 'unknown'}: {lever.fix()}"
+        if scaffold == "ohsdk":
+            return Advice(*row, "already", said)
+        return run.advice(row, "fix first", said, remedies.other_harness(run.get))
+    howto = remedies.other_harness(run.get)
+    evidence = (f"scaffold={scaffold or 'unknown'}; no metric asks for a change: the harness is your choice. "
+                f"{howto.text}")
     if key is None:
         evidence += f" ({ENV_SETUP} not logged)"
-    return Advice(*row, "stay", evidence)
+    if scaffold != "claude_code":  # already another harness (or a loop with no agent harness at all)
+        return Advice(*row, "stay", evidence)
+    return run.advice(row, "stay", evidence, howto)
 
 
 ROWS = (advise_moe, advise_rollout_bound, advise_window, advise_scaffold)
 
 
-def advise(run_dir: str | Path, cfg: DictConfig | None = None, memory: dict | None = None) -> list[Advice]:
-    """Judge every row of the table on this run (metrics may be absent: the config alone is used); `memory` is the
-    memory model's prediction for its plan (python -m liverl.memory --json), when the caller has one."""
+def advise_rows(run_dir: str | Path, cfg: DictConfig | None = None, ctx: RunContext | None = None) -> list[Advice]:
+    """Judge every row of the table on this run (metrics may be absent: the config alone is used); ``ctx`` is what
+    liverl.advise learned besides (the memory model's prediction on the run's GPU, how the run ended, its own
+    overrides and environment, the smoke ledger)."""
     cfg = cfg or load_thresholds()
     path = Path(run_dir)
     reader = StreamReader(path, *wanted_keys(cfg))
@@ -238,4 +275,9 @@ def advise(run_dir: str | Path, cfg: DictConfig | None = None, memory: dict | No
     if not reader.files and not config:
         raise RunNotFoundError(f"{path}: neither liverl.yaml nor a metric stream (metrics.jsonl, "
                                "metrics.<N>.jsonl, train.log) found")
-    return [row(_Run(config, reader.stream(), cfg, memory)) for row in ROWS]
+    ctx = ctx or RunContext()
+    if ctx.gpu is None:
+        ctx.gpu = plan_gpu_memory(base, config, cfg)
+    if ctx.oom is None:
+        ctx.oom = out_of_memory(base)
+    return [row(_Run(config, reader.stream(), cfg, ctx)) for row in ROWS]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -17,15 +18,19 @@ from omegaconf.errors import OmegaConfBaseException
 from liverl.health.catalogue import (
     ADV_MAX,
     ADV_MIN,
+    CLIP,
     ENV_SETUP,
     ESS,
+    GEN_TIME,
     GRAD,
     IDLE,
     INVALID,
     KL,
     LR,
+    MEMORY,
     PARTIAL,
     PEARSON,
+    ROUTES_FOUND,
     SCORE,
     STEP_TIME,
     TURNS,
@@ -40,6 +45,13 @@ from liverl.health.checks_rollout import (
     check_partial,
     check_pearson,
 )
+from liverl.health.checks_scale import (
+    check_clipped,
+    check_memory_cofit,
+    check_out_of_memory,
+    check_routing_coverage,
+    check_sync_rollout_bound,
+)
 from liverl.health.checks_training import (
     check_grad_starvation,
     check_lr_zero,
@@ -51,7 +63,8 @@ from liverl.health.checks_training import (
     check_turns,
 )
 from liverl.health.findings import SEVERITY_RANK, Finding, Report, RunView, Skipped
-from liverl.health.streams import Stream, StreamReader, read_run
+from liverl.health.run_end import out_of_memory
+from liverl.health.streams import RunNotFoundError, Stream, StreamReader, read_run
 from liverl.paths import CONF_DIR
 
 DEFAULT_THRESHOLDS = CONF_DIR / "watch" / "default.yaml"
@@ -68,6 +81,12 @@ class Check:
 
 CHECKS: tuple[Check, ...] = (
     Check("rollout_bound", (IDLE,), check_idle),
+    # the same signal on a synchronous run (fully-async runs log idle_ratio instead)
+    Check("sync_rollout_bound", (GEN_TIME, STEP_TIME), check_sync_rollout_bound),
+    Check("moe_cofit", (MEMORY,), check_memory_cofit),
+    Check("responses_clipped", (CLIP,), check_clipped),
+    # routing coverage under multi-turn replay (R3): verl logs what it needs in its sync trainer only
+    Check("routing_coverage", (ROUTES_FOUND,), check_routing_coverage),
     Check("rollout_corr_kl_spike", (KL,), check_kl),
     Check("probs_pearson_low", (PEARSON,), check_pearson),
     Check("partial_ratio", (PARTIAL,), check_partial),
@@ -119,8 +138,9 @@ def analyze(stream: Stream, cfg: DictConfig, run_config: DictConfig | None = Non
             run_status: str | None = None, now: float | None = None, run: str = "") -> Report:
     """Run every check on ``stream``; checks lacking metrics are listed as skipped."""
     run_config = run_config if run_config is not None else OmegaConf.create({})
-    ctx = RunView(stream, cfg, run_config, run_status, time.time() if now is None else now)
-    findings: list[Finding] = []
+    run_dir = Path(run) if run and Path(run).is_dir() else (Path(run).parent if run else None)
+    ctx = RunView(stream, cfg, run_config, run_status, time.time() if now is None else now, run_dir)
+    findings: list[Finding] = check_out_of_memory(ctx)  # how the run ended, metrics or not
     skipped: list[Skipped] = []
     if len(stream.steps) == 0:
         skipped = [Skipped(c.name, [], "no steps logged yet") for c in CHECKS]
@@ -148,8 +168,15 @@ def watch_run(run: str | Path, cfg: DictConfig | None = None, now: float | None 
     """Read a run directory (or one metrics/log file) and analyze it."""
     cfg = cfg or load_thresholds()
     path = Path(run)
-    stream = stream if stream is not None else read_stream(path, cfg)
     base = path if path.is_dir() else path.parent
+    if stream is None:
+        try:
+            stream = read_stream(path, cfg)
+        except RunNotFoundError:
+            if not (path.is_dir() and out_of_memory(path)):
+                raise
+            # no metric, but the run says how it ended (CUDA out of memory): judge that
+            stream = Stream(np.zeros(0, dtype=np.int64), {}, {})
     return analyze(stream, cfg, load_run_config(base), load_run_status(base), now, str(path))
 
 

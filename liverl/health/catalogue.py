@@ -24,6 +24,8 @@ STEP_TIME = ("timing_s/step", "perf/time_per_step")
 GEN_TIME = ("timing_s/gen",)
 MEMORY = ("perf/max_memory_reserved_gb", "actor/perf/max_memory_reserved_gb",
           "perf/max_memory_allocated_gb", "actor/perf/max_memory_allocated_gb")
+# R3: whether the rollout returned routed experts (verl's v1 trainer, rollout.moe_load_balance_metrics_interval > 0)
+ROUTES_FOUND = ("rollout/moe/routed_experts_found",)
 PLOT_SERIES = (SCORE, RESP_LEN, IDLE, KL, PEARSON, PARTIAL, INVALID, ESS, LR, GRAD, TURNS)
 REPORT_ONLY = {"partial_ratio"}  # informational readings, not events worth marking on a plot
 # final states (run.json): a refused launch or a configuration error ran nothing, so old metrics are not a stall
@@ -35,6 +37,6 @@ def wanted_keys(cfg: DictConfig) -> tuple[set[str], tuple[str, ...]]:
     """Metric keys (and prefixes) that checks, advice and plots read."""
     keys: set[str] = set(cfg.nonfinite.metrics)
     for group in (SCORE, KL, ESS, PEARSON, IDLE, PARTIAL, INVALID, LR, GRAD, TURNS, RESP_LEN, CLIP,
-                  ADV_MAX, ADV_MIN, STEP_TIME, GEN_TIME, MEMORY):
+                  ADV_MAX, ADV_MIN, STEP_TIME, GEN_TIME, MEMORY, ROUTES_FOUND):
         keys.update(group)
     return keys, (REASON_PREFIX,)

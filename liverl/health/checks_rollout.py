@@ -7,27 +7,22 @@ from collections import deque
 
 import numpy as np
 
+from liverl.health import remedies
 from liverl.health.catalogue import RESP_LEN
 from liverl.health.findings import Finding, RunView
 from liverl.health.signals import breakdown, fmt, reason_shares, runs_of, sustained
 
 
 def check_idle(ctx: RunView, key: str) -> list[Finding]:
-    """Trainer waiting on rollouts for several steps: rollout-bound."""
+    """Trainer waiting on rollouts for several steps: rollout-bound (the lever: remedies.rollout_capacity)."""
     c = ctx.cfg.idle_ratio
     steps, v = ctx.stream.series(key)
-    workers = ctx.get("verl.actor_rollout_ref.rollout.agent.num_workers")
-    more = int(workers) * 2 if isinstance(workers, int) else 256
-    nodes, total = ctx.get("topology.rollout_nnodes"), ctx.get("topology.nnodes")
-    node_fix = (f"topology.rollout_nnodes={nodes + 1} topology.nnodes={total + 1}"
-                if isinstance(nodes, int) and isinstance(total, int) else "topology.rollout_nnodes=<one more>")
+    lever = remedies.rollout_capacity(ctx.get)
 
     def make(sev: str, first: int, when: str) -> Finding:
         return Finding("rollout_bound", sev, key, first, float(v[-1]),
                        f"The trainer idles waiting on rollouts (idle_ratio > {c.high}, {when}): "
-                       "the run is rollout-bound.",
-                       f"Raise rollout concurrency (verl.actor_rollout_ref.rollout.agent.num_workers={more}) "
-                       f"or add rollout nodes ({node_fix}).")
+                       "the run is rollout-bound.", lever.fix())
 
     return sustained(steps, v > c.high, None, c.min_steps, make)
 
@@ -95,13 +90,14 @@ def check_partial(ctx: RunView, key: str) -> list[Finding]:
     """Share of partial rollouts: always reported, a warning when it dominates."""
     c = ctx.cfg.partial_ratio
     steps, v = ctx.stream.series(key)
+    lever = remedies.rollout_capacity(ctx.get)  # the same lever as rollout_bound: one table (remedies.py)
 
     def make(sev: str, first: int, when: str) -> Finding:
         return Finding("partial_dominant", sev, key, first, float(v[-1]),
                        f"Partial rollouts dominate (partial_ratio > {c.dominant}, {when}): most samples span "
                        "several policy versions, so updates are increasingly off-policy.",
-                       "Lower staleness (staleness_threshold=0) or raise rollout throughput so episodes "
-                       "finish within one policy version; watch rollout_corr/kl meanwhile.")
+                       "Raise rollout throughput so episodes finish within one policy version: "
+                       + lever.fix() + " Watch rollout_corr/kl meanwhile.")
 
     found = sustained(steps, v > c.dominant, None, c.min_steps, make)
     if found and found[0].severity != "INFO":
@@ -135,13 +131,7 @@ def check_env_setup(ctx: RunView, key: str) -> list[Finding]:
     share = shares["env_setup_failed"]
     idx = np.flatnonzero(logged)
     steps, v = ctx.stream.steps[idx], share[idx]
-    scaffold = ctx.get("scaffold.name")
-    if scaffold == "ohsdk":
-        fix = ("Keep the agent name null so harbor loads the image-mounted runtime through the import "
-               "path (scaffold=ohsdk sets it; check nothing overrides HARBOR_AGENT_NAME).")
-    else:
-        fix = ("If task pods have no egress, the in-pod agent install fails: use the image-mounted "
-               "runtime (scaffold=ohsdk, which loads the agent through its import path).")
+    fix = remedies.env_setup(ctx.get).fix()
 
     def make(sev: str, first: int, when: str) -> Finding:
         return Finding("env_setup_failed", sev, key, first, float(v[-1]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -72,6 +73,7 @@ class RunView:
     run_config: DictConfig
     run_status: str | None
     now: float
+    run_dir: Path | None = None  # the run directory, when the stream came from one (its run.json, traceback.txt)
 
     def get(self, dotted: str, default: Any = None) -> Any:
         """A value of the run's liverl.yaml by dotted key (``default`` if absent/unresolvable)."""

@@ -49,16 +49,28 @@ def render_advice(advice: list[Advice], run_dir: str) -> None:
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
-    colors = {"scale": "bold yellow", "stay": "green", "already": "cyan", "cannot judge": "dim"}
+    colors = {"scale": "bold yellow", "stay": "green", "already": "cyan", "cannot judge": "dim",
+              "did not fit": "bold red", "fix first": "bold yellow"}
     table = Table(title=f"When to scale: {run_dir}", show_lines=True)
     for col in ("signal", "lever", "verdict", "this run", "overrides"):
         table.add_column(col, overflow="fold")
     for a in advice:
         table.add_row(a.signal, a.lever, f"[{colors[a.verdict]}]{a.verdict}[/]", a.evidence, " ".join(a.overrides))
     console.print(table)
-    scale = [a for a in advice if a.verdict == "scale"]
-    if not scale:
+    acting = [a for a in advice if a.verdict in ACT]
+    if not acting:
         console.print("Stay on the current path: no signal on this run calls for scaling (the multi-node path "
                       "costs more machines and more operational care).")
-    for a in scale:
-        console.print(f"{a.lever}:\n  {a.command}", highlight=False, soft_wrap=True)
+    for a in advice:  # every command printed runs as printed (tests/test_advise_commands.py dry-runs each)
+        if not a.command:
+            continue
+        head = a.lever if a.verdict in ACT else f"If you choose to ({a.lever})"
+        console.print(f"{head}:", highlight=False, soft_wrap=True)
+        if a.smoke_command:
+            console.print(f"  # no smoke pass recorded for its scaffold x topology x engine: smoke first\n"
+                          f"  {a.smoke_command}\n  # then", highlight=False, soft_wrap=True)
+        console.print(f"  {a.command}", highlight=False, soft_wrap=True)
+
+
+# verdicts that ask the user to act (their command is printed as the thing to do, not as an option)
+ACT = ("scale", "did not fit", "fix first")

@@ -23,12 +23,16 @@ from liverl.guardrails.verl_keys import ROUTER_REPLAY_KEY
 from liverl.recipe.compose import resolve, unused_knobs, verl_overrides
 from liverl.recipe.filter_plan import liverl_filter_values
 from liverl.recipe.fused_kernels import resolve_fused_kernels
-from liverl.recipe.knobs import check_knobs
+from liverl.recipe.knobs import check_knobs, env_origins
 from liverl.recipe.notes import plan_notes
 from liverl.recipe.verl_source import VerlSource
 from liverl.recipe.verl_types import check_verl_value
 
 TRAJ_FILTER_KEY = "algorithm.trajectory_filter"
+# keys verl's dataclasses declare but its YAML schema does not carry, set as added keys (+key= on verl's CLI):
+# PolicyLossConfig.rollout_correction (workers/config/actor.py:101), which verl's driver itself fills in bypass mode
+# (trainer/ppo/rollout_corr_helper.py:1142)
+DATACLASS_ONLY = {"actor_rollout_ref.actor.policy_loss.rollout_correction"}
 
 
 @dataclass
@@ -67,7 +71,29 @@ def build(cfg: DictConfig, structure_only: bool = False, launching: bool = False
     structure_only: check only what needs no file on this disk (checkpoint, data, new-verl checkout: SKIP).
     launching: judge as a launch would (missing paths and an unrecorded smoke run are FATAL, not WARN/SKIP).
     Raises ConfigError listing every problem and unwaived FATAL finding; nothing is written or launched here.
+    Every problem and finding about a knob taken from the documented environment names that variable.
     """
+    origins = env_origins(cfg)
+    try:
+        b = _build(cfg, structure_only, launching)
+    except ConfigError as exc:
+        raise ConfigError(name_env(exc.problems, origins), name_env(exc.findings, origins)) from None
+    b.findings = name_env(b.findings, origins)
+    return b
+
+
+def name_env(problems: list[Problem], origins: dict[str, str]) -> list[Problem]:
+    """Each problem whose key is a knob set from the environment (or the verl key it sets) says which variable."""
+    out = []
+    for p in problems:
+        var = next((v for k, v in origins.items() if p.key == k or p.key.endswith("." + k)), None)
+        if var and f"${var}" not in p.message and var not in p.message:
+            p = dataclasses.replace(p, message=f"{p.message} [{p.key} came from ${var}]")
+        out.append(p)
+    return out
+
+
+def _build(cfg: DictConfig, structure_only: bool, launching: bool) -> Build:
     wrong = check_knobs(cfg)  # declared types and ranges first: nothing below sees a wrong value
     if wrong:
         raise ConfigError(wrong)
@@ -211,7 +237,7 @@ def _empty_maps(cfg: DictConfig, prefix: str = "") -> set[str]:
 
 def _apply(verl_cfg: DictConfig, values: dict[str, Any], problems: list[Problem], name: str) -> list[Override]:
     """Set each override under verl's struct mode: a key verl does not have is a problem, never added."""
-    free_maps = _empty_maps(verl_cfg)
+    free_maps = _empty_maps(verl_cfg) | DATACLASS_ONLY
     applied = []
     for key, value in values.items():
         added = any(key.startswith(m + ".") for m in free_maps)

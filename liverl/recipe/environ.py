@@ -100,10 +100,35 @@ def arguments(argv: list[str], environ: Mapping[str, str]) -> Arguments:
             continue
         env_args.append(f"{var.knob}={value}")
         out.from_env[var.name] = var.knob
+    _import_path_alone(env_args, given, environ, out)
     # after the command line (whose own settings were left out above), so its flags and their values stay together
     out.args = [*cli, *env_args, *(f"+liverl.from_env.{k}={v}" for k, v in out.from_env.items())]
+    if "engine" in given:  # the plan says whether the engine was asked for or chosen for the model (notes.py)
+        out.args.append("liverl.engine_given=true")
     _smoke_batch(out, {**_set_on_command_line(env_args), **given})
     return out
+
+
+AGENT_NAME, AGENT_IMPORT = "scaffold.harbor.agent_name", "scaffold.harbor.agent_import_path"
+
+
+def _import_path_alone(env_args: list[str], given: dict[str, str], environ: Mapping[str, str], out: Arguments) -> None:
+    """An agent import path given without an agent name selects that class: the name becomes null.
+
+    Harbor's factory takes a registered name first and only then the import path (.venv-harbor harbor/agents/
+    factory.py:315-330), so a path next to the scaffold's registered name (claude-code) would silently not run.
+    Both given (environment or command line) is a contradiction the knob check refuses (rule scaffold-agent)."""
+    path_from = AGENT_IMPORT if AGENT_IMPORT in given else (
+        "HARBOR_AGENT_IMPORT_PATH" if any(a.startswith(AGENT_IMPORT + "=") for a in env_args) else None)
+    name_from = AGENT_NAME if AGENT_NAME in given else (
+        "HARBOR_AGENT_NAME" if any(a.startswith(AGENT_NAME + "=") for a in env_args) else None)
+    for role, source in (("name", name_from), ("import_path", path_from)):
+        if source:  # rule scaffold-agent refuses a name and a path both asked for (it names both)
+            env_args.append(f"+liverl.agent_given.{role}={source}")
+    if path_from and not name_from:
+        env_args.append(f"{AGENT_NAME}=null")
+        out.notes.append("an agent import path without an agent name: HARBOR_AGENT_NAME=null, so Harbor loads the "
+                         "import-path class instead of the scaffold's registered agent")
 
 
 def smoke_shape() -> tuple[int, int]:

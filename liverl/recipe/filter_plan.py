@@ -26,7 +26,8 @@ def _why_off(cfg: Any, values: dict[str, Any]) -> str | None:
     if loop != HARBOR_LOOP:
         return f"scaffold {cfg.scaffold.name}: its agent loop {loop} reports no termination reasons"
     if cfg.mode.name != "sync":
-        return f"mode {cfg.mode.name}: LiveRL's filter runs on the v1 (sync) trainer only; use the new verl's"
+        return (f"mode {cfg.mode.name}: LiveRL's filter runs on the v1 (sync) trainer only; use the new verl's "
+                "built-in filter")
     estimator = values.get("algorithm.adv_estimator", cfg.verl.algorithm.adv_estimator)
     if estimator not in ("grpo", ESTIMATOR):
         return f"algorithm.adv_estimator={estimator}: LiveRL's filter keeps dropped rows out of GRPO baselines only"

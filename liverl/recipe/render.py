@@ -69,6 +69,30 @@ def agent_loop_config(cfg: DictConfig, verl_cfg: DictConfig) -> list[dict[str, A
     ]
 
 
+def model_engine(cfg: DictConfig) -> str:
+    """The engine a model gets unless engine= is given: MoE -> veomni, dense -> fsdp (the model files' defaults,
+    conf/model/*.yaml; tests/test_engine_default.py keeps the two equal)."""
+    return "veomni" if cfg.model.moe else "fsdp"
+
+
+def engine_origin(cfg: DictConfig) -> str:
+    """Why this engine: asked for (engine=...), or chosen for the model."""
+    if cfg.liverl.get("engine_given"):
+        return ", asked for"
+    if cfg.engine.name == model_engine(cfg):
+        kind = "MoE" if cfg.model.moe else "dense"
+        return f", chosen for the model: {cfg.model.name} is {kind}; engine= to choose another"
+    return ", set by the preset"
+
+
+def agent_runs(cfg: DictConfig) -> str:
+    """Which agent Harbor runs: a registered name wins over the import path (harbor/agents/factory.py:315-330)."""
+    h = cfg.scaffold.harbor
+    if h.agent_name not in (None, "", "null"):
+        return f"Harbor runs its registered agent '{h.agent_name}'"
+    return f"Harbor runs the import-path class {h.agent_import_path}" if h.agent_import_path else "no agent"
+
+
 def summary(b: Build, env: dict[str, str]) -> str:
     """A short human summary: pools, sizes, batch, window, knobs, what was decided."""
     c, v = b.liverl, b.verl
@@ -91,7 +115,7 @@ def summary(b: Build, env: dict[str, str]) -> str:
     sp = sorted({OmegaConf.select(v, k) for k in SP_KEYS if OmegaConf.select(v, k) is not None})
     offload = c.topology
     lines += [
-        f"  engine      {c.engine.name} ({engine}); fsdp_size={fsdp}; sp={','.join(map(str, sp))}; "
+        f"  engine      {c.engine.name} ({engine}{engine_origin(c)}); fsdp_size={fsdp}; sp={','.join(map(str, sp))}; "
         f"rollout tp={v.actor_rollout_ref.rollout.tensor_model_parallel_size}; "
         f"offload param={offload.param_offload} optimizer={offload.optimizer_offload}",
         f"  model       {c.model.name} ({c.model.path})",
@@ -100,7 +124,7 @@ def summary(b: Build, env: dict[str, str]) -> str:
         f"  window      {v.data.max_prompt_length} prompt + {v.data.max_response_length} response tokens",
         f"  memory      {summary_line(c, v)}",
         f"  scaffold    {c.scaffold.name}: HARBOR_AGENT_NAME={env['HARBOR_AGENT_NAME']} "
-        f"HARBOR_AGENT_IMPORT_PATH={env['HARBOR_AGENT_IMPORT_PATH']}; tool parser "
+        f"HARBOR_AGENT_IMPORT_PATH={env['HARBOR_AGENT_IMPORT_PATH']} ({agent_runs(c)}); tool parser "
         f"{v.actor_rollout_ref.rollout.engine_kwargs.vllm.get('tool-call-parser')}",
     ]
     knob_names = (

@@ -122,17 +122,33 @@ class VerlSource:
         return OmegaConf.load(self.package_dir / "trainer" / "config" / "engine" / "veomni.yaml")
 
     def features(self, cfg: DictConfig) -> dict[str, bool]:
-        """Which optional features this verl's schema has: probed on its files and the composed config."""
+        """Which optional features this verl has: probed on its schema files, its code and the composed config."""
         return {
+            # the schema key actor.veomni.router_replay.mode (trainer/config/engine/veomni.yaml:112 in 0.9.1)
             "veomni_router_replay": _has(self._veomni_engine, "router_replay.mode"),
+            **{name: self._code_has(path, *needles) for name, (path, needles) in CODE_CAPABILITIES.items()},
             "trajectory_filter": _has(cfg, "algorithm.trajectory_filter"),
         }
+
+    def _code_has(self, relpath: str, *needles: str) -> bool:
+        path = self.package_dir / relpath
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        return all(n in text for n in needles)
 
     def pythonpath(self) -> str | None:
         """What must come first on PYTHONPATH for this verl to be the one imported (None when installed)."""
         return str(self.checkout) if self.checkout else None
 
 
+# code paths the new verl's MoE support lives in: {feature: (file under verl/, text it must contain)}. Both are in
+# verl 0.9.1: the engine worker reads actor.veomni.router_replay.mode to enable replay (workers/engine_workers.py:
+# 496-505), and the partial-rollout resume loop keeps the earlier segments' routing and appends only the new tokens'
+# (workers/rollout/llm_server.py:306-314, np.concatenate of routed_experts).
+CODE_CAPABILITIES = {
+    "veomni_r3_worker": ("workers/engine_workers.py", ("actor.veomni.router_replay.mode",)),
+    "async_routed_experts_concat": (
+        "workers/rollout/llm_server.py", ("final_output.routed_experts", "np.concatenate", "routed_experts[-len(")),
+}
 _ABSENT = object()
 _COMPOSED: dict[tuple, bytes] = {}
 

@@ -9,7 +9,7 @@ from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
 from liverl.guardrails.verl_keys import SP_KEYS
 
 
-@rule("linear-attention-sp", "Qwen3.5 (GatedDeltaNet): Ulysses SP is 1 on every key verl reads")
+@rule("linear-attention-sp", "Qwen3.5 (GatedDeltaNet): Ulysses SP is 1 on every key verl reads (fixed)", waivable=False)
 def _linear_attention_sp(c: Ctx) -> Iterable[Problem]:
     if not c.cfg.model.linear_attention:
         return

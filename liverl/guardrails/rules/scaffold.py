@@ -13,6 +13,17 @@ from liverl.guardrails.verl_keys import TOOL_PARSER_KEY
 @rule("scaffold-agent", "Harbor agent name and import path fit the scaffold")
 def _scaffold_agent(c: Ctx) -> Iterable[Problem]:
     h = c.cfg.scaffold.harbor
+    given = c.cfg.liverl.get("agent_given") or {}
+    if given.get("name") and given.get("import_path") and h.agent_name not in (None, "", "null"):
+        yield finding(
+            FATAL,
+            "scaffold.harbor.agent_import_path",
+            f"{given['name']}={h.agent_name} and {given['import_path']}={h.agent_import_path}",
+            f"both an agent name ({given['name']}) and an import path ({given['import_path']}) were given: Harbor "
+            "takes the registered name first and never loads the import path (harbor/agents/factory.py:315-330)",
+            f"drop {given['name']} to run the import-path class (its name becomes null), or drop "
+            f"{given['import_path']} to run the registered agent",
+        )
     if c.cfg.scaffold.name == "ohsdk" and h.agent_name not in (None, "", "null"):
         yield finding(
             FATAL,

@@ -1,4 +1,4 @@
-"""Smoke before official: an official run follows a passing smoke run on the same scaffold/topology/cluster."""
+"""Smoke before official: an official run follows a passing smoke run on the same scaffold/topology/engine/cluster."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from liverl.guardrails.framework import FATAL, SKIP, Ctx, finding, rule
 from liverl.guardrails.ledger import launch_cluster, ledger_path, read_ledger, smoke_key
 
 
-@rule("smoke-before-official", "an official run follows a passing smoke run on the same scaffold/topology/cluster")
+@rule("smoke-before-official", "an official run follows a passing smoke run on its scaffold/topology/engine/cluster")
 def _smoke_first(c: Ctx) -> Iterable[Problem]:
     if c.cfg.batch.name != "official":
         return
@@ -21,7 +21,7 @@ def _smoke_first(c: Ctx) -> Iterable[Problem]:
             "official",
             f"smoke ledger not consulted ({'structure-only' if c.structure_only else 'nothing is launched'}); "
             f"a launch needs a passing smoke run for {key}",
-            "run batch=smoke on this scaffold/topology/cluster first",
+            "run batch=smoke on this scaffold/topology/engine/cluster first",
         )
         return
     path = ledger_path()
@@ -33,5 +33,5 @@ def _smoke_first(c: Ctx) -> Iterable[Problem]:
             "official",
             f"no passing smoke run recorded for {key} (ledger {path}): an "
             "official run on an unvalidated scaffold/cluster burns GPU-days on plumbing failures",
-            "run batch=smoke first (same scaffold/topology/cluster), or liverl.allow=[smoke-before-official]",
+            "run batch=smoke first (same scaffold/topology/engine/cluster), or liverl.allow=[smoke-before-official]",
         )
