@@ -5,6 +5,9 @@ fsdp-fused-untied for an explicit `true` on an untied model. Real Hydra composit
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import transformers as T
 from omegaconf import OmegaConf
@@ -68,3 +71,18 @@ def test_explicit_fused_on_an_untied_model_is_refused():
     assert "[fsdp-fused-untied]" in text and "mixed torch.Tensor and DTensor" in text
     _, b = _built("model=qwen25_0p5b", "engine=fsdp", f"verl.{FUSED}=true")  # tied: allowed
     assert OmegaConf.select(b.verl, FUSED) is True
+
+
+def test_tiny_generator_writes_an_untied_model_that_turns_fused_off(tmp_path):
+    # the GPU proof's model (python -m liverl.tiny.generate DIR --untied): an LM head of its own
+    from liverl.tiny.generate import generate
+
+    paths = generate(tmp_path, layers=1, hidden=64, heads=2, train=4, val=2, tied=False)
+    assert json.loads((Path(paths["model"]) / "config.json").read_text())["tie_word_embeddings"] is False
+    cfg = compose_liverl(["experiment=smoke_tiny", "engine=fsdp", f"model.path={paths['model']}",
+                          f"train_files={paths['train']}", f"val_files={paths['val']}"])
+    assert OmegaConf.select(build(cfg).verl, FUSED) is False
+    tied = generate(tmp_path / "tied", layers=1, hidden=64, heads=2, train=4, val=2)
+    cfg = compose_liverl(["experiment=smoke_tiny", "engine=fsdp", f"model.path={tied['model']}",
+                          f"train_files={tied['train']}", f"val_files={tied['val']}"])
+    assert OmegaConf.select(build(cfg).verl, FUSED) is True

@@ -24,7 +24,7 @@ OK = [r for r in RESULTS["steps"] if r["status"] == "ok"]
 
 
 def spec_for(row: dict) -> terms.StepSpec:
-    a = arch.load(arch.bundled(row["arch"])).with_layers(row["layers"])
+    a = arch.load(arch.bundled(row["arch"])).text_only().with_layers(row["layers"])
     w = 4 if row["setting"] == "fp32_master" else 2
     return terms.StepSpec(arch=a, tokens=row["tokens"], param_bytes=w, optim_bytes=w,
                           master_weights=w == 4, lm_head_chunk=row["lm_head_chunk"], reduce_fp32=w == 4,
@@ -45,7 +45,7 @@ def test_parameter_counts_match_the_built_models_exactly():
 
 def test_kv_cache_bytes_match_the_measured_cache_tensors():
     for row in RESULTS["kv_cache"]:
-        a = arch.load(arch.bundled(row["arch"])).with_layers(row["layers"])
+        a = arch.load(arch.bundled(row["arch"])).text_only().with_layers(row["layers"])
         kept = rollout.kv_bytes_per_token(a) * row["tokens"] + rollout.linear_state_bytes(a)
         assert kept == row["cache_tensor_bytes"]
 
@@ -60,7 +60,7 @@ def test_step_cli_reproduces_points(row):
     proc = _cli("step", "--hf-config", str(arch.bundled(row["arch"])), "--num-layers", str(row["layers"]),
                 "--tokens", str(row["tokens"]), "--shards", "1", "--param-dtype", w, "--optim-dtype", w,
                 "--master-weights" if w == "fp32" else "--no-master-weights", "--grad-ckpt", "layer",
-                "--lm-head-chunk", str(row["lm_head_chunk"]), "--linear-impl", "torch", "--json")
+                "--lm-head-chunk", str(row["lm_head_chunk"]), "--linear-impl", "torch", "--text-only", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(out) >= {"peak_bytes", "breakdown"}

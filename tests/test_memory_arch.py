@@ -79,8 +79,19 @@ def test_text_config_nesting(cls, model_cls, extra, tmp_path):
     raw = _written(config, tmp_path)
     assert "text_config" in raw and "hidden_size" not in raw
     a = arch.load(tmp_path)
-    assert a.total_params() == _meta_params(model_cls, config.text_config)
-    assert a.linear_layers == 3 and a.moe == bool(extra)
+    assert a.text_only().total_params() == _meta_params(model_cls, config.text_config)
+    assert a.linear_layers == 3 and a.moe == bool(extra) and a.vision_params > 0  # the default vision tower
+
+
+def test_qwen35_vision_tower_counted_as_transformers_builds_it():
+    from transformers.models.qwen3_5_moe.modeling_qwen3_5_moe import Qwen3_5MoeVisionModel
+
+    raw = json.loads(arch.bundled("qwen35_35b_a3b").read_text())
+    config = T.Qwen3_5MoeConfig(**{k: v for k, v in raw.items() if k != "architectures"})
+    a = arch.from_config(raw)
+    assert a.vision_params == _meta_params(Qwen3_5MoeVisionModel, config.vision_config) > 0
+    assert a.total_params() - a.text_only().total_params() == a.vision_params
+    assert arch.from_config({**SMALL, "model_type": "qwen3"}).vision_params == 0
 
 
 def test_reduced_depth_keeps_an_moe_layer_and_the_dense_share():

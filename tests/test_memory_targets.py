@@ -52,6 +52,12 @@ def test_the_preset_fits_an_h200_and_is_refused_on_an_h100():
     assert "[memory-fit] trainer GPU memory" in text and "(h100 79.1 GiB less 16% allocator headroom)" in text
 
 
+def test_on_an_h100_no_fix_proposes_a_token_budget_below_the_window():
+    # 131,072 tokens/GPU is one full window: verl asserts every sequence fits its micro-batch
+    text = _refusal("experiment=fully_async_3nodes_qwen35_cc_clean", "gpu=h100")
+    assert "[memory-fit] trainer GPU memory" in text and "a per-GPU token budget of at most" not in text
+
+
 def test_plan_records_the_gpu_and_a_dry_run_says_h200_is_the_default(tmp_path: Path):
     run = tmp_path / "run"
     assert plan_and_launch(compose_liverl(["model=qwen25_0p5b", "launcher=dryrun"], run_dir=run), run) == 0

@@ -9,6 +9,8 @@
 #   bash benchmarks/gpu/unpack_and_run.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
 #   bash benchmarks/gpu/unpack_and_run.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
 #   bash benchmarks/gpu/unpack_and_run.sh bundle NAME...        # each run's metrics, run.json, log -> $OUT/NAME.tgz
+#   bash benchmarks/gpu/unpack_and_run.sh points MODE [ARGS...]  # benchmarks/memory/verl_points.py MODE ARGS, detached
+#                                                               # (`wait` reports it; verl_points.json -> $OUT)
 # Concurrent smokes share the GPUs: give each vLLM a fixed KV cache
 # (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes=...), which skips vLLM's start-up
 # profiling, whose check fails when another process on the GPU frees memory meanwhile (vllm/v1/worker/gpu_worker.py:480).
@@ -129,6 +131,17 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
         "$(basename "$RUNS/gpu_apps.csv")" 2>/dev/null || true
     done
     ls -la "$OUT" ;;
+  points)
+    # points run|host [ARGS...]: the memory model against verl (benchmarks/memory/verl_points.py) in its own session,
+    # log in $RUNS/points-MODE.log; the points JSON and each run's log are copied to $OUT when it ends
+    shift
+    gpu_env
+    mkdir -p "$RUNS"
+    OUT="$OUT" setsid bash -c 'start=$(date +%s); python3 "$0/benchmarks/memory/verl_points.py" "${@:3}" \
+        --work "$1/points" > "$1/points-$2.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1/points-$2.rc";
+      cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$OUT"/ 2>/dev/null' \
+      "$REPO" "$RUNS" "${1:?run|host}" "$@" < /dev/null &
+    echo "started verl_points $*" ;;
   collect)
     # collect RUN_DIR NAME: metrics files, run.json and a small archive of the plan, checkpoint listing and Ray logs
     run="${2:?RUN_DIR}"; name="${3:?NAME}"

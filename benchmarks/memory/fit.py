@@ -17,7 +17,7 @@ RESULTS = Path(__file__).resolve().parent / "results_h200.json"
 
 def spec_for(row: dict) -> terms.StepSpec:
     """The model's input for one stored measurement (measure.py's settings, its torch linear-attention fallback)."""
-    a = arch.load(arch.bundled(row["arch"])).with_layers(row["layers"])
+    a = arch.load(arch.bundled(row["arch"])).text_only().with_layers(row["layers"])
     width = 4 if row["setting"] == "fp32_master" else 2
     return terms.StepSpec(arch=a, tokens=row["tokens"], shards=1, param_bytes=width, optim_bytes=width,
                           master_weights=row["setting"] == "fp32_master", lm_head_chunk=row["lm_head_chunk"],

@@ -3,7 +3,7 @@
   python -m liverl.memory [OVERRIDES...]          a plan: the same overrides as liverl.train (or --run-dir RUN_DIR)
   python -m liverl.memory step --hf-config CONFIG_JSON --num-layers N --tokens T --shards K
       --param-dtype bf16|fp32 --optim-dtype bf16|fp32 --master-weights|--no-master-weights
-      --grad-ckpt layer|none --lm-head-chunk C [--linear-impl fla|torch] --json
+      --grad-ckpt layer|none --lm-head-chunk C [--linear-impl fla|torch] [--text-only] --json
 
 `step` answers for a bare training step (one sequence, steady-state AdamW); with --json its last line is
 {"peak_bytes": ..., "breakdown": {...}}. Exit 0: fits (plan) or answered (step); 1: a plan GPU is over its memory;
@@ -59,6 +59,7 @@ def step_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lm-head-chunk", type=int, default=0, help="tokens per LM-head chunk (0: whole sequence)")
     ap.add_argument("--linear-impl", choices=("fla", "torch"), default="fla")
     ap.add_argument("--optimizer-offload", action="store_true")
+    ap.add_argument("--text-only", action="store_true", help="leave a multimodal config's vision tower out")
     ap.add_argument("--json", action="store_true")
     return ap
 
@@ -75,6 +76,8 @@ def run_step(argv: Sequence[str]) -> int:
     _positive("num-layers", ns.num_layers)
     _positive("lm-head-chunk", ns.lm_head_chunk, allow_zero=True)
     a = archmod.load(ns.hf_config)
+    if ns.text_only:
+        a = a.text_only()
     if ns.num_layers:
         a = a.with_layers(ns.num_layers)
     spec = terms.StepSpec(arch=a, tokens=ns.tokens, shards=ns.shards, param_bytes=WIDTH[ns.param_dtype],

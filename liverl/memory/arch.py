@@ -46,6 +46,7 @@ class Arch:
     lin_k_dim: int = 0
     lin_v_dim: int = 0
     conv_kernel: int = 0
+    vision_params: int = 0  # a multimodal checkpoint's vision tower (verl trains the whole model it loads)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -116,7 +117,11 @@ class Arch:
 
     def total_params(self) -> int:
         layers = sum(self.layer_params(k, m) for k, m in self.kinds())
-        return layers + self.embed_params() + self.root_params()
+        return layers + self.embed_params() + self.root_params() + self.vision_params
+
+    def text_only(self) -> Arch:
+        """The language model alone (what benchmarks/memory/measure.py builds from the text config)."""
+        return replace(self, vision_params=0)
 
     def expert_params(self) -> int:
         return self.moe_layers * 3 * self.experts * self.hidden * self.moe_intermediate
@@ -211,6 +216,23 @@ def _shared(cfg: dict, moe_inter: int) -> tuple[int, bool]:
     return int(cfg.get("n_shared_experts") or 0) * moe_inter, False
 
 
+def vision_tower_params(raw: dict) -> int:
+    """Parameters of a Qwen3-VL-style vision tower (`vision_config` with depth, hidden_size, intermediate_size,
+    out_hidden_size: Qwen3.5's), module by module as transformers builds it (models/qwen3_5_moe/modeling_qwen3_5_moe.py
+    Qwen3_5MoeVisionModel: patch Conv3d, position embedding, blocks of LayerNorm + qkv/proj attention + MLP, the
+    patch merger); 0 for a text-only config. tests/test_memory_arch.py counts the real module."""
+    v = raw.get("vision_config") if "text_config" in raw else None
+    if not isinstance(v, dict) or not all(k in v for k in ("depth", "hidden_size", "intermediate_size")):
+        return 0
+    h, i, depth = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["depth"])
+    patch, tp, ch = int(v.get("patch_size", 16)), int(v.get("temporal_patch_size", 2)), int(v.get("in_channels", 3))
+    merged = h * int(v.get("spatial_merge_size", 2)) ** 2
+    out = int(v.get("out_hidden_size", h))
+    block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * i + i) + (i * h + h)
+    return (ch * tp * patch * patch * h + h + int(v.get("num_position_embeddings", 2304)) * h + depth * block
+            + 2 * h + merged * merged + merged + merged * out + out)
+
+
 def from_config(raw: dict, name: str = "config.json") -> Arch:
     cfg = text_config(raw)
     model_type = str(cfg.get("model_type", ""))
@@ -250,7 +272,7 @@ def from_config(raw: dict, name: str = "config.json") -> Arch:
         moe_intermediate=moe_inter if experts else 0, shared_intermediate=shared, shared_gate=shared_gate,
         lin_k_heads=int(cfg.get("linear_num_key_heads") or 0), lin_v_heads=int(cfg.get("linear_num_value_heads") or 0),
         lin_k_dim=int(cfg.get("linear_key_head_dim") or 0), lin_v_dim=int(cfg.get("linear_value_head_dim") or 0),
-        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0),
+        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0), vision_params=vision_tower_params(raw),
         extra={"model_type": model_type, "max_position_embeddings": cfg.get("max_position_embeddings")},
     )
 

@@ -59,9 +59,10 @@ def biggest(b: dict, n: int = 3) -> list[tuple[str, int]]:
     return sorted(items, key=lambda kv: -kv[1])[:n]
 
 
-def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, terms.StepSpec]]:
+def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) -> list[tuple[str, terms.StepSpec]]:
     """Single changes, cheapest first: offload, a chunked log-prob path, more trainer GPUs, a smaller per-GPU token
-    budget, FSDP2 offload. Changes that would change nothing are left out."""
+    budget (never below `min_tokens`: verl asserts one full-window sequence fits, utils/seqlen_balancing.py:384),
+    FSDP2 offload. Changes that would change nothing are left out."""
     out = []
     if not spec.optimizer_offload:
         out.append(("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)))
@@ -75,7 +76,7 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, te
     out.append(("shard over twice the trainer GPUs (more trainer nodes, fsdp_size)",
                 replace(spec, shards=spec.shards * 2)))
     most = max_tokens_per_gpu(spec, gpu_bytes)
-    if 0 < most < spec.tokens:
+    if max(1, min_tokens) <= most < spec.tokens:
         out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
                     replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
     if not spec.offload_policy:
@@ -84,9 +85,9 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float) -> list[tuple[str, te
     return out
 
 
-def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float) -> str:
+def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) -> str:
     """The first single change, cheapest first, that the model predicts fits."""
-    for text, s in fix_candidates(spec, gpu_bytes):
+    for text, s in fix_candidates(spec, gpu_bytes, min_tokens):
         if terms.breakdown(s)["peak_bytes"] <= gpu_bytes:
             return text
     return "no single change fits: combine more trainer GPUs, offload and a smaller per-GPU token budget"
@@ -120,7 +121,7 @@ def predict(p: PlanInputs) -> dict:
                     "lm_head_chunk": spec.lm_head_chunk, "optimizer_offload": spec.optimizer_offload,
                     "fits": trainer_fits, "biggest": biggest(step["breakdown"]), "budget_bytes": int(budget),
                     "reserved_headroom": RESERVED_HEADROOM,
-                    "fix": None if trainer_fits else cheapest_fix(spec, budget)},
+                    "fix": None if trainer_fits else cheapest_fix(spec, budget, min(spec.tokens, p.window))},
         "rollout": {**roll, "tp": p.rollout_tp, "gpu_memory_utilization": p.gpu_memory_utilization,
                     "kv_cache_bytes": int(p.kv_cache_bytes) if p.kv_cache_bytes else None,
                     "window": p.window, "fix": None if roll["fits"] else rollout_fix(a, p)},
