@@ -12,7 +12,7 @@ CLAUDE_CODE_VERSION ?= 2.1.332
 NPM_PREFIX ?= .npm-claude
 TOPOLOGY ?=
 
-.PHONY: help install test lint validate smoke bench clean
+.PHONY: help install test lint validate goldens smoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ validate: ## every preset through every guardrail, structure-only (exit 1 = warn
 
 test: lint validate ## the whole suite, CPU only
 	$(PY) -m pytest -q
+
+goldens: ## rewrite tests/golden/ and FAIL (review `git diff tests/golden`, commit the goldens alone); refused under CI
+	LIVERL_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_matrix.py
 
 smoke: ## GPU host with vLLM: the tiny real smoke (train + resume); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans every topology
 	$(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))

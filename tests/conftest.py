@@ -31,6 +31,14 @@ for _name in ("train", "val"):
     DATA.append(f"{_name}_files={_DATA_DIR / f'{_name}.parquet'}")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from goldens import update_refusal
+
+    refusal = update_refusal(os.environ)  # CI compares the goldens, it never rewrites them (tests/goldens.py)
+    if refusal:
+        raise pytest.UsageError(refusal)
+
+
 def built(*overrides: str) -> Build:
     """compose + build for these overrides (cached: builds are read-only in tests)."""
     if overrides not in _BUILDS:

@@ -62,8 +62,8 @@ def test_moe_that_fits_or_cannot_be_measured(tmp_path: Path) -> None:
                            drop=SYNC_DROP))["moe_cofit"]
     assert fits.verdict == "stay" and "MoE fits" in fits.evidence
     blind = _rows(write_run(tmp_path / "blind", 40, config=healthy_config(**ONE_NODE, **H200),
-                            drop=(*SYNC_DROP, "perf/")))["moe_cofit"]
-    assert blind.verdict == "cannot judge" and "perf/max_memory_reserved_gb" in blind.evidence
+                            drop=(*SYNC_DROP, "actor/perf/")))["moe_cofit"]
+    assert blind.verdict == "cannot judge" and "actor/perf/max_memory_reserved_gb" in blind.evidence
     assert blind.overrides == ["engine=veomni", "topology=2node"]
     dense = _rows(write_run(tmp_path / "dense", 40, {"memory_full": 1},
                             config=healthy_config(**ONE_NODE, model__moe=False)))["moe_cofit"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,25 @@ def test_affected_kernel_stack_is_refused_before_training(tmp_path: Path, monkey
     assert run["status"] == "refused" and "[gdn-triton-hopper]" in run["reason"] and "tilelang" in run["reason"]
 
 
-def test_the_real_kernel_check_passes_on_this_cpu_machine(tmp_path: Path) -> None:
+def _version(text: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text or "")[:3])
+
+
+def test_the_real_kernel_check_answers_for_this_machine() -> None:
+    # holds on a CPU host (no capability, nothing refused) and on a GPU host (the device's capability; refused
+    # exactly on the stack flash-linear-attention 0.5.2 itself refuses: Hopper, Triton in [3.4.0, 3.7.1), no tilelang)
+    import torch
+
     from liverl.guardrails.gpu_probe import check_kernels_here, local_kernel_facts
 
-    assert local_kernel_facts()[0] is None  # no GPU here
-    assert check_kernels_here(compose_liverl(["model=qwen35"])) is None
+    capability, triton, fla, tilelang = local_kernel_facts()
+    assert capability == (tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None)
+    affected = (capability is not None and capability[0] == 9 and _version(fla) == (0, 5, 2)
+                and (3, 4, 0) <= _version(triton) < (3, 7, 1) and not tilelang)
+    problem = check_kernels_here(compose_liverl(["model=qwen35"]))
+    assert (problem is not None) == affected, (capability, triton, fla, tilelang, problem)
+    assert problem is None or problem.rule == "gdn-triton-hopper"
+    assert check_kernels_here(compose_liverl(["model=qwen3_30b_a3b"])) is None  # no linear attention: no GDN kernel
 
 
 @pytest.mark.ray

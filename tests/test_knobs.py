@@ -33,6 +33,8 @@ CASES = [  # (overrides, verl key, expected)
     (("rollout_is=null",), "algorithm.rollout_correction.rollout_is", None),
     (("verl.actor_rollout_ref.actor.optim.lr=3e-6",), "actor_rollout_ref.actor.optim.lr", 3e-6),
     ((ASYNC, "total_training_steps=10"), "rollout.total_rollout_steps", 80),  # 10 steps x 8 prompts x 1
+    # a list of data files: RLHFDataset takes a path or a list (verl/utils/dataset/rl_dataset.py:97-98)
+    (("val_files=[/d/a.parquet,/d/b.parquet]",), "data.val_files", ["/d/a.parquet", "/d/b.parquet"]),
 ]
 
 

@@ -2,23 +2,21 @@
 
 The expected numbers are the user's (the recipe-layer issue's table / scaling-up.md), asserted on the
 composed *verl* config, i.e. what the trainer reads. Golden resolved verl configs (tests/golden/) make a
-verl upgrade show up as a diff: regenerate with LIVERL_UPDATE_GOLDEN=1 and review it.
+verl upgrade show up as a diff: `make goldens` rewrites them and fails the run (tests/goldens.py); review the diff.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-from pathlib import Path
 
 import pytest
 from conftest import built
+from goldens import check_golden
 from omegaconf import OmegaConf
 
 from liverl.guardrails.verl_keys import SP_KEYS
 from liverl.recipe.compose import group_options
 
-GOLDEN = Path(__file__).parent / "golden"
 ASYNC_ENTRY = "verl.experimental.fully_async_policy.fully_async_main"
 TOPOLOGY = {  # nodes: (trainer, rollout); fsdp over all trainer GPUs; window (prompt, response)
     "1node": {
@@ -107,7 +105,7 @@ def check_verl_values(b, engine: str, topology: str, scaffold: str, batch: str) 
 def test_combination_reaches_verl(engine: str, topology: str, scaffold: str, batch: str) -> None:
     b = built(f"engine={engine}", f"topology={topology}", f"scaffold={scaffold}", f"batch={batch}")
     check_verl_values(b, engine, topology, scaffold, batch)
-    check_golden(b, f"{engine}-{topology}-{scaffold}-{batch}")
+    check_golden(b.verl, f"{engine}-{topology}-{scaffold}-{batch}")
 
 
 PRESETS = {  # the documented scripts' shapes
@@ -133,14 +131,5 @@ def test_preset_composes(preset: str) -> None:
         b.liverl.model.name,
     ) == (engine, topology, scaffold, batch, "qwen35")
     check_verl_values(b, engine, topology, scaffold, batch)
-    check_golden(b, f"preset-{preset}")
+    check_golden(b.verl, f"preset-{preset}")
 
-
-def check_golden(b, name: str) -> None:
-    path = GOLDEN / f"{name}.yaml"
-    text = OmegaConf.to_yaml(b.verl, resolve=True)
-    if os.environ.get("LIVERL_UPDATE_GOLDEN"):
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.is_file(), f"no golden config {path}; run LIVERL_UPDATE_GOLDEN=1 pytest {__file__} and review the diff"
-    assert text == path.read_text(), f"the resolved verl config for {name} changed; review, then LIVERL_UPDATE_GOLDEN=1"

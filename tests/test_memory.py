@@ -4,6 +4,7 @@ benchmarks/memory/measure.py on an H200 and are read from results_h200.json."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -21,21 +22,59 @@ from liverl.recipe.compose import compose_liverl
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = json.loads((ROOT / "benchmarks/memory/results_h200.json").read_text())
 OK = [r for r in RESULTS["steps"] if r["status"] == "ok"]
+_spec = importlib.util.spec_from_file_location("memory_fit", ROOT / "benchmarks/memory/fit.py")
+assert _spec and _spec.loader
+FIT = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(FIT)
+spec_for = FIT.spec_for
+TRAIN, HELD_OUT = FIT.split(OK)
 
 
-def spec_for(row: dict) -> terms.StepSpec:
-    a = arch.load(arch.bundled(row["arch"])).text_only().with_layers(row["layers"])
-    w = 4 if row["setting"] == "fp32_master" else 2
-    return terms.StepSpec(arch=a, tokens=row["tokens"], param_bytes=w, optim_bytes=w,
-                          master_weights=w == 4, lm_head_chunk=row["lm_head_chunk"], reduce_fp32=w == 4,
-                          linear_impl="torch")
-
-
-def test_every_stored_point_within_10_percent():
-    assert len(OK) >= 30 and RESULTS["env"]["gpu"] == "NVIDIA H200"
-    for row in OK:
+def within_10_percent(rows: list[dict]) -> None:
+    for row in rows:
         pred = terms.breakdown(spec_for(row))["peak_bytes"]
         assert abs(pred / row["peak_bytes"] - 1) <= 0.10, (row["arch"], row["tokens"], pred, row["peak_bytes"])
+
+
+def test_every_training_point_within_10_percent():
+    assert len(OK) >= 30 and RESULTS["env"]["gpu"] == "NVIDIA H200"
+    within_10_percent(TRAIN)
+
+
+def test_a_held_out_share_of_the_points_is_never_given_to_a_fit():
+    ids = {FIT.point_id(r) for r in HELD_OUT}
+    assert len(HELD_OUT) == len(FIT.HELD_OUT) >= len(OK) // 6  # every listed point was measured
+    assert not ids & {FIT.point_id(r) for r in TRAIN} and len(TRAIN) + len(HELD_OUT) == len(OK)
+    assert {r["arch"] for r in HELD_OUT} == {r["arch"] for r in OK}
+    # each fitted term is tested on a point that decides it (>= 65536 tokens of the MoE / linear-attention model)
+    assert {r["arch"] for r in HELD_OUT if r["tokens"] >= 65536} >= {"qwen3_30b_a3b", "qwen35_35b_a3b"}
+    with pytest.raises(AssertionError, match="held-out"):
+        FIT.refit(OK)
+
+
+def test_the_model_fitted_without_the_held_out_points_predicts_them():
+    saved = dict(terms.COEF)
+    try:
+        fitted = FIT.refit(TRAIN)
+        # the shipped coefficients are the training-only fit: they never saw a held-out point
+        assert fitted == {k: saved[k] for k in fitted}
+        within_10_percent(HELD_OUT)
+    finally:
+        terms.COEF.clear()
+        terms.COEF.update(saved)
+
+
+def test_the_memory_fit_message_says_which_term_is_not_measured():
+    # FLA's linear-attention coefficient is nominal: the H200 points ran transformers' torch fallback
+    assert RESULTS["env"]["fla"] is False and all(spec_for(r).linear_impl == "torch" for r in OK)
+    with pytest.raises(ConfigError) as gdn:
+        build(compose_liverl(["model=qwen35", "fsdp_size=2"]))
+    with pytest.raises(ConfigError) as moe:
+        build(compose_liverl(["model=qwen3_30b_a3b", "fsdp_size=1"]))
+    (g,), (m,) = gdn.value.problems, moe.value.problems
+    assert g.rule == m.rule == "memory-fit"
+    assert "linear-attention term is FLA's nominal size, not measured" in g.message
+    assert "not measured" not in m.message  # no linear attention: every term it uses was measured
 
 
 def test_parameter_counts_match_the_built_models_exactly():

@@ -5,6 +5,7 @@ the rule-based reward loads through verl's own loader, and experiment=smoke_tiny
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -119,23 +120,42 @@ def test_tiny_json_names_the_files(tiny: dict[str, str]) -> None:
     assert json.loads((root / "tiny.json").read_text()) == tiny
 
 
-def test_make_smoke_runs_the_tiny_smoke_on_a_gpu_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    # GPU presence and vLLM are what this machine lacks: both answers are stood in for here (a double of the host)
+def fake_nvidia_smi(bin_dir: Path, gpus: int) -> None:
+    """A double of the driver's CLI: `nvidia-smi -L` lists `gpus` GPUs, in the driver's line format."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i:08d}-0000-0000-0000-000000000000)\\n"
+                    for i in range(gpus))
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(f"#!/bin/sh\n[ \"$1\" = -L ] && printf '{lines}'\nexit 0\n")
+    smi.chmod(0o755)
+
+
+def test_make_smoke_runs_the_tiny_smoke_on_a_gpu_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # what this machine lacks is stood in for where LiveRL looks for it: a fake `nvidia-smi` first on PATH (the
+    # driver's CLI) and an importable stub `vllm` package (has_vllm asks importlib for the module); the commands
+    # smoke hands to subprocess are recorded, not run
     from liverl import smoke
 
+    stub = tmp_path / "site" / "vllm"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('"""A double of vLLM: only its presence is read (liverl.smoke.has_vllm)."""\n')
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
     calls: list[list[str]] = []
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(smoke.subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
-    monkeypatch.setattr(smoke, "has_vllm", lambda: True)
     for gpus, argv, expect in ((2, [], "--topology=gpu2"), (1, [], "--topology=gpu1"),
                                (2, ["topology=gpu1"], "--topology=gpu1")):
-        monkeypatch.setattr(smoke, "local_gpus", lambda n=gpus: n)
+        fake_nvidia_smi(tmp_path / f"bin{gpus}", gpus)
+        monkeypatch.setenv("PATH", f"{tmp_path / f'bin{gpus}'}{os.pathsep}{os.environ['PATH']}")
+        assert smoke.local_gpus() == gpus and smoke.has_vllm()
         assert smoke.main(argv) == 0
         assert calls[-1][1:4] == ["-m", "liverl.tiny.smoke", expect]
     # a model named: the plain smoke batch of that model, no tiny workload
     smoke.main(["model=qwen25_0p5b"])
     assert calls[-1][1:3] == ["-m", "liverl.train"] and "batch=smoke" in calls[-1]
-    # no GPU: plans every topology (as before)
-    monkeypatch.setattr(smoke, "local_gpus", lambda: 0)
+    # no GPU (the driver lists none): plans every topology (as before)
+    fake_nvidia_smi(tmp_path / "bin0", 0)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin0'}{os.pathsep}{os.environ['PATH']}")
+    assert smoke.local_gpus() == 0
     smoke.main([])
     assert "launcher=dryrun" in calls[-1] and "topology=1node,2node,3node" in calls[-1]

@@ -1,14 +1,18 @@
-"""Synthetic verl metric streams for the watch/advise tests and the benchmark.
+"""Metric streams for the watch/advise tests and the benchmark: copies of a real verl 0.9.1 stream with faults injected.
 
-A healthy fully-async coding-agent run is modelled step by step; each named fault changes the
-relevant metrics from its step on. Streams are written through verl's own ``FileLogger``
-(JSONL) or verl's console-logger line format.
+Each step starts from a trainer row of a real GPU run (tests/fixtures/gpu_async_tiny: every name and value verl
+logged, cycled), over which a healthy fully-async coding-agent run is modelled on the signals the checks read; each
+named fault changes those from its step on. Every name written is one a real stream carries (tests/fixtures/gpu_*)
+or one tests/metric_sources.py cites the emitting line of (a mode those runs do not cover): any other name is
+refused. Streams are written through verl's own ``FileLogger`` (JSONL) or verl's console-logger line format.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -23,6 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # so test modules importing this first can import liverl
     sys.path.insert(0, str(ROOT))
 
+from metric_sources import NOT_IN_FIXTURES  # noqa: E402 - after the sys.path set-up
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BASE_RUN = FIXTURES / "gpu_async_tiny"
 BATCH = 512  # 64 prompts x 8 responses
 REASONS = ("agent_completed", "overlong", "max_turns_reached", "timeout", "env_setup_failed")
 
@@ -50,6 +58,30 @@ FAULTS: dict[str, tuple[str, str]] = {
 Faults = dict[str, int | tuple[int, int]]  # fault -> first step, or [first, end) steps
 
 
+@functools.cache
+def base_rows(run: Path = BASE_RUN) -> tuple[dict[str, float], ...]:
+    """The trainer rows (those with actor/lr) of a real run's metrics, in step order."""
+    rows = [json.loads(line) for path in sorted(run.glob("metrics*.jsonl")) for line in path.read_text().splitlines()]
+    return tuple(r["data"] for r in sorted(rows, key=lambda r: r["step"]) if "actor/lr" in r["data"])
+
+
+@functools.cache
+def real_names() -> frozenset[str]:
+    """Every metric name a real GPU stream (tests/fixtures/gpu_*) carries."""
+    return frozenset(k for run in FIXTURES.glob("gpu_*") for path in run.glob("metrics*.jsonl")
+                     for line in path.read_text().splitlines() for k in json.loads(line)["data"])
+
+
+def check_names(data: dict[str, float]) -> dict[str, float]:
+    """Refuse a name verl does not emit (extra/*: the benchmark's padding, marked as such)."""
+    listed = tuple(NOT_IN_FIXTURES)
+    unknown = sorted(k for k in data if k not in real_names() and not k.startswith((*listed, "extra/")))
+    if unknown:
+        raise ValueError(f"not a name verl 0.9.1 logs (no real stream carries it, metric_sources.py lists no "
+                         f"source): {unknown}")
+    return data
+
+
 def _start(at: int | tuple[int, int]) -> int:
     return at if isinstance(at, int) else at[0]
 
@@ -63,7 +95,9 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
     invalid = abs(rng.normal(0.03, 0.01))
     reasons = {"agent_completed": 0.8, "overlong": 0.08, "max_turns_reached": 0.1, "timeout": 0.02,
                "env_setup_failed": 0.0}
+    base = base_rows()
     m = {
+        **base[(step - 1) % len(base)],
         "actor/lr": 1e-6,
         "actor/grad_norm": 0.3 + rng.normal(0, 0.04),
         "actor/entropy": 0.6 + rng.normal(0, 0.02),
@@ -80,7 +114,7 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         "rollout_corr/rollout_is_eff_sample_size": 0.93 + rng.normal(0, 0.02),
         "timing_s/step": 300 + rng.normal(0, 20),
         "timing_s/gen": 60 + rng.normal(0, 10),
-        "perf/max_memory_reserved_gb": 100 + rng.normal(0, 2),
+        "actor/perf/max_memory_reserved_gb": 100 + rng.normal(0, 2),
     }
     if "idle_high" in on:
         m["fully_async/trainer/idle_ratio"] = 0.8 + rng.normal(0, 0.03)
@@ -122,7 +156,7 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
     if "gen_bound" in on:  # sync run: most of the step is rollout generation
         m["timing_s/gen"] = 0.8 * m["timing_s/step"]
     if "memory_full" in on:
-        m["perf/max_memory_reserved_gb"] = 138 + rng.normal(0, 1)
+        m["actor/perf/max_memory_reserved_gb"] = 138 + rng.normal(0, 1)
     if "clip_high" in on:
         m["response_length/clip_ratio"] = 0.3
     if "nan_grad" in on and step == _start(faults["nan_grad"]):
@@ -159,7 +193,7 @@ def _logger_at(path: Path) -> Iterator[FileLogger]:
 def shape(data: dict[str, float], drop: tuple[str, ...] = (), rename: dict[str, str] | None = None) -> dict:
     """Drop metrics by prefix and rename keys (to model other verl modes/versions)."""
     rename = rename or {}
-    return {rename.get(k, k): v for k, v in data.items() if not (drop and k.startswith(drop))}
+    return check_names({rename.get(k, k): v for k, v in data.items() if not (drop and k.startswith(drop))})
 
 
 def write_jsonl(path: Path, steps: range, faults: Faults | None = None, seed: int = 0, extra: int = 0,
@@ -188,7 +222,7 @@ def write_console_log(path: Path, steps: range, faults: Faults | None = None, se
     with path.open("w") as fh:
         fh.write("(TaskRunner pid=4242) Started training\n")
         for step in steps:
-            data = {k: np.float64(v) for k, v in step_metrics(step, rng, faults or {}).items()}
+            data = {k: np.float64(v) for k, v in check_names(step_metrics(step, rng, faults or {})).items()}
             fh.write(f"(TaskRunner pid=4242) {concat_dict_to_str(data, step)}\n")
             fh.write("(AgentLoopWorker pid=77) INFO some unrelated line - with: colons\n")
     return path

@@ -7,7 +7,9 @@ from omegaconf import DictConfig
 SCORE = ("critic/score/mean", "critic/rewards/mean")
 KL = ("rollout_corr/kl", "actor/rollout_corr/kl")
 ESS = ("rollout_corr/rollout_is_eff_sample_size", "actor/rollout_corr/rollout_is_eff_sample_size")
-PEARSON = ("training/rollout_actor_probs_pearson_corr", "actor/training/rollout_actor_probs_pearson_corr")
+# the names verl 0.9.1 logs (tests/test_metric_names.py: each is in a real GPU stream, tests/fixtures/gpu_*, or
+# tests/metric_sources.py cites the line that emits it in a mode those runs do not cover)
+PEARSON = ("training/rollout_actor_probs_pearson_corr",)  # verl/utils/debug/metrics.py:120, driver-side: no actor/
 IDLE = ("fully_async/trainer/idle_ratio",)
 PARTIAL = ("fully_async/partial/partial_ratio",)
 INVALID = ("trajectory_filter/invalid_ratio",)
@@ -22,8 +24,9 @@ ADV_MAX = ("critic/advantages/max",)
 ADV_MIN = ("critic/advantages/min",)
 STEP_TIME = ("timing_s/step", "perf/time_per_step")
 GEN_TIME = ("timing_s/gen",)
-MEMORY = ("perf/max_memory_reserved_gb", "actor/perf/max_memory_reserved_gb",
-          "perf/max_memory_allocated_gb", "actor/perf/max_memory_allocated_gb")
+# the engine worker's perf/max_memory_* (verl/workers/engine_workers.py:219-220) reach the log renamed actor/
+# (verl/trainer/ppo/ray_trainer.py:1371): the plain perf/ names are never logged
+MEMORY = ("actor/perf/max_memory_reserved_gb", "actor/perf/max_memory_allocated_gb")
 # R3: whether the rollout returned routed experts (verl's v1 trainer, rollout.moe_load_balance_metrics_interval > 0)
 ROUTES_FOUND = ("rollout/moe/routed_experts_found",)
 PLOT_SERIES = (SCORE, RESP_LEN, IDLE, KL, PEARSON, PARTIAL, INVALID, ESS, LR, GRAD, TURNS)

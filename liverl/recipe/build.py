@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -120,7 +121,7 @@ def _build(cfg: DictConfig, structure_only: bool, launching: bool) -> Build:
     mode = cfg.mode
     try:
         verl_cfg = source.compose(mode.verl_config_dir, mode.verl_config_name, choices)
-    except Exception as exc:  # hydra: an unknown verl group option
+    except (HydraException, OmegaConfBaseException) as exc:  # hydra: an unknown verl group option
         raise ConfigError([*problems, _compose_problem(source, choices, exc)]) from None
     features = source.features(verl_cfg)
     notes: list[str] = []
@@ -341,7 +342,9 @@ def _validate(cfg: DictConfig, mode: str) -> str | None:
                 omega_conf_to_dataclass(cfg.actor_rollout_ref.actor)
             omega_conf_to_dataclass(cfg.actor_rollout_ref.rollout)
             omega_conf_to_dataclass(cfg.algorithm)
-    except Exception as exc:  # verl raises AssertionError, ValueError, hydra InstantiationException...
+    # what verl's validators raise (asserts, ValueError; TypeError/InstantiationException from a dataclass; omegaconf
+    # errors for a missing key); anything else is a bug here and propagates
+    except (AssertionError, ValueError, TypeError, HydraException, OmegaConfBaseException) as exc:
         return f"{type(exc).__name__}: {' '.join(str(exc).split())[:500]}"
     finally:
         logging.disable(logging.NOTSET)

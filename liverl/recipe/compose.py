@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from liverl.derive import concurrency_per_replica, tokens_per_gpu
 from liverl.errors import ConfigError, Problem, did_you_mean
@@ -223,7 +224,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
     """Resolve every interpolation, turning resolver failures into configuration problems."""
     try:
         OmegaConf.resolve(cfg)
-    except Exception as exc:  # omegaconf wraps resolver errors in InterpolationResolutionError
+    except OmegaConfBaseException as exc:  # omegaconf wraps resolver errors in InterpolationResolutionError
         # name the value that cannot be computed and the knobs it is computed from (liverl.recipe.knobs)
         problems = resolution_problems(cfg) or [
             Problem(key="<config>", message=f"cannot be resolved: {exc}".splitlines()[0], fix="correct the values")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from liverl.errors import Problem
 from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
@@ -164,7 +165,7 @@ def check_knobs(cfg: DictConfig) -> list[Problem]:
     for knob in KNOBS:
         try:
             value = OmegaConf.select(cfg, knob.path, default=_ABSENT, throw_on_missing=True)
-        except Exception as exc:  # an interpolation or resolver that fails: name its sources
+        except OmegaConfBaseException as exc:  # an interpolation or resolver that fails: name its sources
             problems.append(resolution_problem(cfg, knob.path, exc))
             continue
         if value is _ABSENT:
@@ -241,7 +242,7 @@ def _interpolated_leaves(node: Any, prefix: str = "") -> list[str]:
 def _fails(cfg: DictConfig, key: str) -> BaseException | None:
     try:
         OmegaConf.select(cfg, key)
-    except Exception as exc:  # omegaconf wraps a resolver's error in InterpolationResolutionError
+    except OmegaConfBaseException as exc:  # omegaconf wraps a resolver's error in InterpolationResolutionError
         return exc
     return None
 
@@ -267,7 +268,7 @@ def resolution_problem(cfg: DictConfig, key: str, exc: BaseException) -> Problem
     for ref in refs:
         try:
             values.append(f"{ref}={show(OmegaConf.select(cfg, ref, default=None))}")
-        except Exception:  # that source fails too: say so, do not raise
+        except OmegaConfBaseException:  # that source fails too: say so, do not raise
             values.append(f"{ref}=<cannot be computed>")
     cause = " ".join(str(exc.__cause__ or exc).split()).split(" full_key:")[0]
     cause = re.sub(r"^\w+ raised while resolving interpolation: ", "", cause)[:300]

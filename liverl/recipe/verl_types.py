@@ -20,6 +20,10 @@ from liverl.errors import Problem
 from liverl.recipe.knobs import is_int, show
 
 _UNSET = object()
+# keys whose default is a path but whose reader takes a path or a list of paths: create_rl_dataset hands them to
+# RLHFDataset, which wraps a single path in a list (verl/trainer/ppo/utils.py:110-130,
+# verl/utils/dataset/rl_dataset.py:97-98)
+_PATH_OR_LIST = {"data.train_files", "data.val_files"}
 
 
 @functools.cache
@@ -104,6 +108,8 @@ def check_verl_value(verl_cfg: DictConfig, key: str, value: Any, version: str, i
         tp, where = declared
     else:
         tp, where = _default_type(default), f"the type of its default ({show(default)}) in verl's config"
+        if key in _PATH_OR_LIST:
+            tp, where = str | list, "a path or a list of paths (verl/utils/dataset/rl_dataset.py:97-98)"
         if tp is None:
             return None
     if isinstance(value, (DictConfig, ListConfig)):
