@@ -165,11 +165,16 @@ def test_run_json_gpu_key_is_json():
 
 def test_advise_predicts_against_the_gpu_a_launch_found(tmp_path: Path):
     from liverl import advise
+    from liverl.health.analysis import load_thresholds
     from liverl.rundir import update_run
 
     run = tmp_path / "run"
     assert plan_and_launch(compose_liverl([SYNC, "launcher=dryrun"], run_dir=run), run) == 0
-    assert advise.predicted_memory(run)["trainer"]["fits"]  # planned for the h200
+    thresholds = load_thresholds()
+    ctx = advise.run_context(run, thresholds)
+    assert ctx.memory["trainer"]["fits"] and ctx.gpu[1] == "liverl.yaml gpu.memory_bytes"  # planned for the h200
     update_run(run, gpu=probed_gpu([NodeMemory("node x", [H100] * 8)], compose_liverl([SYNC])))
-    p = advise.predicted_memory(run)
+    ctx = advise.run_context(run, thresholds)
+    assert ctx.gpu[1].startswith("run.json gpu (probed at launch")
+    p = ctx.memory
     assert p["gpu_bytes"] == H100[1] and not p["trainer"]["fits"]

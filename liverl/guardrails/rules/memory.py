@@ -58,6 +58,7 @@ def _memory_fit(c: Ctx) -> Iterable[Problem]:
     try:
         inputs = memory_inputs.plan_inputs(c.cfg, c.verl, structure_only=c.structure_only)
         p = predict(inputs)
+        p["gpu"] = str(c.cfg.get("gpu", {}).get("name", "h200"))
     except ArchError as exc:
         yield finding(SKIP, "model.arch", c.cfg.model.get("arch"), f"no architecture to predict memory from: {exc}",
                       "set model.arch to a bundled architecture or put the checkpoint at model.path")
