@@ -27,7 +27,7 @@ WRONG = [  # (overrides, knob named, words of the message, words of the fix)
     (["n_resp_per_prompt=abc"], "n_resp_per_prompt", "an integer from 1", "n_resp_per_prompt=8"),
     (["topology=2node", "partial_rollout=maybe"], "partial_rollout", "one of true | false", "partial_rollout=true"),
     (["topology=2node", "require_batches=0"], "require_batches", "an integer from 1", "require_batches=1"),
-    (["verl.actor_rollout_ref.actor.optim.lr=abc"], "verl.actor_rollout_ref.actor.optim.lr",
+    (["engine=fsdp", "verl.actor_rollout_ref.actor.optim.lr=abc"], "verl.actor_rollout_ref.actor.optim.lr",
      "FSDPOptimizerConfig.lr", "give a number"),
     (["verl.actor_rollout_ref.actor.ppo_epochs=1.5"], "verl.actor_rollout_ref.actor.ppo_epochs", "an integer",
      "ppo_epochs=1"),

@@ -54,7 +54,7 @@ def test_a_smoke_job_records_its_pass_where_and_as_the_next_submit_reads_it(tmp_
             time.sleep(0.5)
         # the job (not the submitter, which did not wait) wrote the submitter's ledger, keyed by the dashboard URL
         [(key, entry)] = json.loads(ledger.read_text()).items()
-        assert key.endswith(f"|1node|{url}") and entry["run_dir"] == str(run_dir.resolve())
+        assert key.endswith(f"|1node|fsdp|{url}") and entry["run_dir"] == str(run_dir.resolve())  # engine in key
         assert not head_ledger.exists()
         # the next submit finds it, however the same dashboard is spelled; another cluster does not
         assert not _smoke_fatal(tmp_path, url, ledger)

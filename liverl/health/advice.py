@@ -124,9 +124,9 @@ def advise_moe(run: _Run) -> Advice:
     moe, engine, rollout_nodes = run.get("model.moe"), run.get("engine.name"), run.get("topology.rollout_nnodes")
     lever = remedies.moe_cofit(run.get)
     if run.ctx.oom:
-        fix = _memory_fix(run.memory)
-        return run.advice(row, "did not fit", f"the run ended in CUDA out of memory ({run.ctx.oom})",
-                          remedies.did_not_fit(run.get, fix))
+        lever = remedies.did_not_fit(run.get, _memory_fix(run.memory))
+        return run.advice(row, "did not fit", f"the run ended in CUDA out of memory ({run.ctx.oom}). {lever.text}",
+                          lever)
     if moe is None:
         return run.advice(row, "cannot judge", "model.moe unknown (no liverl.yaml)", lever)
     if moe is False:

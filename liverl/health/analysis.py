@@ -159,8 +159,14 @@ def analyze(stream: Stream, cfg: DictConfig, run_config: DictConfig | None = Non
 
 
 def read_stream(run: Path, cfg: DictConfig) -> Stream:
-    """Read the metrics the checks need from a run directory or one metrics/log file."""
-    return read_run(run, *wanted_keys(cfg))
+    """Read the metrics the checks need from a run directory or one metrics/log file; a run directory with no metric
+    that ended in CUDA out of memory gives an empty stream (its end is judged: check did_not_fit)."""
+    try:
+        return read_run(run, *wanted_keys(cfg))
+    except RunNotFoundError:
+        if not (Path(run).is_dir() and out_of_memory(Path(run))):
+            raise
+        return Stream(np.zeros(0, dtype=np.int64), {}, {})
 
 
 def watch_run(run: str | Path, cfg: DictConfig | None = None, now: float | None = None,
@@ -169,14 +175,7 @@ def watch_run(run: str | Path, cfg: DictConfig | None = None, now: float | None 
     cfg = cfg or load_thresholds()
     path = Path(run)
     base = path if path.is_dir() else path.parent
-    if stream is None:
-        try:
-            stream = read_stream(path, cfg)
-        except RunNotFoundError:
-            if not (path.is_dir() and out_of_memory(path)):
-                raise
-            # no metric, but the run says how it ended (CUDA out of memory): judge that
-            stream = Stream(np.zeros(0, dtype=np.int64), {}, {})
+    stream = stream if stream is not None else read_stream(path, cfg)
     return analyze(stream, cfg, load_run_config(base), load_run_status(base), now, str(path))
 
 

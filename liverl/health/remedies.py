@@ -119,7 +119,9 @@ def other_harness(get: Get) -> Remedy:
 def did_not_fit(get: Get, memory_fix: str | None) -> Remedy:
     """A run that ended in CUDA out-of-memory: the memory model's cheapest fix, and the page's MoE lever."""
     moe, engine, rollout_nodes = get("model.moe"), get("engine.name"), get("topology.rollout_nnodes") or 0
-    fix = f"the memory model's fix: {memory_fix}" if memory_fix else "python -m liverl.memory RUN_DIR names the fix"
+    fix = (f"the memory model's fix: {memory_fix}" if memory_fix else
+           "the memory model gives no fix for this plan (it predicted a fit, or could not predict on this GPU): "
+           "python -m liverl.memory --run-dir RUN_DIR shows its terms")
     if moe and not (engine == "veomni" and rollout_nodes >= 1):
         lever = moe_cofit(get)
         return Remedy(lever.overrides, f"It did not fit: {lever.text}; {fix}")

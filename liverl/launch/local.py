@@ -112,8 +112,9 @@ def _run_plan(plan: Plan, address: str | None, task_runner_class: type | None, f
         set_status(plan.run_dir, "failed")
         traceback.print_exc()
         return EXIT_RUN_FAILED
-    set_status(plan.run_dir, "succeeded")
+    # the smoke pass first: whoever sees "succeeded" (a submitter polling run.json) finds it in the ledger
     record_if_smoke(plan.run_dir, address)
+    set_status(plan.run_dir, "succeeded")
     return EXIT_OK
 
 
