@@ -6,6 +6,9 @@ Each run: 3 steps (metrics.jsonl), then a relaunch into the same run directory t
 - gpu_sync_tiny: topology=gpu1 engine=fsdp (sync, trainer + vLLM on one GPU).
 - gpu_sync_veomni: topology=gpu1 engine=veomni (the same on VeOmni's engine).
 - gpu_async_tiny: topology=gpu2 engine=fsdp (fully async: 1 trainer GPU + 1 rollout GPU).
+- gpu_sync_untied (2026-12-05, one H100): topology=gpu1 engine=fsdp on the tiny model with an LM head of its own
+  (`liverl.tiny.smoke --untied`): LiveRL turned verl's fused log-prob kernels off for the untied model, and the run
+  trained and resumed (with them on, verl's first log-prob pass dies on FSDP2: memory issue, dense_common.py:123).
 Kept from the first GPU session (2026-11-30, earlier):
 - gpu_sync_tiny_vocab448: the model had 448 embedding rows for 425 tokenizer ids (since fixed in the generator).
 - gpu_async_tiny_killed_relaunch: 3 fully-async steps; the relaunch was killed before a step (the call's time ran out).
@@ -27,7 +30,8 @@ from liverl.health.streams import read_run
 FIXTURES = Path(__file__).parent / "fixtures"
 SYNC, VEOMNI, ASYNC = FIXTURES / "gpu_sync_tiny", FIXTURES / "gpu_sync_veomni", FIXTURES / "gpu_async_tiny"
 VOCAB448, KILLED = FIXTURES / "gpu_sync_tiny_vocab448", FIXTURES / "gpu_async_tiny_killed_relaunch"
-RESUMED = (SYNC, VEOMNI, ASYNC)
+UNTIED = FIXTURES / "gpu_sync_untied"
+RESUMED = (SYNC, VEOMNI, ASYNC, UNTIED)
 ALL = (*RESUMED, VOCAB448, KILLED)
 
 
@@ -39,7 +43,7 @@ def keys_of(run: Path) -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("sync_run", [SYNC, VEOMNI])
+@pytest.mark.parametrize("sync_run", [SYNC, VEOMNI, UNTIED])
 def test_the_names_liverl_reads_are_the_names_verl_emitted(sync_run: Path) -> None:
     sync, fully_async = keys_of(sync_run), keys_of(ASYNC)
     for names in (SCORE, STEP_TIME, GEN_TIME, TURNS, KL, PEARSON):
@@ -64,7 +68,7 @@ def test_the_relaunch_resumed_and_the_step_numbers_continue(run_dir: Path) -> No
     assert read_run(run_dir).steps.tolist()[-1] == 5
 
 
-@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI], ids=lambda p: p.name)
+@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI, UNTIED], ids=lambda p: p.name)
 def test_rollout_and_trainer_log_probs_agree_once_the_vocabulary_matches(run_dir: Path) -> None:
     # the generator sizes the embedding to the tokenizer: vLLM's and the trainer's log-probs now agree on every step
     # (VeOmni's engine too), where the 448-row model was 0.06 nats apart
@@ -74,7 +78,7 @@ def test_rollout_and_trainer_log_probs_agree_once_the_vocabulary_matches(run_dir
     assert np.all(np.abs(read_run(VOCAB448).series(KL[0])[1] - 0.06) < 0.01)
 
 
-@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI], ids=lambda p: p.name)
+@pytest.mark.parametrize("run_dir", [SYNC, VEOMNI, UNTIED], ids=lambda p: p.name)
 def test_sync_real_streams_are_healthy_and_say_what_they_could_not_check(run_dir: Path) -> None:
     report = watch_run(run_dir, now=read_run(run_dir).last_write + 3600)
     # the generated task pays partial credit, so the random model earns a varying reward: no zero-reward finding;
@@ -131,3 +135,15 @@ def test_advise_on_real_streams(run_dir: Path) -> None:
     assert window.verdict == "stay" and window.overrides == ["window.response=128"]
     assert "topology=3node" not in (window.command or "")
     assert rows["moe_cofit"].verdict == "stay"
+
+
+def test_the_untied_model_trained_on_the_unfused_path_and_the_launch_recorded_the_real_gpu() -> None:
+    # the plan turned the fused kernels off for the untied model (liverl/recipe/fused_kernels.py) and verl ran it:
+    # 5 steps, resumed; the per-node probe replaced the planned h200 by the H100 it found (run.json gpu)
+    verl = (UNTIED / "verl.yaml").read_text()
+    assert "use_fused_kernels: true" not in verl and "use_fused_kernels: false" in verl
+    assert "fused log-prob kernels: off (untied embeddings" in (UNTIED / "summary.txt").read_text()
+    gpu = json.loads((UNTIED / "run.json").read_text())["gpu"]
+    assert gpu["source"] == "probe" and gpu["planned"] == "h200" and gpu["name"] == "h100"
+    assert 79 * 2**30 < gpu["memory_bytes"] < 80 * 2**30
+    assert read_run(UNTIED).steps.tolist()[-1] == 5
