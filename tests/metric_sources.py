@@ -7,6 +7,8 @@ from __future__ import annotations
 _BYPASS = "the actor's bypass-mode policy loss (actor policy_loss.loss_mode=bypass_mode) adds the rollout_corr/ " \
           "metrics to the actor's, which the trainer renames actor/ (verl/trainer/ppo/ray_trainer.py:1371)"
 _IS_ON = "rollout importance sampling on (rollout_is=token|sequence; the fixtures run rollout_is=null), decoupled mode"
+_R3_SYNC = ("R3 router replay on a MoE in sync mode, rollout.moe_load_balance_metrics_interval > 0 (conf/engine/"
+            "veomni.yaml sets 1; the GPU fixtures run dense models)")
 _FILTER = "LiveRL's trajectory filter (sync, GRPO, the Harbor agent loop; the fixtures run scaffold=single_turn)"
 
 # name -> (file:line that emits it, the words on that line that name it, the mode it needs)
@@ -16,6 +18,8 @@ NOT_IN_FIXTURES: dict[str, tuple[str, str, str]] = {
                                                       "pg_metrics.update(rollout_metrics)", _BYPASS),
     "rollout_corr/rollout_is_eff_sample_size": ("verl/trainer/ppo/rollout_corr_helper.py:757",
                                                 'metrics["rollout_is_eff_sample_size"]', _IS_ON),
+    "rollout/moe/routed_experts_found": ("verl/trainer/ppo/metric_utils.py:330",
+                                         'metrics["rollout/moe/routed_experts_found"]', _R3_SYNC),
     "trajectory_filter/invalid_ratio": ("liverl/scaffold/traj_filter.py:35", '"trajectory_filter/invalid_ratio"',
                                         _FILTER),
     "trajectory_filter/reason/": ("liverl/scaffold/traj_filter.py:36", '"trajectory_filter/reason/"', _FILTER),
