@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-ESTIMATOR = "liverl_grpo_filtered"  # liverl/scaffold/traj_filter.py registers it under this name
-HARBOR_LOOP = "liverl_harbor"  # the scaffold's agent loop (conf/train.yaml scaffold.agent_loop.name)
+from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
+from liverl.guardrails.verl_keys import HARBOR_LOOP
+
 SAMPLER_PATH = "pkg://liverl.scaffold.traj_filter"
 SAMPLER_NAME = "TrajectoryFilterReplayBuffer"
 

@@ -31,6 +31,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
 from liverl.recipe.filter_plan import ESTIMATOR
+from liverl.scaffold.loop_metrics import batch_metrics
 
 METRIC_INVALID = "trajectory_filter/invalid_ratio"
 METRIC_REASON = "trajectory_filter/reason/"
@@ -64,6 +65,16 @@ def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
     return metrics
 
 
+def extra_fields_of(data: Any) -> list[dict | None]:
+    """The per-row `extra_fields` of a TransferQueue read as plain dicts.
+
+    TransferQueue packs non-tensor columns into a `NonTensorStack` (transfer_queue/storage/managers/
+    simple_storage_manager.py:589,649-651); tensordict 0.10 hands its items back as a `LinkedList`, a `list`
+    subclass with no `.tolist()` (tensordict/base.py:6737-6738, utils.py:1750), or as `NonTensorData` wrappers.
+    `list(...)` is how verl reads such a column (trainer/ppo/v1/trainer_base.py:1548-1551)."""
+    return [getattr(v, "data", v) for v in list(data["extra_fields"])]
+
+
 class TrajectoryFilterReplayBuffer(ReplayBuffer):
     """verl's sync replay buffer, plus the trajectory-filter metrics of each sampled batch.
 
@@ -81,5 +92,7 @@ class TrajectoryFilterReplayBuffer(ReplayBuffer):
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
         if partition_id != "val" and batch.keys:
             data = tq.kv_batch_get(keys=batch.keys, partition_id=partition_id, select_fields=["extra_fields"])
-            metrics.update(filter_metrics(list(data["extra_fields"].tolist())))
+            fields = extra_fields_of(data)
+            metrics.update(filter_metrics(fields))
+            metrics.update(batch_metrics(fields))
         return batch, metrics
