@@ -40,6 +40,7 @@ TRAJ_FILTER_REASONS = (AGENT_COMPLETED, OVERLONG, MAX_TURNS_REACHED, TIMEOUT, EN
 # filter on the public verl (liverl/scaffold/traj_filter.py registers it; liverl/recipe/filter_plan.py selects it)
 HARBOR_LOOP = "liverl_harbor"
 FILTER_ESTIMATOR = "liverl_grpo_filtered"
+FILTER_POLICY_LOSS = "liverl_vanilla"  # verl's vanilla loss, safe for a wholly dropped mini-batch
 # vLLM that records routed experts correctly for hybrid-attention MoE (vllm_async_server.py:437-450)
 VLLM_R3_MIN = (0, 22, 0)
 

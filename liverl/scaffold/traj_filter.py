@@ -23,34 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
 import transfer_queue as tq
-from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
-from liverl.recipe.filter_plan import ESTIMATOR
+from liverl.scaffold.filter_algos import ESTIMATOR, METRIC_INVALID, grpo_filtered_advantage  # noqa: F401 (registers)
 from liverl.scaffold.loop_metrics import batch_metrics
 
-METRIC_INVALID = "trajectory_filter/invalid_ratio"
 METRIC_REASON = "trajectory_filter/reason/"
-
-
-@register_adv_est(ESTIMATOR)
-def grpo_filtered_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: np.ndarray,
-                            config: Any = None, epsilon: float = 1e-6, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """verl's GRPO over the trajectories that have a sampled token; the others are outside every baseline."""
-    keep = (response_mask.sum(dim=-1) > 0).nonzero(as_tuple=True)[0]
-    advantages = torch.zeros_like(token_level_rewards)
-    if len(keep):
-        norm = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
-        kept, _ = compute_grpo_outcome_advantage(
-            token_level_rewards=token_level_rewards[keep], response_mask=response_mask[keep],
-            index=np.asarray(index, dtype=object)[keep.cpu().numpy()], epsilon=epsilon,
-            norm_adv_by_std_in_grpo=norm)
-        advantages[keep] = kept
-    return advantages, advantages
 
 
 def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:

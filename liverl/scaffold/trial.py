@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,16 @@ async def run_trial(spec: dict[str, Any], harbor: dict[str, Any], deadline_sec: 
 
 
 async def stop_group(proc: asyncio.subprocess.Process, grace_sec: float) -> None:
-    """SIGTERM the runner's process group, wait up to `grace_sec` for the runner to finish its teardown, then
-    SIGKILL whatever of the group is left."""
+    """SIGTERM the runner's process group, give the runner up to `grace_sec` to finish its teardown, then SIGKILL
+    whatever of the group is left. The runner's exit is read from its return code: `proc.wait()` also waits for
+    its pipes, which a leftover process of the group may hold open."""
     _signal_group(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(proc.wait(), grace_sec)
+    end = time.monotonic() + grace_sec
+    while proc.returncode is None and time.monotonic() < end:
+        await asyncio.sleep(0.1)
     _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 def _signal_group(pgid: int, sig: int) -> None:

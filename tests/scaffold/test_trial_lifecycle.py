@@ -25,6 +25,7 @@ from liverl.scaffold.agent_loop import HarborAgentLoop
 from liverl.scaffold.trial import RUNNER, trial_spec
 
 pytestmark = pytest.mark.harbor
+DEFAULT_RUNTIME_ROOT = "/opt/liverl-agent-runtime/openhands-sdk"  # liverl/scaffold/harbor_agents.py (imports Harbor)
 
 
 def solver(prompt: str) -> str:
@@ -80,7 +81,7 @@ def _runners() -> list[int]:
 
 
 def _hanging(tmp_path: Path, **overrides) -> dict:
-    return harbor_settings(tmp_path, environment_import_path="hang_env:HangingEnvironment",
+    return harbor_settings(tmp_path, environment_import_path="odd_envs:HangingEnvironment",
                            environment_kwargs={"pid_file": str(tmp_path / "pids")}, max_retries=2,
                            teardown_grace_sec=20, **overrides)
 
@@ -158,3 +159,17 @@ def test_a_remote_environment_gets_this_nodes_address(tmp_path: Path) -> None:
     assert reach.bind_host(harbor) == reach.ALL_INTERFACES
     assert reach.advertise_host(harbor, "0.0.0.0") not in ("0.0.0.0", "127.0.0.1", "localhost")
     assert reach.docker_overlay(harbor) is None
+
+
+def test_openhands_on_an_image_without_coreutils_fails_at_set_up(tokenizer, tmp_path: Path) -> None:
+    """Harbor's OpenHands run command pipes through `stdbuf -oL tee` (openhands_sdk.py:413)."""
+    policy = ScriptedPolicy(tokenizer, solver)
+    harbor = harbor_settings(
+        tmp_path, agent_name=None, agent_import_path="liverl.scaffold.harbor_agents:MountedOpenHandsSDK",
+        environment_import_path="odd_envs:NoCoreutilsEnvironment", max_retries=0,
+        environment_kwargs={"links": {DEFAULT_RUNTIME_ROOT: str(HARBOR_PYTHON.parents[1])}})
+    out = run_sample(verl_built_loop(tokenizer, policy, harbor), write_task(tmp_path))
+    assert out.extra_fields["termination_reason"] == "env_setup_failed" and policy.calls == []
+    results = [json.loads(p.read_text()) for p in (tmp_path / "trials").glob("*/result.json")]
+    messages = [(r.get("exception_info") or {}).get("exception_message") or "" for r in results]
+    assert any("stdbuf" in m and "coreutils" in m for m in messages), messages
