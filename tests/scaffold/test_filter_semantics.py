@@ -11,6 +11,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from tensordict import TensorDict
+from test_traj_filter import UIDS
+from test_traj_filter import batch as traj_batch
 from verl import DataProto
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.ray_trainer import compute_advantage
@@ -24,19 +26,11 @@ from liverl.health.streams import read_run
 from liverl.scaffold import filter_algos
 from liverl.scaffold.filter_algos import ESTIMATOR, METRIC_INVALID, METRICS_ENV
 
-# group a: 3 rows, 2 dropped (one survivor); group b: 3 rows, all kept
-REWARDS = [1.0, 0.0, 0.0, 1.0, 0.0, 1.0]
-UIDS = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
-DROPPED = [1, 2]
+DROPPED = [1, 2]  # group a (rows 0-2) keeps one row; group b (rows 3-5) keeps all three
 
 
-def batch(dropped=DROPPED) -> DataProto:
-    mask = torch.ones(6, 4, dtype=torch.int64)
-    mask[list(dropped)] = 0
-    rewards = torch.zeros(6, 4)
-    rewards[:, -1] = torch.tensor(REWARDS)
-    return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask},
-                               non_tensors={"uid": UIDS})
+def batch(dropped: list[int] = DROPPED) -> DataProto:
+    return traj_batch(dropped)
 
 
 def test_a_lone_survivor_gets_no_advantage() -> None:
