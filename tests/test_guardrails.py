@@ -181,9 +181,9 @@ BAD = [
         "knob-type",  # the knob schema (liverl/recipe/knobs.py) is the one place drop reasons are checked
         "trajectory_filter.drop_reasons",
     ),
-    (
+    (  # on the installed verl LiveRL's filter keeps dropped rows out of GRPO baselines only
         "traj-filter-on-old-verl",
-        ("trajectory_filter.enable=true", "topology=2node"),
+        ("trajectory_filter.enable=true", "topology=2node", "verl.algorithm.adv_estimator=rloo"),
         "new-verl-feature",
         "trajectory_filter.enable",
     ),
