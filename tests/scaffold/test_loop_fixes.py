@@ -20,6 +20,7 @@ from verl.experimental.fully_async_policy.detach_utils import RolloutSample, ass
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from liverl.scaffold import traj_filter
+from liverl.scaffold.agent_loop import HarborAgentLoop, trial_cap
 from liverl.scaffold.loop_metrics import KEPT_SCORE, batch_metrics, trial_figures
 from liverl.scaffold.toolcalls import parse
 from liverl.scaffold.traj_filter import METRIC_INVALID, TrajectoryFilterReplayBuffer
@@ -151,3 +152,44 @@ def test_trial_figures_read_the_session() -> None:
     assert figures["trained_token_fraction"] == pytest.approx(4 / 6)
     assert figures["parse_failures"] == 2 and figures["waste_s"] == pytest.approx(12.5)
     json.dumps(figures)  # travels in extra_fields through TransferQueue and verl's non-tensor batch
+
+
+def test_trials_per_worker_are_capped(tokenizer, monkeypatch) -> None:
+    """At most `max_concurrent_trials` samples of one worker (one event loop) are inside a trial at once."""
+    loop = make_loop(tokenizer, ScriptedPolicy(tokenizer, lambda p: "unused"),
+                     {"max_retries": 0, "max_concurrent_trials": 2}, prompt_length=64, response_length=16)
+    inside, peak, original = [0], [0], HarborAgentLoop._run
+
+    async def counted(self, sampling_params, **kwargs):  # instruments the loop's own trial section
+        inside[0] += 1
+        peak[0] = max(peak[0], inside[0])
+        await asyncio.sleep(0.2)
+        try:
+            return await original(self, sampling_params, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(HarborAgentLoop, "_run", counted)
+
+    async def five() -> list:
+        return await asyncio.gather(*(loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": "t"}])
+                                      for _ in range(5)))
+
+    assert len(asyncio.run(five())) == 5 and peak[0] == 2
+
+
+@pytest.mark.parametrize("overrides,expected", [
+    # sync: one step's batch (train_bsz x n) over the 8 agent-loop workers: no throttling
+    (("batch=official",), lambda v: v.data.train_batch_size * v.actor_rollout_ref.rollout.n // 8),
+    # fully async: verl's in-flight samples (concurrent_samples_per_replica x replicas) over the workers
+    (("topology=2node", "batch=official"), lambda v: -(-v.async_training.concurrent_samples_per_replica * (
+        v.rollout.nnodes * v.rollout.n_gpus_per_node // v.actor_rollout_ref.rollout.tensor_model_parallel_size)
+        // v.actor_rollout_ref.rollout.agent.num_workers)),
+])
+def test_the_trial_cap_is_the_workers_share_of_the_rollout(overrides, expected) -> None:
+    from liverl.recipe.build import build
+    from liverl.recipe.compose import compose_liverl
+
+    verl = build(compose_liverl(list(overrides))).verl
+    assert verl.actor_rollout_ref.rollout.agent.num_workers == 8
+    assert trial_cap(verl) == expected(verl) > 1
