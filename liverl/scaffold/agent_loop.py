@@ -23,7 +23,7 @@ from liverl.guardrails.verl_keys import ENV_SETUP_FAILED, TIMEOUT
 from liverl.recipe.filter_plan import HARBOR_LOOP
 from liverl.scaffold import termination
 from liverl.scaffold.proxy import get_proxy
-from liverl.scaffold.session import Limits, Session
+from liverl.scaffold.session import Limits, Session, routed_experts_of
 from liverl.scaffold.trial import run_trial, trial_spec
 
 NAME = HARBOR_LOOP
@@ -119,6 +119,7 @@ class HarborAgentLoop(AgentLoopBase):
         return AgentLoopOutput(
             prompt_ids=prompt, response_ids=tokens[:n], response_mask=mask, response_logprobs=logp[:n],
             reward_score=reward if reward is not None else 0.0, num_turns=turns,
+            routed_experts=routed_experts_of(chain, len(prompt) + n),
             metrics=AgentLoopMetrics(generate_sequences=session.generate_seconds,
                                      tool_calls=max(0.0, seconds - session.generate_seconds)),
             extra_fields=extra,
