@@ -69,6 +69,24 @@ def openai_from_stream(raw: bytes) -> dict:
     return {"choices": [{"message": message, "finish_reason": chunks[-1]["choices"][0]["finish_reason"]}]}
 
 
+def read_reply(wire: str, stream: bool, raw: bytes) -> tuple[dict, dict]:
+    """A reply -> (the assistant message an agent appends to its history, {"text", "calls", "stop", "ids"})."""
+    if wire == "anthropic":
+        reply = anthropic_from_stream(raw) if stream else json.loads(raw)
+        message = {"role": "assistant", "content": reply["content"]}
+        calls = [(b["id"], b["name"], b["input"]) for b in reply["content"] if b["type"] == "tool_use"]
+        text = "".join(b.get("text", "") for b in reply["content"] if b["type"] == "text")
+        stop = reply["stop_reason"]
+    else:
+        reply = openai_from_stream(raw) if stream else json.loads(raw)
+        message, stop = reply["choices"][0]["message"], reply["choices"][0]["finish_reason"]
+        calls = [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+                 for c in message.get("tool_calls") or []]
+        text = message.get("content") or ""
+    return message, {"text": text, "calls": [(n, a) for _, n, a in calls], "stop": stop,
+                     "ids": [i for i, _, _ in calls]}
+
+
 class Conversation:
     def __init__(self, http: aiohttp.ClientSession, proxy: Proxy, session: Session, wire: str, *,
                  stream: bool = False, extra_text: bool = False, tools: list[dict] | None = None):
@@ -89,23 +107,12 @@ class Conversation:
             return resp.status, await resp.read()
 
     async def ask(self, max_tokens: int = 1024) -> dict:
-        """One request; returns {"text", "calls": [(name, args)], "stop"} and extends the history."""
+        """One request; returns {"text", "calls": [(name, args)], "stop", "ids"} and extends the history."""
         status, raw = await self.post(self.body(max_tokens))
         assert status == 200, raw
-        if self.wire == "anthropic":
-            reply = anthropic_from_stream(raw) if self.stream else json.loads(raw)
-            self.messages.append({"role": "assistant", "content": reply["content"]})
-            calls = [(b["id"], b["name"], b["input"]) for b in reply["content"] if b["type"] == "tool_use"]
-            text = "".join(b.get("text", "") for b in reply["content"] if b["type"] == "text")
-            stop = reply["stop_reason"]
-        else:
-            reply = openai_from_stream(raw) if self.stream else json.loads(raw)
-            message, stop = reply["choices"][0]["message"], reply["choices"][0]["finish_reason"]
-            self.messages.append(message)
-            calls = [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
-                     for c in message.get("tool_calls") or []]
-            text = message.get("content") or ""
-        return {"text": text, "calls": [(n, a) for _, n, a in calls], "stop": stop, "ids": [i for i, _, _ in calls]}
+        message, reply = read_reply(self.wire, self.stream, raw)
+        self.messages.append(message)
+        return reply
 
     def tool_results(self, reply: dict, outputs: list[str]) -> None:
         if self.wire == "anthropic":
