@@ -95,6 +95,8 @@ def test_one_chain_all_turns_trained(tokenizer, wire, extra_text, template, reas
     sequence = chain.prompt_ids + chain.tokens
     for call in policy.calls:  # every generation saw exactly the chain up to that point
         assert call.prompt_ids == sequence[: len(call.prompt_ids)]
+    # each sampled turn is closed as the template closes a turn: `<|im_end|>` then a newline (mask 0)
+    assert "<|im_end|><|im_start|>" not in tok.decode(sequence)
     # the sampled turns were never rendered again (only the first request and the appended messages were)
     assert not [m for msgs in tok.rendered for m in msgs if "Step" in (m.get("content") or "")]
     # what the chain appends is the tool output as the template wraps it, in a user turn (mask 0)
@@ -161,3 +163,30 @@ def test_a_non_standard_tokenisation_is_trained_as_sampled(tokenizer) -> None:
     chain = session.trained_chain()
     assert chain.turns == 4 and trained(chain) == [t for c in policy.calls for t in c.token_ids]
     assert policy.calls[3].prompt_ids[: len(chain.prompt_ids) + len(first)] == chain.prompt_ids + first
+
+
+def test_claude_codes_environment_message_keeps_one_chain(tokenizer) -> None:
+    """claude-code (the real CLI, as recorded through the proxy) sends its "# Environment" message with role system:
+    as a list of text blocks in its first request and as a string in the later ones (F14). Both are one message."""
+    tok = with_template(tokenizer, "qwen35_like")
+    policy = ScriptedPolicy(tok, script_for("qwen35_like", True, True, calls=2))
+    session = new_session(tok, policy)
+    environment = "# Environment\nYou have been invoked in the following environment:\n - Platform: linux"
+
+    async def run() -> None:
+        proxy = await started_proxy()
+        proxy.open(session)
+        async with aiohttp.ClientSession() as http:
+            conv = Conversation(http, proxy, session, "anthropic", stream=True)
+            task = [{"type": "text", "text": "<system-reminder>r</system-reminder>"},
+                    {"type": "text", "text": "Write 42 into answer.txt."}]
+            conv.messages = [{"role": "user", "content": task},
+                             {"role": "system", "content": [{"type": "text", "text": environment}]}]
+            reply = await conv.ask()
+            conv.messages[1] = {"role": "system", "content": environment}
+            conv.tool_results(reply, ["exit code 0"])
+            await conv.ask()
+        await proxy.close()
+
+    asyncio.run(run())
+    assert len(session.chains) == 1 and session.rewrites == 0 and session.trained_chain().turns == 2
