@@ -51,7 +51,7 @@ class Limits:
     max_turns: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Chain:
     prompt_ids: list[int]
     messages: list[dict]  # the request messages of the chain's last turn
@@ -127,7 +127,7 @@ class Session:
     # ------------------------------------------------------------------ chains
     def _extends(self, chain: Chain, messages: list[dict], tools: list[dict]) -> bool:
         n = len(chain.messages)
-        return (chain.turns > 0 and len(messages) > n + 1 and tools == chain.tools
+        return (len(messages) > n + 1 and tools == chain.tools
                 and messages[-1]["role"] != "assistant" and messages[:n] == chain.messages
                 and _echoes(messages[n], chain.reply))
 
@@ -173,12 +173,12 @@ class Session:
         budget = self.limits.response_length - len(chain.tokens) - len(delta)
         if budget <= 0:
             raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
-        if chain not in self.chains:
-            self._rewrites += bool(self.chains)
-            self.chains.append(chain)
         ids = chain.prompt_ids + chain.tokens + delta
         want = min(budget, max_tokens or budget)
         out = await self._generate(ids, dict(self.sampling_params, max_tokens=want))
+        if not chain.turns:  # a new chain: it joins (and counts as a rewrite after the first) once it holds a turn
+            self._rewrites += bool(self.chains)
+            self.chains.append(chain)
         sampled = list(out.token_ids)
         logp = list(out.log_probs) if out.log_probs else [0.0] * len(sampled)
         chain.tokens += delta + sampled

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
 import pytest
 from policy_double import ScriptedPolicy, hermes_call, tool_call
 from tokenizer_fixture import Recording, with_template
-from wire_client import Conversation, started_proxy, tools_for
+from wire_client import Conversation, tools_for, with_proxy
 
 from liverl.scaffold.session import Limits, Session
 
@@ -53,21 +52,18 @@ def new_session(tokenizer, policy, parser: str = "qwen3_coder", template_kwargs=
 
 
 async def converse(session: Session, wire: str, *, stream: bool, extra_text: bool, turns: int = 4) -> list[dict]:
-    proxy = await started_proxy()
-    proxy.open(session)
-    try:
-        async with aiohttp.ClientSession() as http:
-            conv = Conversation(http, proxy, session, wire, stream=stream, extra_text=extra_text)
-            replies = []
-            for _ in range(turns):
-                reply = await conv.ask()
-                replies.append(reply)
-                if not reply["calls"]:
-                    break
-                conv.tool_results(reply, [f"exit code 0\nline {len(replies)}" for _ in reply["calls"]])
-            return replies
-    finally:
-        await proxy.close()
+    async def body(http, proxy) -> list[dict]:
+        conv = Conversation(http, proxy, session, wire, stream=stream, extra_text=extra_text)
+        replies = []
+        for _ in range(turns):
+            reply = await conv.ask()
+            replies.append(reply)
+            if not reply["calls"]:
+                break
+            conv.tool_results(reply, [f"exit code 0\nline {len(replies)}" for _ in reply["calls"]])
+        return replies
+
+    return await with_proxy(session, body)
 
 
 def trained(chain) -> list[int]:
@@ -111,19 +107,14 @@ def test_a_rewritten_history_opens_a_counted_chain(tokenizer) -> None:
     policy = ScriptedPolicy(tok, script_for("qwen35_like", True, True, calls=5))
     session = new_session(tok, policy)
 
-    async def run() -> None:
-        proxy = await started_proxy()
-        proxy.open(session)
-        async with aiohttp.ClientSession() as http:
-            conv = Conversation(http, proxy, session, "openai")
-            for _ in range(2):
-                reply = await conv.ask()
-                conv.tool_results(reply, ["exit code 0"])
-            conv.messages = [*conv.messages[:2], {"role": "user", "content": "Summary: two commands ran."}]
-            await conv.ask()
-        await proxy.close()
+    async def body(http, proxy) -> None:
+        conv = Conversation(http, proxy, session, "openai")
+        for _ in range(2):
+            conv.tool_results(await conv.ask(), ["exit code 0"])
+        conv.messages = [*conv.messages[:2], {"role": "user", "content": "Summary: two commands ran."}]
+        await conv.ask()
 
-    asyncio.run(run())
+    asyncio.run(with_proxy(session, body))
     assert len(session.chains) == 2 and session.rewrites == 1
     assert trained(session.trained_chain()) == policy.calls[0].token_ids + policy.calls[1].token_ids
     assert session.sampled_tokens == sum(len(c.token_ids) for c in policy.calls)
@@ -136,17 +127,13 @@ def test_a_changed_tool_list_opens_a_counted_chain(tokenizer) -> None:
     policy = ScriptedPolicy(tok, script_for("qwen35_like", True, True, calls=5))
     session = new_session(tok, policy)
 
-    async def run() -> None:
-        proxy = await started_proxy()
-        proxy.open(session)
-        async with aiohttp.ClientSession() as http:
-            conv = Conversation(http, proxy, session, "anthropic")
-            conv.tool_results(await conv.ask(), ["exit code 0"])
-            conv.tools = tools_for("anthropic", ("bash", "Read"))
-            await conv.ask()
-        await proxy.close()
+    async def body(http, proxy) -> None:
+        conv = Conversation(http, proxy, session, "anthropic")
+        conv.tool_results(await conv.ask(), ["exit code 0"])
+        conv.tools = tools_for("anthropic", ("bash", "Read"))
+        await conv.ask()
 
-    asyncio.run(run())
+    asyncio.run(with_proxy(session, body))
     assert len(session.chains) == 2 and session.rewrites == 1
     assert "<name>Read</name>" in tok.decode(session.chains[1].prompt_ids)
     assert "<name>Read</name>" not in tok.decode(session.chains[0].prompt_ids + session.chains[0].tokens)
@@ -173,20 +160,16 @@ def test_claude_codes_environment_message_keeps_one_chain(tokenizer) -> None:
     session = new_session(tok, policy)
     environment = "# Environment\nYou have been invoked in the following environment:\n - Platform: linux"
 
-    async def run() -> None:
-        proxy = await started_proxy()
-        proxy.open(session)
-        async with aiohttp.ClientSession() as http:
-            conv = Conversation(http, proxy, session, "anthropic", stream=True)
-            task = [{"type": "text", "text": "<system-reminder>r</system-reminder>"},
-                    {"type": "text", "text": "Write 42 into answer.txt."}]
-            conv.messages = [{"role": "user", "content": task},
-                             {"role": "system", "content": [{"type": "text", "text": environment}]}]
-            reply = await conv.ask()
-            conv.messages[1] = {"role": "system", "content": environment}
-            conv.tool_results(reply, ["exit code 0"])
-            await conv.ask()
-        await proxy.close()
+    async def body(http, proxy) -> None:
+        conv = Conversation(http, proxy, session, "anthropic", stream=True)
+        task = [{"type": "text", "text": "<system-reminder>r</system-reminder>"},
+                {"type": "text", "text": "Write 42 into answer.txt."}]
+        conv.messages = [{"role": "user", "content": task},
+                         {"role": "system", "content": [{"type": "text", "text": environment}]}]
+        reply = await conv.ask()
+        conv.messages[1] = {"role": "system", "content": environment}
+        conv.tool_results(reply, ["exit code 0"])
+        await conv.ask()
 
-    asyncio.run(run())
+    asyncio.run(with_proxy(session, body))
     assert len(session.chains) == 1 and session.rewrites == 0 and session.trained_chain().turns == 2

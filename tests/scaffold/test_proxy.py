@@ -8,13 +8,12 @@ import threading
 import time
 from pathlib import Path
 
-import aiohttp
 import numpy as np
 import pytest
 from harness import harbor_settings, make_loop
 from policy_double import ScriptedPolicy, tool_call
 from tokenizer_fixture import Recording, with_template
-from wire_client import Conversation, events, read_reply, started_proxy
+from wire_client import Conversation, events, read_reply, with_proxy
 
 from liverl.scaffold.proxy import Proxy
 from liverl.scaffold.session import Limits, Session
@@ -36,19 +35,6 @@ def new_session(tok, policy, **limits) -> Session:
     limits = {"prompt_length": 4096, "response_length": 4096, "max_turns": 20} | limits
     return Session(tokenizer=tok, generate=policy.generate, sampling_params={}, limits=Limits(**limits),
                    parser="qwen3_coder")
-
-
-async def with_proxy(session: Session, body, keepalive_sec: float | None = None):
-    """Run `body(http, proxy)` against a started proxy holding `session`."""
-    proxy = await started_proxy()
-    if keepalive_sec is not None:
-        proxy.keepalive_sec = keepalive_sec
-    proxy.open(session)
-    try:
-        async with aiohttp.ClientSession() as http:
-            return await body(http, proxy)
-    finally:
-        await proxy.close()
 
 
 def mask1(chain) -> list[int]:

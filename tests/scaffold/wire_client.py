@@ -128,7 +128,15 @@ class Conversation:
                 self.messages.append({"role": "user", "content": "Keep going."})
 
 
-async def started_proxy() -> Proxy:
+async def with_proxy(session: Session, body, keepalive_sec: float | None = None):
+    """Run `body(http, proxy)` against a started proxy (a real aiohttp server on 127.0.0.1) holding `session`."""
     proxy = Proxy()
     await proxy.start()
-    return proxy
+    if keepalive_sec is not None:
+        proxy.keepalive_sec = keepalive_sec
+    proxy.open(session)
+    try:
+        async with aiohttp.ClientSession() as http:
+            return await body(http, proxy)
+    finally:
+        await proxy.close()
