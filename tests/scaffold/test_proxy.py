@@ -276,3 +276,18 @@ def test_routed_experts_of_the_trained_chain_reach_the_agent_loop_output(tokeniz
 
 def test_proxy_keeps_a_bounded_overhead_record() -> None:
     assert Proxy().overhead.maxlen is not None
+
+
+def test_turns_with_unparsed_tool_call_markup_are_counted(tok) -> None:
+    from liverl.scaffold.toolcalls import Parsed
+
+    if "failures" not in Parsed.__dataclass_fields__:
+        pytest.skip("Parsed.failures comes with the tool-call parser change of issue 17 (another branch)")
+    policy = ScriptedPolicy(tok, lambda prompt: "</think>\n\n<tool_call>\n<function=bash>\n<parameter=command>\nls")
+    session = new_session(tok, policy)
+
+    async def body(http, proxy):
+        return await Conversation(http, proxy, session, "openai").ask()
+
+    reply = asyncio.run(with_proxy(session, body))
+    assert reply["calls"] == [] and session.parse_failures == 1

@@ -5,6 +5,8 @@ Anthropic messages with streamed server-sent events; it runs offline against the
 dummy key, CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1; liverl/scaffold/trial.py).
 OpenHands SDK: LiveRL's MountedOpenHandsSDK (scaffold=ohsdk: agent name null + import path) with the SDK runtime
 pre-built at the mount path (here .venv-harbor, which holds openhands-sdk/-tools, linked at that path).
+The policy's chat template is the Qwen3.5-like test template, so a normal trial is one chain only if no sampled turn
+is rendered again (issue 17, F2), and only if the session sees claude-code's requests as one history (F14).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 from harness import REPO, harbor_settings, make_loop, run_sample
 from policy_double import ScriptedPolicy, after_tool_output, tool_call
 from tasks import write_task
+from tokenizer_fixture import with_template
 
 from liverl.scaffold.proxy import Proxy
 from liverl.scaffold.session import Session
@@ -69,7 +72,15 @@ def requests(monkeypatch) -> list[int]:
     return seen
 
 
-def test_claude_code_cli_completes_a_trial_through_the_proxy(tokenizer, tmp_path: Path) -> None:
+@pytest.fixture
+def qwen35(tokenizer):
+    """The test tokenizer with the Qwen3.5-like template (tests/scaffold/templates): it renders a past assistant turn
+    without reasoning differently once messages follow it, as the real one does (F2)."""
+    return with_template(tokenizer, "qwen35_like")
+
+
+def test_claude_code_cli_completes_a_trial_through_the_proxy(qwen35, tmp_path: Path) -> None:
+    tokenizer = qwen35
     assert (CLAUDE_BIN / "claude").exists(), "the claude-code CLI is missing: run `make install`"
     policy = ScriptedPolicy(tokenizer, script_for("Bash", "command"), delay_sec=0.4)
     loop = make_loop(tokenizer, policy, claude_code(tmp_path), prompt_length=400_000, response_length=400_000)
@@ -80,7 +91,8 @@ def test_claude_code_cli_completes_a_trial_through_the_proxy(tokenizer, tmp_path
     check_faithful(out, policy)
 
 
-def test_openhands_sdk_completes_a_trial_through_the_proxy(tokenizer, tmp_path: Path) -> None:
+def test_openhands_sdk_completes_a_trial_through_the_proxy(qwen35, tmp_path: Path) -> None:
+    tokenizer = qwen35
     policy = ScriptedPolicy(tokenizer, script_for("terminal", "command"), delay_sec=0.4)
     loop = make_loop(tokenizer, policy, openhands(tmp_path), prompt_length=400_000, response_length=400_000)
     out = run_sample(loop, write_task(tmp_path))
@@ -102,7 +114,8 @@ def openhands(tmp_path: Path) -> dict:
 
 
 @pytest.mark.parametrize("agent", ["claude_code", "openhands"])
-def test_a_full_response_window_stops_the_real_agent(tokenizer, tmp_path: Path, requests, agent) -> None:
+def test_a_full_response_window_stops_the_real_agent(qwen35, tmp_path: Path, requests, agent) -> None:
+    tokenizer = qwen35
     """After the first turn the window is full: the proxy answers a final stop and the agent ends its run at once
     (one more request, no retry, no compaction), the trial is `overlong` and the first turn is trained."""
     policy = ScriptedPolicy(tokenizer, script_for("Bash" if agent == "claude_code" else "terminal", "command"))
