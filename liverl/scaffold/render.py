@@ -36,6 +36,7 @@ class Renderer:
         self.kwargs = dict(template_kwargs or {})
         self.im_end = _token_id(tokenizer, IM_END)
         self.stop_ids = stop_ids(tokenizer)
+        self._heads: dict[tuple[int, str], tuple[list[dict], str]] = {}
 
     def render(self, messages: list[dict], tools: list[dict], gen: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=gen,
@@ -60,12 +61,23 @@ class Renderer:
         groups = _groups(new)
         for i, group in enumerate(groups):
             head = [_SYSTEM, _USER, _caller(group)] if group[0]["role"] == "tool" else [_SYSTEM, _USER]
-            before = self.render(head, tools, gen=False)
+            before = self._head(head, tools)
             after = self.render(head + group, tools, gen=i == len(groups) - 1)
             if not after.startswith(before):
                 raise NotAppendable(f"the chat template renders appended {group[0]['role']!r} messages differently")
             text += after[len(before):]
         return self.encode(text)
+
+
+    def _head(self, head: list[dict], tools: list[dict]) -> str:
+        """The synthetic context's render, cached per tool list (a chain passes the same list every turn)."""
+        key = (id(tools), json.dumps(head[2:]))
+        hit = self._heads.get(key)
+        if hit is None or hit[0] is not tools:
+            if len(self._heads) > 64:
+                self._heads.clear()
+            hit = self._heads[key] = (tools, self.render(head, tools, gen=False))
+        return hit[1]
 
 
 def _groups(messages: list[dict]) -> list[list[dict]]:

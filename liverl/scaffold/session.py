@@ -14,7 +14,7 @@ tie). So a token with mask 1 is always a token this session sampled, at the posi
 
 Concurrency: one turn at a time per session (an asyncio lock); a request identical to the last one answered (a
 client retry while or after a turn generated) gets that turn again, never a second generation. Rendering and
-tokenising run in the event loop's executor, as verl's loops do (experimental/agent_loop/agent_loop.py:335,399).
+tokenising run off the event loop, as verl's loops do (experimental/agent_loop/agent_loop.py:335,399), on one thread.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ from liverl.guardrails.verl_keys import MAX_TURNS_REACHED, OVERLONG
 from liverl.scaffold.render import NotAppendable, Renderer
 from liverl.scaffold.toolcalls import Parsed, parse
 
+# one thread renders and tokenises for all sessions of this worker: Jinja holds the GIL, so more threads would not
+# render faster but would take the GIL from the event loop more often (and HF tokenizers are not shared-thread safe)
+_RENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liverl-render")
 ABORTED = ("aborted", "abort")  # verl's stop reasons for a request aborted by a weight sync (llm_server.py:336-343)
 
 
@@ -119,7 +123,7 @@ class Session:
         return self._rewrites
 
     async def off_loop(self, fn: Callable, *args):
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(_RENDER, fn, *args)
 
     async def count_tokens(self, messages: list[dict], tools: list[dict]) -> int:
         return len(await self.off_loop(self.renderer.prompt, messages, tools))
@@ -137,7 +141,7 @@ class Session:
             if self._extends(chain, messages, tools):
                 last = chain.tokens[-1] if chain.mask and chain.mask[-1] == 1 else None
                 try:
-                    return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], tools)
+                    return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
                 except NotAppendable:
                     break
         prompt = self.renderer.prompt(messages, tools)
