@@ -6,6 +6,7 @@ separate Python 3.12 environment `.venv-harbor` and is driven through `trial_run
 - `agent_loop`     HarborAgentLoop: one Harbor trial per sample, returns verl's AgentLoopOutput
 - `proxy`          in-process HTTP proxy (Anthropic messages, OpenAI chat completions) -> server_manager.generate
 - `session`        one trial's token record: sampled tokens (mask 1), observations (mask 0), rewrites
+- `render`         the chat template as verl's loop uses it: a whole first prompt, then only appended messages
 - `chat`           message normalisation between the two APIs and the policy's chat template
 - `toolcalls`      tool-call parsers (`qwen3_coder` XML, `hermes` JSON)
 - `termination`    Harbor's TrialResult -> termination reason (verl's names: liverl/guardrails/verl_keys.py)

@@ -31,7 +31,7 @@ from liverl.guardrails.verl_keys import ENV_SETUP_FAILED, TIMEOUT
 from liverl.recipe.filter_plan import HARBOR_LOOP
 from liverl.scaffold import loop_metrics, reach, termination
 from liverl.scaffold.proxy import get_proxy
-from liverl.scaffold.session import Limits, Session
+from liverl.scaffold.session import Limits, Session, routed_experts_of
 from liverl.scaffold.trial import run_trial, trial_spec
 
 NAME = HARBOR_LOOP
@@ -173,6 +173,7 @@ class HarborAgentLoop(AgentLoopBase):
             # verl's tensors need a number (rm_scores); a missing verifier reward is flagged (reward_missing,
             # verifier_reward None) and left out of LiveRL's reward metric (loop_metrics.batch_metrics)
             reward_score=reward if reward is not None else 0.0, num_turns=turns,
+            routed_experts=routed_experts_of(chain, len(prompt) + n),
             metrics=AgentLoopMetrics(generate_sequences=session.generate_seconds,
                                      tool_calls=max(0.0, seconds - session.generate_seconds)),
             extra_fields=extra,
