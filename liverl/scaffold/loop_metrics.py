@@ -4,8 +4,8 @@ reward of the trajectories the filter kept.
 Per trial (HarborAgentLoop._output -> extra_fields.scaffold): turns (model calls answered), chains (token chains
 the session opened; >1 means the agent rewrote its history), trained_turn_fraction (turns of the trained chain /
 all turns), trained_token_fraction (sampled tokens with mask 1 in the trained chain / all sampled tokens),
-parse_failures (tool-call blocks the parser could not turn into a call), waste_s (seconds from the last trainable
-token to the end of the trial: sandbox time spent on nothing the policy learns from), trial_s.
+parse_failures (turns with a tool-call block the parser could not turn into a call), waste_s (seconds from the
+last trainable token to the end of the trial: sandbox time spent on nothing the policy learns from), trial_s.
 
 Per step (`batch_metrics`, over the rows of a batch): `scaffold/<figure>/mean` (and `/max` for waste and trial
 seconds), and `trajectory_filter/score/kept_mean`: the verifier reward averaged over the trajectories the filter
@@ -31,22 +31,20 @@ def _sampled(chain: Any) -> int:
 
 
 def trial_figures(session: Any, chain: Any, trial_s: float, now: float | None = None) -> dict[str, float | None]:
-    """One trial's figures. Session attributes the chain rework adds (`sampled_tokens`, `parse_failures`,
-    Chain.`ended_at` on time.perf_counter's clock) are read when present."""
-    chains = list(getattr(session, "chains", []))
+    """One trial's figures from the session (liverl/scaffold/session.py); `now` and Chain.ended_at are on
+    time.perf_counter's clock."""
+    chains = list(session.chains)
     turns = sum(c.turns for c in chains)
-    sampled = getattr(session, "sampled_tokens", None)
-    if sampled is None:
-        sampled = sum(_sampled(c) for c in chains)
-    ended = getattr(chain, "ended_at", None) if chain is not None else None
+    sampled = session.sampled_tokens
+    ended = chain.ended_at if chain is not None else None
     now = time.perf_counter() if now is None else now
     return {
         "turns": float(turns),
         "chains": float(len(chains)),
         "trained_turn_fraction": (chain.turns / turns) if chain is not None and turns else None,
         "trained_token_fraction": (_sampled(chain) / sampled) if chain is not None and sampled else None,
-        "parse_failures": float(getattr(session, "parse_failures", 0) or 0),
-        "rewrites": float(getattr(session, "rewrites", max(0, len(chains) - 1))),
+        "parse_failures": float(session.parse_failures),
+        "rewrites": float(session.rewrites),
         "waste_s": max(0.0, now - ended) if ended is not None else None,
         "trial_s": float(trial_s),
     }

@@ -67,7 +67,7 @@ class Chain:
     turns: int = 0
     steps: list[int] = field(default_factory=list)
     routed_experts: Any = None  # vLLM's routing of the whole sequence, from the latest turn (tool_agent_loop.py:286)
-    ended_at: float | None = None  # time.monotonic() when its last turn returned
+    ended_at: float | None = None  # time.perf_counter() when its last turn returned (loop_metrics.waste_s's clock)
 
 
 @dataclass
@@ -188,7 +188,7 @@ class Session:
         chain.tokens += delta + sampled
         chain.mask += [0] * len(delta) + [1] * len(sampled)
         chain.logprobs += [0.0] * len(delta) + logp
-        chain.messages, chain.turns, chain.ended_at = list(messages), chain.turns + 1, time.monotonic()
+        chain.messages, chain.turns, chain.ended_at = list(messages), chain.turns + 1, time.perf_counter()
         if out.routed_experts is not None:
             chain.routed_experts = out.routed_experts
         chain.steps += [s for s in (out.extra_fields.get("min_global_steps"), out.extra_fields.get("max_global_steps"))
@@ -199,8 +199,10 @@ class Session:
         if not stopped and len(sampled) >= budget:  # the chain reached the response window: stop the agent
             raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
         text = await self.off_loop(self._decode, sampled[:-1] if stopped else sampled)
-        chain.reply = parse(text, self.parser)
-        self.parse_failures += bool(getattr(chain.reply, "failures", 0))
+        # the request's tools ([{"type": "function", "function": {..., "parameters": schema}}], chat.py's form for
+        # both wire formats): qwen3_coder converts only the parameters the schema declares non-string
+        chain.reply = parse(text, self.parser, chain.tools)
+        self.parse_failures += bool(chain.reply.failures)  # turns with a <tool_call> block that became no call
         finish = "stop" if stopped or len(sampled) < want else "length"
         return Turn(chain.reply, finish, (len(ids), len(sampled)))
 

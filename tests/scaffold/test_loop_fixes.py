@@ -146,7 +146,7 @@ def test_parse_failures_count_blocks_that_did_not_become_calls(parser, text, fai
 def test_trial_figures_read_the_session() -> None:
     chain = SimpleNamespace(turns=3, mask=[1, 1, 0, 1, 0, 1], ended_at=100.0)
     other = SimpleNamespace(turns=1, mask=[1, 1])
-    session = SimpleNamespace(chains=[other, chain], rewrites=1, parse_failures=2)
+    session = SimpleNamespace(chains=[other, chain], rewrites=1, parse_failures=2, sampled_tokens=6)
     figures = trial_figures(session, chain, trial_s=50.0, now=112.5)
     assert figures["turns"] == 4 and figures["chains"] == 2 and figures["trained_turn_fraction"] == 0.75
     assert figures["trained_token_fraction"] == pytest.approx(4 / 6)

@@ -279,10 +279,6 @@ def test_proxy_keeps_a_bounded_overhead_record() -> None:
 
 
 def test_turns_with_unparsed_tool_call_markup_are_counted(tok) -> None:
-    from liverl.scaffold.toolcalls import Parsed
-
-    if "failures" not in Parsed.__dataclass_fields__:
-        pytest.skip("Parsed.failures comes with the tool-call parser change of issue 17 (another branch)")
     policy = ScriptedPolicy(tok, lambda prompt: "</think>\n\n<tool_call>\n<function=bash>\n<parameter=command>\nls")
     session = new_session(tok, policy)
 
@@ -291,3 +287,35 @@ def test_turns_with_unparsed_tool_call_markup_are_counted(tok) -> None:
 
     reply = asyncio.run(with_proxy(session, body))
     assert reply["calls"] == [] and session.parse_failures == 1
+
+
+# claude-code's Bash tool (its schema as the CLI sends it: a string command, a numeric timeout)
+BASH_SCHEMA = {"type": "object", "properties": {"command": {"type": "string"}, "timeout": {"type": "number"},
+                                                "description": {"type": "string"}}, "required": ["command"]}
+
+
+@pytest.mark.parametrize("wire", ["anthropic", "openai"])
+def test_tool_arguments_follow_the_request_schema_through_the_session(tok, wire) -> None:
+    """qwen3_coder values are text: the session hands the parser the request's tools, so the numeric `timeout`
+    reaches the agent as a number and the string `command` stays the string the policy wrote (`42`)."""
+    def script(prompt: str) -> str:
+        if "<tool_response>" in prompt:
+            return "</think>\n\nDone."
+        return "</think>\n\n" + tool_call("Bash", command="42", timeout="60000", description="true")
+
+    policy = ScriptedPolicy(tok, script)
+    session = new_session(tok, policy)
+    tools = ([{"name": "Bash", "description": "run", "input_schema": BASH_SCHEMA}] if wire == "anthropic" else
+             [{"type": "function", "function": {"name": "Bash", "description": "run", "parameters": BASH_SCHEMA}}])
+
+    async def body(http, proxy):
+        conv = Conversation(http, proxy, session, wire, tools=tools)
+        first = await conv.ask()
+        conv.tool_results(first, ["42"])
+        return first, await conv.ask()
+
+    first, second = asyncio.run(with_proxy(session, body))
+    assert first["calls"] == [("Bash", {"command": "42", "timeout": 60000, "description": "true"})]
+    assert isinstance(first["calls"][0][1]["timeout"], int) and second["calls"] == []
+    # the agent's echo of the converted call still extends the chain
+    assert len(session.chains) == 1 and session.trained_chain().turns == 2
