@@ -15,6 +15,7 @@ from policy_double import ScriptedPolicy, tool_call
 from tokenizer_fixture import Recording, with_template
 from wire_client import Conversation, events, read_reply, with_proxy
 
+from liverl.scaffold.loop_metrics import trial_figures
 from liverl.scaffold.proxy import Proxy
 from liverl.scaffold.session import Limits, Session
 
@@ -319,3 +320,8 @@ def test_tool_arguments_follow_the_request_schema_through_the_session(tok, wire)
     assert isinstance(first["calls"][0][1]["timeout"], int) and second["calls"] == []
     # the agent's echo of the converted call still extends the chain
     assert len(session.chains) == 1 and session.trained_chain().turns == 2
+    # the loop's per-trial figures read this real session: one chain, every sampled token trained, and the waste
+    # measured on the clock Chain.ended_at is stamped with (a wall-clock stamp would read as 0 or hours here)
+    figures = trial_figures(session, session.trained_chain(), trial_s=1.0)
+    assert figures["trained_token_fraction"] == 1.0 and figures["parse_failures"] == 0
+    assert 0.0 < figures["waste_s"] < 5.0
