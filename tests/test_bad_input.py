@@ -24,9 +24,9 @@ CASES = [  # (overrides, key named, words the message must contain, a nearest na
     (["sp_size=2"], "sp_size", "GatedDeltaNet", "keep sp_size=1"),
     (["verl.data.train_batch_size=64"], "verl.data.train_batch_size", "not train_bsz=8", "train_bsz=N"),
     (
-        ["trajectory_filter.enable=true", "topology=3node"],
+        ["trajectory_filter.enable=true", "topology=3node", "verl.algorithm.adv_estimator=rloo"],
         "trajectory_filter.enable",
-        "LiveRL's filter runs on the v1 (sync) trainer only",
+        "LiveRL's filter keeps dropped rows out of GRPO baselines only",
         "USE_NEW_VERL=1",
     ),
     (["verl.actor_rollout_ref.rollout.mode=sync"], "verl", "Rollout mode 'sync' has been removed", "fix:"),

@@ -184,9 +184,9 @@ BAD = [
         "knob-type",  # the knob schema (liverl/recipe/knobs.py) is the one place drop reasons are checked
         "trajectory_filter.drop_reasons",
     ),
-    (
+    (  # on the installed verl LiveRL's filter keeps dropped rows out of GRPO baselines only
         "traj-filter-on-old-verl",
-        ("trajectory_filter.enable=true", "topology=2node"),
+        ("trajectory_filter.enable=true", "topology=2node", "verl.algorithm.adv_estimator=rloo"),
         "new-verl-feature",
         "trajectory_filter.enable",
     ),
@@ -246,11 +246,42 @@ BAD = [
         "tool-call-parser",
         "model.tool_call_parser.ohsdk",
     ),
-    (
-        "30b-cc-hermes",
-        ("model=qwen3_30b_a3b", "model.tool_call_parser.claude_code=hermes"),
+    (  # Qwen3-30B-A3B's instruct template writes hermes JSON, not Qwen3-Coder's XML
+        "30b-cc-qwen3-coder",
+        ("model=qwen3_30b_a3b", "model.tool_call_parser.claude_code=qwen3_coder"),
         "tool-call-parser",
         "model.tool_call_parser.claude_code",
+    ),
+    (  # one model, two formats: one of them cannot match the template
+        "30b-two-parsers",
+        ("model=qwen3_30b_a3b", "scaffold=ohsdk", "model.tool_call_parser.claude_code=qwen3_coder"),
+        "tool-parser-conflict",
+        "model.tool_call_parser",
+    ),
+    (  # docker runs the agent in a container: a loopback base URL reaches the container itself
+        "docker-loopback-proxy",
+        ("scaffold.harbor.proxy_bind_host=127.0.0.1",),
+        "proxy-unreachable",
+        "scaffold.harbor.proxy_bind_host",
+    ),
+    (
+        "k8s-loopback-advertised",
+        ("scaffold.harbor.environment_type=null", "scaffold.harbor.environment_import_path=my_k8s.env:Pods",
+         "scaffold.harbor.proxy_advertise_host=localhost"),
+        "proxy-unreachable",
+        "scaffold.harbor.proxy_advertise_host",
+    ),
+    (  # v1 divides seq-mean losses by the whole mini-batch, dropped rows included
+        "filter-seq-mean-token-sum",
+        ("verl.actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum",),
+        "filter-seq-mean",
+        "verl.actor_rollout_ref.actor.loss_agg_mode",
+    ),
+    (
+        "colocated-reward-model",
+        ("+verl.reward.reward_model.enable=true",),
+        "reward-model-colocated",
+        "verl.reward.reward_model.enable",
     ),
     ("rollout-is-bogus", ("verl.algorithm.rollout_correction.rollout_is=bogus",), "rollout-is", "rollout_is"),
     ("rollout-is-typo", ("verl.algorithm.rollout_correction.rollout_is=tokens",), "rollout-is", "rollout_is"),
@@ -425,6 +456,10 @@ PASSING = {
     "vllm-r3-version": ("engine=fsdp",),
     "trainer-imports": (),
     "harness-conformance": ("scaffold=single_turn", f"{CUSTOM_TEMPLATE}=never-conformed"),
+    "proxy-unreachable": ("scaffold.harbor.proxy_bind_host=auto",),
+    "filter-seq-mean": ("verl.actor_rollout_ref.actor.loss_agg_mode=token-mean",),
+    "tool-parser-conflict": ("model=qwen3_30b_a3b",),
+    "reward-model-colocated": (),
 }
 
 
@@ -538,7 +573,7 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
     [
         ("qwen35 Qwen/Qwen3.5-35B-A3B", "claude_code", "qwen3_coder"),
         ("qwen36 /ckpt/Qwen3.6-27B", "ohsdk", "qwen3_coder"),
-        ("qwen3_30b_a3b Qwen/Qwen3-30B-A3B-Instruct-2507", "claude_code", "qwen3_coder"),
+        ("qwen3_30b_a3b Qwen/Qwen3-30B-A3B-Instruct-2507", "claude_code", "hermes"),  # one template, one format
         ("qwen3_30b_a3b Qwen/Qwen3-30B-A3B-Instruct-2507", "ohsdk", "hermes"),
         ("qwen25_0p5b Qwen/Qwen2.5-0.5B", "ohsdk", None),
     ],

@@ -65,8 +65,9 @@ def test_the_environment_is_read_by_liverl_itself(tmp_path: Path, capsys) -> Non
     env = {"TRAJ_FILTER_ENABLE": "True", "HARBOR_AGENT_NAME": "openhands-sdk", "TRAIN_BSZ": "16"}
     args = arguments(["scaffold=ohsdk", "topology=3node"], env)
     assert "trajectory_filter.enable=true" in args.args and "scaffold.harbor.agent_name='openhands-sdk'" in args.args
-    # asked for through the environment, the filter is refused on a verl without it (not silently off)
-    assert run(["topology=3node", "launcher=dryrun"], tmp_path / "tf", environ=env) == 2
+    # asked for through the environment, the filter is refused where it cannot run (not silently off)
+    assert run(["topology=3node", "verl.algorithm.adv_estimator=rloo", "launcher=dryrun"], tmp_path / "tf",
+               environ=env) == 2
     assert "trajectory_filter.enable:" in capsys.readouterr().err
     # HARBOR_AGENT_NAME reaches the plan: on ohsdk a registered name is refused by its guardrail (no longer ignored)
     code = run(["scaffold=ohsdk", "launcher=dryrun"], tmp_path / "oh", environ={"HARBOR_AGENT_NAME": "openhands-sdk"})

@@ -114,10 +114,11 @@ def test_router_replay_follows_the_policy() -> None:
     assert moe.actor_rollout_ref.rollout.enable_rollout_routing_replay is True
 
 
-def test_tool_call_parser_follows_model_and_scaffold() -> None:
+def test_tool_call_parser_follows_the_model() -> None:
     def parser(*o: str) -> str:
         return built(*o).verl.actor_rollout_ref.rollout.engine_kwargs.vllm["tool-call-parser"]
 
-    assert parser("model=qwen3_30b_a3b", "scaffold=claude_code") == "qwen3_coder"
+    # one model, one chat template, one format under every scaffold (Qwen3 instruct: hermes JSON)
+    assert parser("model=qwen3_30b_a3b", "scaffold=claude_code") == "hermes"
     assert parser("model=qwen3_30b_a3b", "scaffold=ohsdk") == "hermes"
     assert parser("model=qwen35", "scaffold=ohsdk") == "qwen3_coder"

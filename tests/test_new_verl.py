@@ -37,10 +37,11 @@ def test_trajectory_filter_is_on_by_default_under_a_verl_that_has_it(monkeypatch
     assert any("trajectory filter: on" in n for n in b.notes)
 
 
-def test_trajectory_filter_is_off_and_said_so_under_the_installed_verl_in_fully_async(monkeypatch) -> None:
+def test_liverls_filter_runs_on_the_installed_verl_in_fully_async(monkeypatch) -> None:
     b = build_with(monkeypatch, None, "topology=3node")
-    assert "trajectory_filter" not in b.verl.algorithm and b.verl.algorithm.adv_estimator == "grpo"
-    assert any("trajectory filter: off" in n and "fully_async" in n for n in b.notes)
+    assert "trajectory_filter" not in b.verl.algorithm and b.verl.algorithm.adv_estimator == "liverl_grpo_filtered"
+    # no v1 sampler there: the estimator writes the filter's metrics to RUN_DIR/liverl_metrics.jsonl
+    assert any("trajectory filter: on" in n and "liverl_metrics.jsonl" in n for n in b.notes)
 
 
 def test_liverls_filter_runs_on_the_installed_verl_in_sync_mode(monkeypatch) -> None:

@@ -11,7 +11,7 @@ Per trial (the session of its last attempt):
                  more <tool_call> blocks than the configured parser recognises
   waste          seconds the agent ran after the last trained token: Harbor's agent_execution.finished_at (else the
                  loop's return) minus the time the trained chain's last turn returned (`Chain.ended_at`, a
-                 time.monotonic(), where the chain has it; else the gate's own record of that generation). A trial
+                 time.perf_counter(), where the chain has it; else the gate's own record of that generation). A trial
                  with nothing trained wastes its whole agent run.
 """
 
@@ -73,7 +73,7 @@ def _last_trained_wall(t: Trial, trained: bool) -> float | None:
     chain = t.session.trained_chain()
     ended = getattr(chain, "ended_at", None)
     if ended is not None:
-        return float(ended) + (time.time() - time.monotonic())
+        return float(ended) + (time.time() - time.perf_counter())
     tail = _tail_run(chain.tokens, chain.mask)
     mine = [g for g in t.calls if g.request_id == t.session.id] or t.calls
     match = [g for g in mine if g.token_ids == tail]

@@ -36,6 +36,12 @@ MAX_TURNS_REACHED = "max_turns_reached"
 TIMEOUT = "timeout"
 ENV_SETUP_FAILED = "env_setup_failed"
 TRAJ_FILTER_REASONS = (AGENT_COMPLETED, OVERLONG, MAX_TURNS_REACHED, TIMEOUT, ENV_SETUP_FAILED)
+# LiveRL's Harbor agent loop (conf/train.yaml scaffold.agent_loop.name) and the advantage estimator of LiveRL's
+# filter on the public verl (liverl/scaffold/traj_filter.py registers it; liverl/recipe/filter_plan.py selects it)
+HARBOR_LOOP = "liverl_harbor"
+FILTER_ESTIMATOR = "liverl_grpo_filtered"
+FILTER_POLICY_LOSS = "liverl_vanilla"  # verl's vanilla loss, safe for a wholly dropped mini-batch
+FILTER_BYPASS_LOSS = "liverl_bypass_mode"  # verl's bypass-mode loss (fully async, rollout_corr/*), the same guard
 # vLLM that records routed experts correctly for hybrid-attention MoE (vllm_async_server.py:437-450)
 VLLM_R3_MIN = (0, 22, 0)
 

@@ -27,6 +27,8 @@ _MISSING = object()
 _NUMERIC = (float, int, bool)
 _CHUNK = 1 << 22  # bytes read at a time: memory stays flat on long runs
 _ATTEMPT_RE = re.compile(r"^metrics(?:\.(\d+))?\.jsonl$")
+# what LiveRL writes itself beside verl's metrics (liverl/scaffold/filter_algos.py: the fully-async filter figures)
+LIVERL_METRICS = "liverl_metrics.jsonl"
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STEP_RE = re.compile(r"(?:^|[\s)\]])step:(\d+) - ")
 _WRAPPED_RE = re.compile(r"^[A-Za-z_][\w.]*\((.*)\)$")
@@ -186,6 +188,10 @@ class StreamReader:
             jsonl = path.suffix == ".jsonl"
             for line in self._new_lines(path):
                 changed |= self._ingest(attempt, line, jsonl, path.name)
+        liverl = self.run / LIVERL_METRICS if self.run.is_dir() else None
+        if liverl is not None and liverl.is_file():  # LiveRL's own rows (fully async filter), merged by step
+            for line in self._new_lines(liverl):
+                changed |= self._ingest(max(0, len(self.files) - 1), line, True, liverl.name)
         if changed:
             self._stream = None
         return changed

@@ -16,11 +16,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from liverl.errors import Problem
-from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
+from liverl.guardrails.verl_keys import HARBOR_LOOP, TRAJ_FILTER_REASONS
 from liverl.secrets import REDACTED, secrets_in
 
 ASYNC_MODE = "fully_async"
-HARBOR_LOOP = "liverl_harbor"  # scaffold.agent_loop.name of the scaffolds that run a Harbor agent
 _ABSENT = object()
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
@@ -109,6 +108,11 @@ KNOBS: tuple[Knob, ...] = (
     _int("scaffold.harbor.max_turns", 1, 100_000, "scaffold.harbor.max_turns=200"),
     _int("scaffold.harbor.agent_timeout_sec", 1, 604_800, "scaffold.harbor.agent_timeout_sec=2400"),
     _int("scaffold.harbor.val_agent_timeout_sec", 1, 604_800, "scaffold.harbor.val_agent_timeout_sec=4800"),
+    _int("scaffold.harbor.teardown_grace_sec", 1, 3_600, "scaffold.harbor.teardown_grace_sec=60"),
+    _int("scaffold.harbor.max_concurrent_trials", 1, 100_000,
+         "scaffold.harbor.max_concurrent_trials=16 (null: the worker's share of the rollout's in-flight samples)",
+         nullable=True),
+    _text("scaffold.harbor.proxy_bind_host", "scaffold.harbor.proxy_bind_host=auto (or an address of this host)"),
     # null with scaffold.harbor.environment_import_path: Harbor loads that class (a Kubernetes or a local one);
     # null with neither: Harbor defaults to docker (harbor/models/trial/config.py, EnvironmentConfig.set_default_type)
     _text("scaffold.harbor.environment_type", "scaffold.harbor.environment_type=docker (null: load the import path)",

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from liverl.errors import ConfigError
 from liverl.guardrails import to_json
 from liverl.recipe.build import Build, Override
+from liverl.recipe.filter_plan import filter_env
 from liverl.recipe.render import agent_loop_config, summary, verl_command
 from liverl.rundir import (
     AGENT_LOOP_YAML,
@@ -40,6 +41,8 @@ def plan_env(b: Build, run_dir: Path) -> dict[str, str]:
         "HARBOR_AGENT_IMPORT_PATH": str(h.agent_import_path),
         "HARBOR_TELEMETRY": "0",
         "TOKENIZERS_PARALLELISM": "false",
+        # LiveRL's trajectory filter: verl imports its registrations in every process (filter_plan.filter_env)
+        **filter_env(b.liverl, b.verl, run_dir),
     }
     if b.source.pythonpath():
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [b.source.pythonpath(), os.environ.get("PYTHONPATH")]))

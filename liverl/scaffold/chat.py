@@ -62,8 +62,8 @@ def anthropic_messages(body: dict) -> list[dict]:
                 out.append({"role": "tool", "content": _text_of(block.get("content"))})
             else:
                 texts.append(block)
-        if texts:
-            out.append({"role": "user", "content": _text_of(texts)})
+        if texts:  # claude-code sends its "# Environment" message as role system, as blocks or as a string
+            out.append({"role": msg["role"], "content": _text_of(texts)})
     return out
 
 
@@ -117,6 +117,13 @@ def anthropic_error(kind: str, message: str) -> dict:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
+ANTHROPIC_KEEPALIVE = _sse("ping", {"type": "ping"})  # the Messages API's own keep-alive event
+
+
+def anthropic_stream_error(error: dict) -> bytes:
+    return _sse("error", error)
+
+
 # ---------------------------------------------------------------- OpenAI chat completions
 def openai_messages(body: dict) -> list[dict]:
     out: list[dict] = []
@@ -162,3 +169,18 @@ def openai_stream(reply: dict) -> bytes:
 
 def openai_error(kind: str, message: str, code: str | None = None) -> dict:
     return {"error": {"type": kind, "message": message, "code": code}}
+
+
+OPENAI_KEEPALIVE = b": keep-alive\n\n"  # an SSE comment line: clients skip it, the connection stays busy
+
+
+def openai_stream_error(error: dict) -> bytes:
+    return f"data: {json.dumps(error)}\n\n".encode()
+
+
+def final_stop(reason: str) -> Parsed:
+    """The reply that ends the agent's run when the session refuses a turn (context window full, turn cap): a plain
+    answer with no tool call, which both APIs mark end_turn / stop, so the agent finishes as after any final answer
+    instead of handling an API error (retrying, or compacting its history and asking again), which would spend
+    sandbox time on tokens that cannot be trained."""
+    return Parsed(content=f"[stopped: {reason}]", tool_calls=[])

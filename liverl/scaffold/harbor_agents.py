@@ -6,6 +6,11 @@ path (`runtime_root`, a venv with openhands-sdk and openhands-tools). It never i
 Harbor's registry default runs curl | sh, `uv python install` and `uv pip install` when /opt/openhands-sdk-venv is
 missing (openhands_sdk.py:249-283), which fails on no-egress task pods. A missing runtime is an agent set-up
 failure, so the trial ends `env_setup_failed`.
+
+Harbor's run command pipes the agent through `stdbuf -oL tee` (openhands_sdk.py:413), so the image needs GNU
+coreutils' `stdbuf` (busybox images have none). Like Harbor's own install (openhands_sdk.py:258), `install` asks
+Harbor to ensure coreutils (it installs them where a package manager and egress exist) and then checks for
+`stdbuf` and `tee`: an image without them fails at set-up with that reason, not mid-run.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from harbor.agents.installed.openhands_sdk import OpenHandsSDK
 from harbor.environments.base import BaseEnvironment
 
 DEFAULT_RUNTIME_ROOT = "/opt/liverl-agent-runtime/openhands-sdk"
+RUN_COMMAND_TOOLS = ("stdbuf", "tee")  # Harbor's run command: `... 2>&1 | stdbuf -oL tee ...`
 HARBOR_VENV = "/opt/openhands-sdk-venv/"
 
 
@@ -40,6 +46,13 @@ class MountedOpenHandsSDK(OpenHandsSDK):
                 f"Agent install failed: no pre-built OpenHands SDK runtime at {self.runtime_root} (mount the agent "
                 "runtime image there, or set scaffold.harbor.agent_kwargs.runtime_root); LiveRL never installs "
                 "the SDK in the pod"
+            )
+        await self.ensure_system_dependencies(environment, ("coreutils",))
+        tools = " && ".join(f"command -v {t} >/dev/null 2>&1" for t in RUN_COMMAND_TOOLS)
+        if (await environment.exec(command=tools)).return_code != 0:
+            raise RuntimeError(
+                f"Agent install failed: the agent image has no {' / '.join(RUN_COMMAND_TOOLS)} (GNU coreutils), "
+                "which Harbor's OpenHands run command pipes through (stdbuf -oL tee); add coreutils to the image"
             )
         source = Path(openhands_sdk.__file__).with_name("openhands_sdk_runner.py")  # Harbor's own runner script
         local_copy = self.logs_dir / "run_agent.py"

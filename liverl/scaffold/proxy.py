@@ -6,8 +6,12 @@ manager); one session per trial under /s/<session id>/:
   POST /s/<id>/v1/messages/count_tokens   Anthropic token count (rendered with the policy's chat template)
   POST /s/<id>/v1/chat/completions        OpenAI chat completions (OpenHands SDK via LiteLLM; stream or not)
   GET  /s/<id>/v1/models                  the served model name
-A turn the session refuses (context window full, turn cap) is answered with the API's own error, so the agent
-stops the way it stops on a real provider's limit, and the session keeps the reason for the termination.
+A turn the session refuses (context window full, turn cap) is answered with a final reply (no tool call, end_turn /
+stop: chat.final_stop), so the agent stops at once, and the session keeps the reason for the termination.
+
+Streaming requests get their response headers at once and a keep-alive event every `keepalive_sec` while the turn
+generates (Anthropic's `ping` event, an SSE comment line for OpenAI), so no client times out and retries a long turn;
+a retry that still comes is answered from the recorded turn (session.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -24,11 +31,31 @@ from liverl.scaffold.session import LimitReached, Session
 MODEL_NAME = "policy"
 
 
+@dataclass(frozen=True)
+class Api:
+    messages: Callable
+    tools: Callable
+    reply: Callable
+    stream: Callable
+    stream_error: Callable
+    error: Callable
+    keepalive: bytes
+
+
+ANTHROPIC = Api(chat.anthropic_messages, chat.anthropic_tools, chat.anthropic_reply, chat.anthropic_stream,
+                chat.anthropic_stream_error, lambda m: chat.anthropic_error("api_error", m), chat.ANTHROPIC_KEEPALIVE)
+OPENAI = Api(chat.openai_messages, chat.openai_tools, chat.openai_reply, chat.openai_stream, chat.openai_stream_error,
+             lambda m: chat.openai_error("api_error", m), chat.OPENAI_KEEPALIVE)
+
+
 class Proxy:
+    keepalive_sec = 10.0  # below the read timeouts of the agents' HTTP clients (minutes)
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.host, self.port = host, port
         self.sessions: dict[str, Session] = {}
-        self.overhead: list[float] = []  # seconds per turn spent in the proxy, generation excluded
+        # seconds per turn spent in the proxy, generation excluded (the latest turns only: a worker lives for days)
+        self.overhead: deque[float] = deque(maxlen=4096)
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -63,46 +90,47 @@ class Proxy:
             raise web.HTTPNotFound(text="unknown or closed session")
         return session
 
-    async def _turn(self, session: Session, messages: list[dict], tools: list[dict], max_tokens):
-        t0 = time.perf_counter()
-        gen0 = session.generate_seconds
-        turn = await session.turn(messages, tools, max_tokens)
+    async def _reply(self, session: Session, body: dict, api: Api) -> tuple[dict, int]:
+        """The API reply to one request and its HTTP status."""
+        t0, gen0 = time.perf_counter(), session.generate_seconds
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        try:
+            turn = await session.turn(api.messages(body), api.tools(body), max_tokens)
+            parsed, finish, usage = turn.parsed, turn.finish, turn.usage
+        except LimitReached as e:
+            parsed, finish, usage = chat.final_stop(str(e)), "stop", (0, 0)
+        except Exception as e:  # the agent gets the API's error, the worker keeps serving
+            return api.error(f"{type(e).__name__}: {e}"), 500
         self.overhead.append(time.perf_counter() - t0 - (session.generate_seconds - gen0))
-        return turn
+        return api.reply(parsed, finish, body.get("model", MODEL_NAME), usage), 200
 
-    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+    async def _serve(self, request: web.Request, api: Api) -> web.StreamResponse:
         session = self._session(request)
         body = await request.json()
-        try:
-            turn = await self._turn(session, chat.anthropic_messages(body), chat.anthropic_tools(body),
-                                    body.get("max_tokens"))
-        except LimitReached as e:
-            return web.json_response(chat.anthropic_error("invalid_request_error", f"prompt is too long: {e}"),
-                                     status=400)
-        reply = chat.anthropic_reply(turn.parsed, turn.finish, body.get("model", MODEL_NAME), turn.usage)
-        if body.get("stream"):
-            return web.Response(body=chat.anthropic_stream(reply), content_type="text/event-stream")
-        return web.json_response(reply)
+        task = asyncio.ensure_future(self._reply(session, body, api))  # runs on if the client goes away
+        if not body.get("stream"):
+            reply, status = await task
+            return web.json_response(reply, status=status)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        while not (await asyncio.wait({task}, timeout=self.keepalive_sec))[0]:
+            await response.write(api.keepalive)
+        reply, status = task.result()
+        await response.write(api.stream(reply) if status == 200 else api.stream_error(reply))
+        await response.write_eof()
+        return response
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, ANTHROPIC)
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, OPENAI)
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
         session = self._session(request)
         body = await request.json()
-        text = session.render(chat.anthropic_messages(body), chat.anthropic_tools(body), gen=True)
-        return web.json_response({"input_tokens": len(session.encode(text))})
-
-    async def _openai(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
-        body = await request.json()
-        try:
-            turn = await self._turn(session, chat.openai_messages(body), chat.openai_tools(body),
-                                    body.get("max_completion_tokens") or body.get("max_tokens"))
-        except LimitReached as e:
-            return web.json_response(chat.openai_error("invalid_request_error", str(e), "context_length_exceeded"),
-                                     status=400)
-        reply = chat.openai_reply(turn.parsed, turn.finish, body.get("model", MODEL_NAME), turn.usage)
-        if body.get("stream"):
-            return web.Response(body=chat.openai_stream(reply), content_type="text/event-stream")
-        return web.json_response(reply)
+        count = await session.count_tokens(chat.anthropic_messages(body), chat.anthropic_tools(body))
+        return web.json_response({"input_tokens": count})
 
     async def _models(self, request: web.Request) -> web.Response:
         self._session(request)

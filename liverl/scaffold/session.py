@@ -1,28 +1,42 @@
 """One trial's token record: every generation is token-in/token-out, and the trained tokens are the sampled ones.
 
 A *chain* is a token sequence the policy really saw: the first request's rendered prompt, then per turn the
-sampled tokens (mask 1, with their rollout log-probs) and the template's text between the end of that turn
-and the next generation prompt (tool output, the next user message: mask 0). The next request extends a
-chain when its messages start with the messages that chain encodes; its prompt is then the chain's own
-tokens plus the new text, never a re-tokenisation of what the policy wrote.
+sampled tokens (mask 1, with their rollout log-probs) and the tokens of the messages the agent appended after that
+turn (tool output, the next user message: mask 0). A request extends a chain when its history is the chain's
+history plus the reply the chain sampled (as the agent echoes it), with the same tool list; only the appended
+messages are rendered (liverl/scaffold/render.py, the way verl's loop does), so what the policy sampled is never
+re-rendered and a template that renders past turns differently cannot split the chain.
 
-History rewrites (the agent compacts, edits or drops earlier turns, or makes a side request): a request that
-extends no chain opens a new chain whose prompt is the rendered new history; the re-rendered earlier turns
-in it are prompt (never trained). At the end the trained chain is the one with the most turns (the latest
-on a tie); the others are not trained, and the count of chains and of rewrites is reported. So a token with
-mask 1 is always a token this session sampled, at the position where it was sampled.
+A chain splits only when the agent really rewrites its history (compaction, an edited earlier turn, a changed tool
+list, a sub-agent's fresh conversation): that request opens a new chain whose prompt is its rendered history (never
+trained) and is counted in `rewrites`. At the end the trained chain is the one with the most turns (the latest on a
+tie). So a token with mask 1 is always a token this session sampled, at the position where it was sampled.
+
+Concurrency: one turn at a time per session (an asyncio lock); a request identical to the last one answered (a
+client retry while or after a turn generated) gets that turn again, never a second generation. Rendering and
+tokenising run off the event loop, as verl's loops do (experimental/agent_loop/agent_loop.py:335,399), on one thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from liverl.guardrails.verl_keys import MAX_TURNS_REACHED, OVERLONG
+from liverl.scaffold.render import NotAppendable, Renderer
 from liverl.scaffold.toolcalls import Parsed, parse
+
+# one thread renders and tokenises for all sessions of this worker: Jinja holds the GIL, so more threads would not
+# render faster but would take the GIL from the event loop more often (and HF tokenizers are not shared-thread safe)
+_RENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liverl-render")
+ABORTED = ("aborted", "abort")  # verl's stop reasons for a request aborted by a weight sync (llm_server.py:336-343)
 
 
 class LimitReached(Exception):
@@ -41,16 +55,19 @@ class Limits:
     max_turns: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Chain:
     prompt_ids: list[int]
     messages: list[dict]  # the request messages of the chain's last turn
+    tools: list[dict] = field(default_factory=list)
+    reply: Parsed | None = None  # what the last turn answered (the agent echoes it as the next assistant message)
     tokens: list[int] = field(default_factory=list)
     mask: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     turns: int = 0
-    ends_with_stop: bool = True
     steps: list[int] = field(default_factory=list)
+    routed_experts: Any = None  # vLLM's routing of the whole sequence, from the latest turn (tool_agent_loop.py:286)
+    ended_at: float | None = None  # time.perf_counter() when its last turn returned (loop_metrics.waste_s's clock)
 
 
 @dataclass
@@ -60,97 +77,151 @@ class Turn:
     usage: tuple[int, int]
 
 
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _echoes(message: dict, reply: Parsed | None) -> bool:
+    """Whether an assistant message is the agent's copy of `reply` (same calls; text up to whitespace)."""
+    if reply is None or message.get("role") != "assistant":
+        return False
+    calls = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or []]
+    return calls == [(c.name, c.arguments) for c in reply.tool_calls] and _norm(message.get("content")) == _norm(
+        reply.content)
+
+
 class Session:
     """The token record of one trial; `turn` is called once per agent request by the proxy."""
+
+    abort_retry_sec = 1.0  # verl waits 1 s before resuming an aborted request (llm_server.py:345)
 
     def __init__(self, *, tokenizer: Any, generate: Callable, sampling_params: dict, limits: Limits,
                  parser: str, chat_template_kwargs: dict | None = None):
         self.id = uuid.uuid4().hex
         self.tokenizer = tokenizer
+        self.renderer = Renderer(tokenizer, chat_template_kwargs)
         self.generate = generate
         self.sampling_params = dict(sampling_params)
         self.limits = limits
         self.parser = parser
-        self.template_kwargs = chat_template_kwargs or {}
         self.chains: list[Chain] = []
         self.limit_reason: str | None = None
         self.generate_seconds = 0.0
-        self.calls = 0
-        stop = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")]
-        self.stop_ids = {t for t in stop if isinstance(t, int) and t >= 0 and t != tokenizer.unk_token_id}
+        self.calls = 0  # generations whose tokens were kept
+        self.requests = 0  # agent requests answered (retries and final stops included)
+        self.retries = 0  # requests answered from the recorded turn (a client retry)
+        self.aborts = 0  # generations aborted by a weight sync and issued again
+        self.parse_failures = 0
+        self.sampled_tokens = 0
+        self._rewrites = 0
+        self._lock = asyncio.Lock()
+        self._last: tuple[list[dict], list[dict], Any, Turn] | None = None
 
-    # ------------------------------------------------------------------ prompt
-    def render(self, messages: list[dict], tools: list[dict], gen: bool) -> str:
-        return self.tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=gen,
-                                                  tokenize=False, **self.template_kwargs)
+    @property
+    def rewrites(self) -> int:
+        """Chains opened by a request that extends no chain (the first chain is not one)."""
+        return self._rewrites
 
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False)
+    async def off_loop(self, fn: Callable, *args):
+        return await asyncio.get_running_loop().run_in_executor(_RENDER, fn, *args)
 
-    def _extension(self, chain: Chain, messages: list[dict], tools: list[dict], full: str) -> list[int] | None:
-        """The mask-0 tokens that take `chain` to the prompt of `messages`, or None when it does not extend it."""
+    async def count_tokens(self, messages: list[dict], tools: list[dict]) -> int:
+        return len(await self.off_loop(self.renderer.prompt, messages, tools))
+
+    # ------------------------------------------------------------------ chains
+    def _extends(self, chain: Chain, messages: list[dict], tools: list[dict]) -> bool:
         n = len(chain.messages)
-        if len(messages) <= n + 1 or messages[:n] != chain.messages or messages[n]["role"] != "assistant":
-            return None
-        prefix = self.render(messages[: n + 1], tools, gen=False)
-        if not full.startswith(prefix):
-            return None
-        stop_text = self.tokenizer.decode([chain.tokens[-1]]) if chain.ends_with_stop else None
-        cut = prefix.rfind(stop_text) + len(stop_text) if stop_text and stop_text in prefix else None
-        if cut is None:  # the turn was cut by max_tokens: close it with the template's text, unsampled
-            end = "<|im_end|>" if "<|im_end|>" in prefix else ""
-            cut = prefix.rfind(end) if end else len(prefix)
-        return self.encode(full[cut:])
+        return (len(messages) > n + 1 and tools == chain.tools
+                and messages[-1]["role"] != "assistant" and messages[:n] == chain.messages
+                and _echoes(messages[n], chain.reply))
 
     def _chain_for(self, messages: list[dict], tools: list[dict]) -> tuple[Chain, list[int]]:
-        full = self.render(messages, tools, gen=True)
+        """The chain this request extends and the mask-0 tokens it appends, or a new chain (on the executor)."""
         for chain in reversed(self.chains):
-            delta = self._extension(chain, messages, tools, full)
-            if delta is not None:
-                return chain, delta
-        prompt = self.encode(full)
+            if self._extends(chain, messages, tools):
+                last = chain.tokens[-1] if chain.mask and chain.mask[-1] == 1 else None
+                try:
+                    return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
+                except NotAppendable:
+                    break
+        prompt = self.renderer.prompt(messages, tools)
         if len(prompt) > self.limits.prompt_length:
             raise LimitReached(OVERLONG, f"prompt of {len(prompt)} tokens exceeds {self.limits.prompt_length}")
-        chain = Chain(prompt_ids=prompt, messages=[])
-        self.chains.append(chain)
-        return chain, []
+        return Chain(prompt_ids=prompt, messages=[], tools=list(tools)), []
 
     # ------------------------------------------------------------------ one turn
     async def turn(self, messages: list[dict], tools: list[dict], max_tokens: int | None) -> Turn:
+        async with self._lock:
+            self.requests += 1
+            last = self._last
+            if last is not None and last[0] == messages and last[1] == tools and last[2] == max_tokens:
+                self.retries += 1
+                return last[3]
+            turn = await self._turn(messages, tools, max_tokens)
+            self._last = (messages, tools, max_tokens, turn)
+            return turn
+
+    def _stop(self, reason: str, message: str) -> LimitReached:
+        self.limit_reason = reason
+        return LimitReached(reason, message)
+
+    async def _turn(self, messages: list[dict], tools: list[dict], max_tokens: int | None) -> Turn:
         if self.limit_reason:
             raise LimitReached(self.limit_reason, f"the session already ended: {self.limit_reason}")
-        turns = sum(c.turns for c in self.chains)
-        if turns >= self.limits.max_turns:
-            self.limit_reason = MAX_TURNS_REACHED
-            raise LimitReached(MAX_TURNS_REACHED, f"turn cap of {self.limits.max_turns} reached")
+        if sum(c.turns for c in self.chains) >= self.limits.max_turns:
+            raise self._stop(MAX_TURNS_REACHED, f"turn cap of {self.limits.max_turns} reached")
         try:
-            chain, delta = self._chain_for(messages, tools)
+            chain, delta = await self.off_loop(self._chain_for, messages, tools)
         except LimitReached as e:
-            self.limit_reason = e.reason
-            raise
+            raise self._stop(e.reason, str(e)) from None
         budget = self.limits.response_length - len(chain.tokens) - len(delta)
         if budget <= 0:
-            self.limit_reason = OVERLONG
-            raise LimitReached(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
+            raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
         ids = chain.prompt_ids + chain.tokens + delta
-        params = dict(self.sampling_params, max_tokens=min(budget, max_tokens or budget))
-        t0 = time.perf_counter()
-        out = await self.generate(request_id=self.id, prompt_ids=ids, sampling_params=params)
-        self.generate_seconds += time.perf_counter() - t0
-        self.calls += 1
+        want = min(budget, max_tokens or budget)
+        out = await self._generate(ids, dict(self.sampling_params, max_tokens=want))
+        if not chain.turns:  # a new chain: it joins (and counts as a rewrite after the first) once it holds a turn
+            self._rewrites += bool(self.chains)
+            self.chains.append(chain)
         sampled = list(out.token_ids)
         logp = list(out.log_probs) if out.log_probs else [0.0] * len(sampled)
         chain.tokens += delta + sampled
         chain.mask += [0] * len(delta) + [1] * len(sampled)
         chain.logprobs += [0.0] * len(delta) + logp
-        chain.messages = list(messages)
-        chain.turns += 1
-        chain.ends_with_stop = bool(sampled) and sampled[-1] in self.stop_ids
+        chain.messages, chain.turns, chain.ended_at = list(messages), chain.turns + 1, time.perf_counter()
+        if out.routed_experts is not None:
+            chain.routed_experts = out.routed_experts
         chain.steps += [s for s in (out.extra_fields.get("min_global_steps"), out.extra_fields.get("max_global_steps"))
                         if s is not None]
-        text = self.tokenizer.decode(sampled[:-1] if chain.ends_with_stop else sampled, skip_special_tokens=False)
-        finish = "stop" if chain.ends_with_stop or len(sampled) < params["max_tokens"] else "length"
-        return Turn(parse(text, self.parser), finish, (len(ids), len(sampled)))
+        self.calls += 1
+        self.sampled_tokens += len(sampled)
+        stopped = bool(sampled) and sampled[-1] in self.renderer.stop_ids
+        if not stopped and len(sampled) >= budget:  # the chain reached the response window: stop the agent
+            raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
+        text = await self.off_loop(self._decode, sampled[:-1] if stopped else sampled)
+        # the request's tools ([{"type": "function", "function": {..., "parameters": schema}}], chat.py's form for
+        # both wire formats): qwen3_coder converts only the parameters the schema declares non-string
+        chain.reply = parse(text, self.parser, chain.tools)
+        self.parse_failures += bool(chain.reply.failures)  # turns with a <tool_call> block that became no call
+        finish = "stop" if stopped or len(sampled) < want else "length"
+        return Turn(chain.reply, finish, (len(ids), len(sampled)))
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
+    async def _generate(self, ids: list[int], params: dict):
+        """One generation; a request aborted by a weight sync (stop_reason "aborted", possibly no tokens;
+        vllm_async_server.py:693-699) is issued again from the same prompt and its partial tokens are discarded, so
+        a turn is never handed to the agent half-done and each turn is sampled by one policy version (verl resumes
+        instead only with async_training.partial_rollout, llm_server.py:336-343, and then never returns "aborted")."""
+        while True:
+            t0 = time.perf_counter()
+            out = await self.generate(request_id=self.id, prompt_ids=ids, sampling_params=dict(params))
+            self.generate_seconds += time.perf_counter() - t0
+            if out.stop_reason not in ABORTED:
+                return out
+            self.aborts += 1
+            await asyncio.sleep(self.abort_retry_sec)
 
     # ------------------------------------------------------------------ result
     def trained_chain(self) -> Chain | None:
@@ -160,6 +231,7 @@ class Session:
                 best = chain
         return best
 
-    @property
-    def rewrites(self) -> int:
-        return max(0, len(self.chains) - 1)
+
+def routed_experts_of(chain: Chain | None, length: int):
+    """The chain's routing cut to `length` rows (prompt + response window), as tool_agent_loop.py:205-209 cuts it."""
+    return None if chain is None or chain.routed_experts is None else np.asarray(chain.routed_experts)[:length]

@@ -3,7 +3,8 @@
 The reasons are the ones verl's trajectory filter knows, defined once in liverl/guardrails/verl_keys.py
 (TRAJ_FILTER_REASONS); `trajectory_filter.drop_reasons` names them. In order (the first that holds wins):
   timeout           the agent or the verifier ran out of time (AgentTimeoutError, VerifierTimeoutError;
-                    Harbor still runs the verifier after an agent timeout, harbor/trial/single_step.py:83)
+                    Harbor still runs the verifier after an agent timeout, harbor/trial/single_step.py:83), or the
+                    runner outlived LiveRL's whole-trial deadline (RunnerDeadlineExceeded: never retried)
   env_setup_failed  the environment or the agent's set-up failed (no agent phase ran), or no model call reached
                     the proxy (nothing to train on), or the retries for a missing verifier result ran out
   overlong          the context window filled (the proxy refused a turn, or the agent reported a context error)
@@ -25,7 +26,7 @@ from liverl.guardrails.verl_keys import (
 )
 
 REASONS = TRAJ_FILTER_REASONS  # every reason reason_of returns
-TIMEOUT_ERRORS = {"AgentTimeoutError", "VerifierTimeoutError"}
+TIMEOUT_ERRORS = {"AgentTimeoutError", "VerifierTimeoutError", "RunnerDeadlineExceeded"}
 SETUP_ERRORS = {"EnvironmentStartTimeoutError", "AgentSetupTimeoutError", "HealthcheckError",
                 "SandboxBuildFailedError"}
 OVERFLOW_ERRORS = {"ContextWindowExceededError", "ContextLengthExceededError", "OutputLengthExceededError"}

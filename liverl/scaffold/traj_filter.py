@@ -23,33 +23,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
 import transfer_queue as tq
-from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, register_adv_est
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
 from liverl.guardrails.verl_keys import TRAJ_FILTER_REASONS
-from liverl.recipe.filter_plan import ESTIMATOR
+from liverl.scaffold.filter_algos import ESTIMATOR, METRIC_INVALID, grpo_filtered_advantage  # noqa: F401 (registers)
+from liverl.scaffold.loop_metrics import batch_metrics
 
-METRIC_INVALID = "trajectory_filter/invalid_ratio"
 METRIC_REASON = "trajectory_filter/reason/"
-
-
-@register_adv_est(ESTIMATOR)
-def grpo_filtered_advantage(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, index: np.ndarray,
-                            config: Any = None, epsilon: float = 1e-6, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """verl's GRPO over the trajectories that have a sampled token; the others are outside every baseline."""
-    keep = (response_mask.sum(dim=-1) > 0).nonzero(as_tuple=True)[0]
-    advantages = torch.zeros_like(token_level_rewards)
-    if len(keep):
-        norm = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
-        kept, _ = compute_grpo_outcome_advantage(
-            token_level_rewards=token_level_rewards[keep], response_mask=response_mask[keep],
-            index=np.asarray(index, dtype=object)[keep.cpu().numpy()], epsilon=epsilon,
-            norm_adv_by_std_in_grpo=norm)
-        advantages[keep] = kept
-    return advantages, advantages
 
 
 def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
@@ -62,6 +43,16 @@ def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
     for reason in sorted(set(TRAJ_FILTER_REASONS) | set(reasons)):
         metrics[METRIC_REASON + reason] = float(reasons.count(reason))
     return metrics
+
+
+def extra_fields_of(data: Any) -> list[dict | None]:
+    """The per-row `extra_fields` of a TransferQueue read as plain dicts.
+
+    TransferQueue packs non-tensor columns into a `NonTensorStack` (transfer_queue/storage/managers/
+    simple_storage_manager.py:589,649-651); tensordict 0.10 hands its items back as a `LinkedList`, a `list`
+    subclass with no `.tolist()` (tensordict/base.py:6737-6738, utils.py:1750), or as `NonTensorData` wrappers.
+    `list(...)` is how verl reads such a column (trainer/ppo/v1/trainer_base.py:1548-1551)."""
+    return [getattr(v, "data", v) for v in list(data["extra_fields"])]
 
 
 class TrajectoryFilterReplayBuffer(ReplayBuffer):
@@ -81,5 +72,7 @@ class TrajectoryFilterReplayBuffer(ReplayBuffer):
         batch, metrics = super().sample(global_steps=global_steps, partition_id=partition_id, batch_size=batch_size)
         if partition_id != "val" and batch.keys:
             data = tq.kv_batch_get(keys=batch.keys, partition_id=partition_id, select_fields=["extra_fields"])
-            metrics.update(filter_metrics(list(data["extra_fields"].tolist())))
+            fields = extra_fields_of(data)
+            metrics.update(filter_metrics(fields))
+            metrics.update(batch_metrics(fields))
         return batch, metrics

@@ -12,7 +12,9 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 from verl.workers.rollout.replica import TokenOutput
 
 
@@ -22,25 +24,55 @@ class Call:
     prompt_ids: list[int]
     token_ids: list[int]
     log_probs: list[float]
+    routed_experts: Any = None
 
 
 class ScriptedPolicy:
     """A plain class, like verl's LLMServerClient (hydra.utils.instantiate would turn a dataclass into a config)."""
 
-    def __init__(self, tokenizer, script: Callable[[str], str], delay_sec: float = 0.0, global_steps: int = 3):
+    def __init__(self, tokenizer, script: Callable[[str], str], delay_sec: float = 0.0, global_steps: int = 3, *,
+                 split: bool = False, stop_token: str | None = None, aborts: int = 0,
+                 experts: tuple[int, int] | None = None):
+        """split: sample each character as its own token(s), a tokenisation `encode` would never produce;
+        stop_token: the token that ends each turn (default the tokenizer's EOS); aborts: the first N calls come back
+        "aborted" (verl's stop reason after a weight sync: the first with no tokens, the others half the turn);
+        experts: (layers, top-k) of vLLM's routed_experts, one row per prompt and response token."""
         self.tokenizer, self.script, self.delay_sec, self.global_steps = tokenizer, script, delay_sec, global_steps
-        self.calls: list[Call] = []
+        self.split, self.aborts, self.experts = split, aborts, experts
+        self.stop_id = tokenizer.convert_tokens_to_ids(stop_token) if stop_token else tokenizer.eos_token_id
+        self.calls: list[Call] = []  # the completed generations, in order
+        self.aborted: list[Call] = []
+        self.active = self.max_active = 0
+
+    def _encode(self, text: str) -> list[int]:
+        if self.split:
+            return [t for ch in text for t in self.tokenizer.encode(ch, add_special_tokens=False)]
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs) -> TokenOutput:
-        if self.delay_sec:
-            await asyncio.sleep(self.delay_sec)
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.delay_sec:
+                await asyncio.sleep(self.delay_sec)
+        finally:
+            self.active -= 1
         prompt = self.tokenizer.decode(prompt_ids, skip_special_tokens=False)
         text = self.script(prompt)
-        ids = [*self.tokenizer.encode(text, add_special_tokens=False), self.tokenizer.eos_token_id]
+        ids = [*self._encode(text), self.stop_id]
         ids = ids[: int(sampling_params.get("max_tokens", len(ids)))]
+        aborted = len(self.aborted) < self.aborts
+        if aborted:
+            ids = ids[: len(ids) // 2] if self.aborted else []
         logp = [-0.001 * (len(self.calls) + 1) * (i % 7 + 1) for i in range(len(ids))]
-        self.calls.append(Call(request_id, list(prompt_ids), ids, logp))
-        return TokenOutput(token_ids=ids, log_probs=logp, stop_reason="completed",
+        call = Call(request_id, list(prompt_ids), ids, logp)
+        (self.aborted if aborted else self.calls).append(call)
+        routed = None
+        if self.experts:
+            routed = np.full((len(prompt_ids) + len(ids), *self.experts), len(self.calls) % 100, dtype=np.int16)
+            call.routed_experts = routed
+        return TokenOutput(token_ids=ids, log_probs=logp or None, routed_experts=routed,
+                           stop_reason="aborted" if aborted else "completed",
                            extra_fields={"global_steps": self.global_steps, "min_global_steps": self.global_steps,
                                          "max_global_steps": self.global_steps})
 

@@ -49,7 +49,7 @@ def test_solved_task_gets_reward_1_and_completed(tokenizer, tmp_path: Path) -> N
     # the observation (tool output) is in the sequence with mask 0
     observed = tokenizer.decode([t for t, m in zip(out.response_ids, out.response_mask, strict=True) if m == 0])
     assert "<tool_response>" in observed and "exit code 0" in observed
-    assert out.num_turns == 5  # system, user, assistant, tool, final assistant
+    assert out.num_turns == 4  # user, assistant, tool, final assistant (verl counts no system message)
 
 
 def test_wrong_answer_gets_reward_0(tokenizer, tmp_path: Path) -> None:

@@ -41,7 +41,14 @@ def loop_runner(out: Path, task: Path, tokenizer_dir: Path):
             import hydra
             from omegaconf import OmegaConf
             from verl.experimental.agent_loop.agent_loop import DictConfigWrap
+            from verl.trainer.ppo import core_algos
             from verl.utils.dataset.rl_dataset import RLHFDataset
+
+            # LiveRL's filter reaches this Ray worker through verl itself: the plan's runtime env names
+            # liverl.scaffold.filter_algos in VERL_USE_EXTERNAL_MODULES (nothing here imported it)
+            registered = ("liverl.scaffold.filter_algos" in sys.modules
+                          and "liverl_grpo_filtered" in core_algos.ADV_ESTIMATOR_REGISTRY
+                          and "liverl_vanilla" in core_algos.POLICY_LOSS_REGISTRY)
 
             sys.path.insert(0, str(HERE))
             os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
@@ -62,6 +69,7 @@ def loop_runner(out: Path, task: Path, tokenizer_dir: Path):
             result = asyncio.run(loop.run({"temperature": 1.0, "logprobs": True}, **sample))
             sampled = [t for t, m in zip(result.response_ids, result.response_mask, strict=True) if m]
             out.write_text(json.dumps({"cls": type(loop).__qualname__, "reward": result.reward_score,
+                                       "filter_registered": registered,
                                        "reason": result.extra_fields["termination_reason"],
                                        "faithful": sampled == [t for c in policy.calls for t in c.token_ids]}))
 
@@ -92,4 +100,5 @@ def test_local_launch_runs_the_scaffolds_real_agent_loop(tmp_path: Path, restore
             ray.shutdown()
     assert code == 0
     seen = json.loads(record.read_text())
-    assert seen == {"cls": "HarborAgentLoop", "reward": 1.0, "reason": "agent_completed", "faithful": True}
+    assert seen == {"cls": "HarborAgentLoop", "reward": 1.0, "reason": "agent_completed", "faithful": True,
+                    "filter_registered": True}

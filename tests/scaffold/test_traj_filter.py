@@ -26,9 +26,9 @@ UIDS = np.array(["a", "a", "a", "b", "b", "b"], dtype=object)
 DROPPED = [1, 5]
 
 
-def batch() -> DataProto:
+def batch(dropped: list[int] = DROPPED) -> DataProto:
     mask = torch.ones(6, 4, dtype=torch.int64)
-    mask[DROPPED] = 0
+    mask[list(dropped)] = 0
     rewards = torch.zeros(6, 4)
     rewards[:, -1] = torch.tensor(REWARDS)
     return DataProto.from_dict(tensors={"token_level_rewards": rewards, "response_mask": mask},

@@ -15,7 +15,9 @@ from liverl.scaffold.toolcalls import parse
 def test_qwen3_coder_and_hermes_parsers_split_content_and_calls() -> None:
     xml = "Let me look.\n<tool_call>\n<function=Bash>\n<parameter=command>\nls -la\n</parameter>\n" \
           "<parameter=timeout>\n30\n</parameter>\n</function>\n</tool_call>"
-    p = parse(xml, "qwen3_coder")
+    bash = {"type": "function", "function": {"name": "Bash", "parameters": {"properties": {
+        "command": {"type": "string"}, "timeout": {"type": "number"}}}}}
+    p = parse(xml, "qwen3_coder", [bash])
     assert p.content == "Let me look." and p.tool_calls[0].name == "Bash"
     assert p.tool_calls[0].arguments == {"command": "ls -la", "timeout": 30}
     p = parse('ok <tool_call>\n{"name": "bash", "arguments": {"command": "pwd"}}\n</tool_call>', "hermes")

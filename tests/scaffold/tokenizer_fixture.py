@@ -8,13 +8,16 @@ back to the text it came from.
 
 from __future__ import annotations
 
+import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-ADDED = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"]
+ADDED = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"]
 
 CHAT_TEMPLATE = (
     "{%- if messages and messages[0].role == 'system' %}{%- set sys = messages[0].content %}"
@@ -66,3 +69,42 @@ def build_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
         fast.chat_template = CHAT_TEMPLATE
         fast.save_pretrained(directory)
     return PreTrainedTokenizerFast.from_pretrained(directory)
+
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def with_template(tokenizer: PreTrainedTokenizerFast, name: str, directory: Path | None = None,
+                  generation_eos: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """The fixture tokenizer with the test chat template `templates/<name>.jinja`; with `generation_eos`, a copy
+    in `directory` whose generation_config.json lists those tokens as EOS (as Qwen's models list several)."""
+    source = Path(tokenizer.name_or_path)
+    if generation_eos:
+        shutil.copytree(source, directory, dirs_exist_ok=True)
+        ids = [tokenizer.convert_tokens_to_ids(t) for t in generation_eos]
+        (directory / "generation_config.json").write_text(f'{{"eos_token_id": {ids}}}')
+        source = directory
+    tok = PreTrainedTokenizerFast.from_pretrained(source)
+    tok.chat_template = (TEMPLATES / f"{name}.jinja").read_text()
+    return tok
+
+
+class Recording:
+    """Wraps a tokenizer and records what the session renders and on which threads it renders and tokenises."""
+
+    def __init__(self, tokenizer: Any):
+        self._tok = tokenizer
+        self.rendered: list[list[dict]] = []
+        self.threads: set[int] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tok, name)
+
+    def apply_chat_template(self, messages, **kwargs):
+        self.rendered.append([dict(m) for m in messages])
+        self.threads.add(threading.get_ident())
+        return self._tok.apply_chat_template(messages, **kwargs)
+
+    def encode(self, text, **kwargs):
+        self.threads.add(threading.get_ident())
+        return self._tok.encode(text, **kwargs)

@@ -60,8 +60,8 @@ def required_parser(model: str, scaffold: str) -> str | None:
     m = model.lower()
     if re.search(r"qwen3[._-]?[56]|qwen3[56]", m):
         return "qwen3_coder"
-    if re.search(r"qwen3[._-]?30b[._-]?a3b", m):
-        return "qwen3_coder" if scaffold == "claude_code" else "hermes"
+    if re.search(r"qwen3[._-]?30b[._-]?a3b", m):  # the Qwen3 instruct template: hermes JSON in <tool_call>
+        return "hermes"
     return None
 
 
