@@ -22,8 +22,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
 from liverl.guardrails.verl_keys import FILTER_BYPASS_LOSS, FILTER_POLICY_LOSS, HARBOR_LOOP
+from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
 from liverl.health.streams import LIVERL_METRICS as METRICS_FILE
 
 SAMPLER_PATH = "pkg://liverl.scaffold.traj_filter"

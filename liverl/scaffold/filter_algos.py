@@ -38,8 +38,8 @@ from verl.trainer.ppo.core_algos import (
     register_policy_loss,
 )
 
-from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
 from liverl.guardrails.verl_keys import FILTER_BYPASS_LOSS, FILTER_POLICY_LOSS
+from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
 from liverl.scaffold.loop_metrics import KEPT_SCORE
 
 METRIC_INVALID = "trajectory_filter/invalid_ratio"
