@@ -86,8 +86,9 @@ def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[
 
 
 def differences(node: dict[str, Any], reference: dict[str, Any], trials: bool) -> list[str]:
-    """How a node's facts differ from the reference's (the launcher's), one `what: node X, launcher Y` each; where
-    the scaffold runs trials, a node without Harbor's Python or the agent's CLI differs whatever the launcher has."""
+    """How a node's facts differ from the reference's (the launcher's), one `what: node X, launcher Y` each; Harbor's
+    Python and the agent's CLI only where the scaffold runs trials. What every node and the launcher lack alike is no
+    difference (no node is the odd one out)."""
     out = []
     for key in ("liverl", "commit", "vllm"):
         if node.get(key) != reference.get(key):
@@ -97,6 +98,6 @@ def differences(node: dict[str, Any], reference: dict[str, Any], trials: bool) -
         out.append(f"imports: cannot import {', '.join(extra)} (the launcher can)")
     if trials:
         for key, what in (("harbor", "Harbor (.venv-harbor)"), ("cli", "the agent's CLI")):
-            if node.get(key) is None or node.get(key) != reference.get(key):
+            if node.get(key) != reference.get(key):
                 out.append(f"{what}: {node.get(key) or 'missing'} (launcher: {reference.get(key) or 'missing'})")
     return out
