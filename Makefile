@@ -21,6 +21,7 @@ PIP_FROM := $(if $(WH),--no-index --find-links $(WH))
 # SCAFFOLD=0: no .venv-harbor, no claude-code CLI (a node that never runs the scaffold's trials)
 SCAFFOLD ?= 1
 WITHOUT ?=
+HAVE ?=
 CLAUDE_TGZ := $(if $(WH),$(WH)/anthropic-ai-claude-code-$(CLAUDE_CODE_VERSION).tgz \
 	$(WH)/anthropic-ai-claude-code-linux-x64-$(CLAUDE_CODE_VERSION).tgz)
 
@@ -45,7 +46,7 @@ install-gpu: ## .venv: Python 3.12, torch 2.11 (CUDA 13), vLLM 0.24, verl 0.9.1,
 
 install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the claude-code CLI (pinned) in .npm-claude
 	@[ -n "$(HARBOR_PYTHON)" ] || { echo 'make install: no Python >= 3.12 found for .venv-harbor (Harbor 0.25, OpenHands SDK); set HARBOR_PYTHON=/path/to/python3.12' >&2; exit 2; }
-	$(HARBOR_PYTHON) -m venv $(HVENV)
+	scripts/mkvenv.sh $(HARBOR_PYTHON) $(HVENV) "$(WH)"
 	$(HVENV)/bin/python -m pip install --quiet --no-deps $(PIP_FROM) -r requirements-harbor.lock
 	$(HVENV)/bin/python -m pip check
 	command -v tmux >/dev/null || $(if $(WH),echo 'make install: no tmux here (offline: install it with the OS packages)' >&2,(apt-get update -qq && apt-get install -y -qq tmux))
@@ -54,9 +55,9 @@ install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the clau
 		$(if $(WH),--offline $(CLAUDE_TGZ),@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
 	$(NPM_PREFIX)/node_modules/.bin/claude --version
 
-wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0)
+wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0, HAVE=host-freeze.txt)
 	@[ -n "$(DIR)" ] || { echo 'make wheelhouse: where? DIR=/path/to/wheelhouse' >&2; exit 2; }
-	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(SCAFFOLD)
+	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(SCAFFOLD) $(HAVE)
 
 lock: ## re-resolve requirements-gpu.lock from requirements-gpu.in (registry; keeps the locked versions where they still fit)
 	scripts/gpu_lock.sh lock

@@ -4,21 +4,21 @@
 Standard library only (but `compile`, which runs where pip is): it runs under the bare Python 3.12 that builds the venv.
 
   gpu_env.py compile REPORT.json > requirements-gpu.lock   # from pip's resolution report (the lock's head says how)
-  gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved]  # pins, one a line
+  gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved] [--have FREEZE]  # pins, one a line
   gpu_env.py plan LOCK --wheelhouse DIR [--system-python PY] --requirements OUT  # what an offline install takes
-  gpu_env.py accepted < pip-check-output                   # pip check's complaints the lock does not accept (exit 1)
+  gpu_env.py accepted [LOCK] < pip-check-output            # pip check's complaints the lock does not accept (exit 1)
   gpu_env.py check LOCK --report REPORT.json               # the registry resolved the lock to itself (exit 1 if not)
 
 A pin may carry one tag, as the first word of a trailing comment:
-  # torch     torch and everything it pulls in (CUDA libraries, triton, ...): what a system torch brings along
+  # torch     torch and the CUDA binaries it pulls in (triton, nvidia-*, cuda-toolkit): what a system torch brings
   # optional  what only vLLM's optional kernels need (flashinfer, cutlass-dsl, tilelang, ...): vLLM imports them
               lazily, and the offline GPU host ran verl + vLLM without them (gpu-host-notes.md; vLLM's sampler then
               needs VLLM_USE_FLASHINFER_SAMPLER=0, which `make smoke` sets where flashinfer is missing)
   # sdist     no wheel on the registry: `make wheelhouse` builds one (pip wheel --no-deps)
 A wheelhouse may leave a group out (`make wheelhouse DIR=... WITHOUT="torch optional"`). `make install WHEELHOUSE=DIR`
 then takes the torch group from the system Python when its torch is the pinned release (a venv with
---system-site-packages), and goes on without the optional group. Every other pin is installed from DIR, or the install
-stops naming what DIR lacks.
+--system-site-packages: that torch and the CUDA libraries it was installed with, whatever their versions), and goes on
+without the optional group. Every other pin is installed from DIR, or the install stops naming what DIR lacks.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ import sys
 from pathlib import Path
 
 TAGS = ("torch", "optional", "sdist")
+# of torch's closure, the CUDA binaries (GBs) that come with any torch install; its pure-Python requirements (sympy,
+# jinja2, fsspec, ...) are pinned and installed like the rest
+TORCH_BINARIES = ("torch", "triton", "nvidia-", "cuda-toolkit")
 # vLLM's requirements the offline GPU host's runs never imported (gpu-host-notes.md): with what only they need,
 # tag "optional"
 OPTIONAL_ROOTS = (
@@ -46,6 +49,14 @@ ACCEPTED = (re.compile(r"^veomni 0\.1\.12 has requirement datasets"),)
 ENV = {"python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux", "platform_machine": "x86_64",
        "platform_system": "Linux", "os_name": "posix", "implementation_name": "cpython",
        "platform_python_implementation": "CPython"}
+
+
+def accepted(line: str, optional: set[str]) -> bool:
+    """A pip check complaint the lock accepts: ACCEPTED, or an optional pin a wheelhouse left out on purpose."""
+    if any(a.search(line) for a in ACCEPTED):
+        return True
+    missing = re.search(r" requires (\S+), which is not installed", line)
+    return bool(missing) and norm(missing.group(1)) in optional
 
 
 def norm(name: str) -> str:
@@ -100,7 +111,7 @@ def compile_lock(report: Path) -> str:
         return {n for n, _ in seen}
 
     roots = [(n, tuple(i.get("requested_extras") or ())) for n, i in installs.items() if i.get("requested")]
-    torch = closure([("torch", ())])
+    torch = {n for n in closure([("torch", ())]) if n == "torch" or n.startswith(TORCH_BINARIES[1:])}
     optional = set(installs) - closure(roots, stop=frozenset(OPTIONAL_ROOTS))  # reached only through them
     lines = []
     for name in sorted([*installs, *(norm(p.split("==")[0]) for p in NO_DEPS_PINS)]):
@@ -143,8 +154,10 @@ def plan(lock: Path, wheelhouse: Path, system: dict[str, str]) -> dict:
     for name, version, tag in pins:
         if (norm(name), version) in have:
             out["install"].append(f"{name}=={version}")
-        elif system_torch and tag == "torch" and norm(name) in system:
+        elif system_torch and same_release(system.get(norm(name), ""), version):  # the system has this release
             out["from_system"].append(f"{name}=={system[norm(name)]}")
+        elif system_torch and tag == "torch":  # the system torch's own CUDA stack, as it was installed
+            out["from_system"].append(f"{name}=={system.get(norm(name), 'absent')}")
         elif tag == "optional":
             out["left_out"].append(f"{name}=={version}")
         else:
@@ -174,12 +187,14 @@ def main(argv: list[str]) -> int:
     pins.add_argument("--sdist", action="store_true", help="only the pins with no wheel")
     pins.add_argument("--binary", action="store_true", help="only the pins with a wheel")
     pins.add_argument("--resolved", action="store_true", help="leave out the pins installed beside the resolution")
+    pins.add_argument("--have", type=Path, help="a host's `pip list --format=freeze`: leave out what it has already")
     p = sub.add_parser("plan")
     p.add_argument("lock", type=Path)
     p.add_argument("--wheelhouse", type=Path, required=True)
     p.add_argument("--system-python")
     p.add_argument("--requirements", type=Path, required=True, help="write the pins to install here")
-    sub.add_parser("accepted")
+    sub.add_parser("accepted").add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent
+                                            / "requirements-gpu.lock")
     c = sub.add_parser("check")
     c.add_argument("lock", type=Path)
     c.add_argument("--report", type=Path, required=True)
@@ -189,6 +204,10 @@ def main(argv: list[str]) -> int:
     elif args.command == "pins":
         chosen = [(n, v, t) for n, v, t in read_lock(args.lock) if t not in args.without]
         chosen = [x for x in chosen if not (args.sdist and x[2] != "sdist") and not (args.binary and x[2] == "sdist")]
+        if args.have:  # the host has these releases: the venv sees them (a system torch's --system-site-packages)
+            host = dict(ln.split("==", 1) for ln in args.have.read_text().splitlines() if "==" in ln)
+            host = {norm(k): v.strip() for k, v in host.items()}
+            chosen = [x for x in chosen if not same_release(host.get(norm(x[0]), ""), x[1])]
         if args.resolved:
             beside = {norm(p.split("==")[0]) for p in NO_DEPS_PINS}
             chosen = [x for x in chosen if norm(x[0]) not in beside]
@@ -197,7 +216,8 @@ def main(argv: list[str]) -> int:
         return _plan(args)
     elif args.command == "accepted":
         lines = [ln for ln in sys.stdin.read().splitlines() if ln.strip() and not ln.startswith("No broken")]
-        bad = [ln for ln in lines if not any(a.search(ln) for a in ACCEPTED)]
+        optional = {norm(n) for n, _, t in read_lock(args.lock) if t == "optional"}
+        bad = [ln for ln in lines if not accepted(ln, optional)]
         print("\n".join(bad))
         return 1 if bad else 0
     elif args.command == "check":

@@ -21,12 +21,12 @@ if [[ -n $WH ]]; then
   kind=$("$PY" "$REPO/scripts/gpu_env.py" plan "$LOCK" --wheelhouse "$WH" --system-python "$PY" --requirements "$req")
   site=()
   [[ $kind == system ]] && site=(--system-site-packages)
-  "$PY" -m venv --clear "${site[@]}" "$VENV"
+  "$REPO/scripts/mkvenv.sh" "$PY" "$VENV" "$WH" --clear "${site[@]}"
   from=(--no-index --find-links "$WH")
   "$VENV/bin/python" -m pip install --quiet --no-deps "${from[@]}" -r "$req"
 else
   kind=isolated from=()
-  "$PY" -m venv --clear "$VENV"
+  "$REPO/scripts/mkvenv.sh" "$PY" "$VENV" "" --clear
   "$VENV/bin/python" -m pip install --quiet --no-deps -r "$LOCK"
 fi
 "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation "${from[@]}" -e "$REPO"

@@ -188,8 +188,9 @@ def node_blockers(
         return []
     verl_cfg = OmegaConf.load(run_dir / VERL_YAML)
     modules = trainer_imports(verl_cfg, mode)
+    launcher = node_facts(modules, harbor)  # before Ray starts: nothing between the probe and verl's ray.init
     reports = probe_nodes(address, run_dir, modules, task, harbor)
-    return judge(reports, verl_cfg, run_dir, node_facts(modules, harbor), scaffold_runs_trials(harbor))
+    return judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor))
 
 
 def check_nodes(plan: Plan, address: str) -> None:

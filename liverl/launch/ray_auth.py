@@ -12,7 +12,9 @@ job's driver runs on the head, which has its own token); a job gets RAY_AUTH_MOD
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,18 +71,34 @@ def auth_refused(address: str, detail: str) -> LaunchRefused:
     )
 
 
+# a GcsClient handshake, as ray.init's own (ray/_private/node.py:996), which raises Ray's AuthenticationError; in a
+# process of its own: a GcsClient left in this process outlives ray.shutdown() and ends the process 60 s later
+# ("Failed to connect to GCS within 60 seconds", seen when a job's driver re-initialized Ray after the node probe)
+_HANDSHAKE = """
+import sys
+from ray._raylet import GcsClient
+from ray.exceptions import AuthenticationError
+try:
+    GcsClient(address=sys.argv[1])
+except AuthenticationError as exc:
+    print(str(exc), file=sys.stderr)
+    sys.exit(3)
+"""
+
+
 def check_gcs(address: str) -> None:
-    """Refuse within a second when the GCS at address (HOST:PORT) wants a token this process lacks: ray.init retries
-    for ~20 s and ends in a ConnectionError that does not say why. A GcsClient handshake, as ray.init's own
-    (ray/_private/node.py:996), which raises Ray's AuthenticationError."""
+    """Refuse within seconds when the GCS at address (HOST:PORT) wants a token this process lacks: ray.init retries
+    for ~20 s and ends in a ConnectionError that does not say why. Asked once per address and mode."""
     use_token_if_found()
     if address in ("local", "auto") or "://" in address:
         return
     reachable(address)
-    from ray._raylet import GcsClient
-    from ray.exceptions import AuthenticationError
+    _handshake(address, os.environ.get(MODE, ""), token_source())
 
-    try:
-        GcsClient(address=address)
-    except AuthenticationError as exc:
-        raise auth_refused(address, str(exc)) from None
+
+@functools.lru_cache(maxsize=16)
+def _handshake(address: str, mode: str, source: str | None) -> None:
+    proc = subprocess.run([sys.executable, "-c", _HANDSHAKE, address], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if proc.returncode == 3:
+        raise auth_refused(address, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "")
