@@ -11,25 +11,59 @@ HVENV ?= .venv-harbor
 CLAUDE_CODE_VERSION ?= 2.1.332
 NPM_PREFIX ?= .npm-claude
 TOPOLOGY ?=
+# a GPU host (nvidia-smi lists a GPU, or GPU=1) gets the GPU environment: .venv on Python 3.12 from requirements-gpu.lock
+GPU ?= $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU ' && echo 1)
+GPU_PYTHON ?= $(HARBOR_PYTHON)
+# a folder from `make wheelhouse DIR=...`: install with no network
+WHEELHOUSE ?=
+WH := $(if $(WHEELHOUSE),$(abspath $(WHEELHOUSE)))
+PIP_FROM := $(if $(WH),--no-index --find-links $(WH))
+# SCAFFOLD=0: no .venv-harbor, no claude-code CLI (a node that never runs the scaffold's trials)
+SCAFFOLD ?= 1
+WITHOUT ?=
+HAVE ?=
+CLAUDE_TGZ := $(if $(WH),$(WH)/anthropic-ai-claude-code-$(CLAUDE_CODE_VERSION).tgz \
+	$(WH)/anthropic-ai-claude-code-linux-x64-$(CLAUDE_CODE_VERSION).tgz)
 
-.PHONY: help install test lint validate goldens smoke bench clean
+.PHONY: help install install-cpu install-gpu install-scaffold wheelhouse lock lock-check test lint validate goldens smoke bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: ## .venv (Python 3.11, LiveRL editable), .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the claude-code CLI
+install: ## GPU host: .venv (Python 3.12, requirements-gpu.lock); else .venv (Python 3.11, CPU); both: .venv-harbor, the claude-code CLI (WHEELHOUSE=DIR: offline)
+	$(MAKE) --no-print-directory $(if $(GPU),install-gpu,install-cpu)
+	$(if $(filter 1,$(SCAFFOLD)),$(MAKE) --no-print-directory install-scaffold)
+
+install-cpu: ## .venv: Python 3.11, CPU torch, LiveRL editable (requirements.lock)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --no-deps -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip check
+
+install-gpu: ## .venv: Python 3.12, torch 2.11 (CUDA 13), vLLM 0.24, verl 0.9.1, VeOmni, Ray (requirements-gpu.lock)
+	@[ -n "$(GPU_PYTHON)" ] || { echo 'make install: no Python 3.12 found for the GPU environment; set GPU_PYTHON=/path/to/python3.12' >&2; exit 2; }
+	scripts/install_gpu.sh $(VENV) $(GPU_PYTHON) $(WH)
+
+install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the claude-code CLI (pinned) in .npm-claude
 	@[ -n "$(HARBOR_PYTHON)" ] || { echo 'make install: no Python >= 3.12 found for .venv-harbor (Harbor 0.25, OpenHands SDK); set HARBOR_PYTHON=/path/to/python3.12' >&2; exit 2; }
-	$(HARBOR_PYTHON) -m venv $(HVENV)
-	$(HVENV)/bin/python -m pip install --quiet --no-deps -r requirements-harbor.lock
+	scripts/mkvenv.sh $(HARBOR_PYTHON) $(HVENV) "$(WH)"
+	$(HVENV)/bin/python -m pip install --quiet --no-deps $(PIP_FROM) -r requirements-harbor.lock
 	$(HVENV)/bin/python -m pip check
-	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
+	command -v tmux >/dev/null || $(if $(WH),echo 'make install: no tmux here (offline: install it with the OS packages)' >&2,(apt-get update -qq && apt-get install -y -qq tmux))
+	@command -v npm >/dev/null || { echo 'make install: the claude-code CLI needs npm (Node.js >= 22); or SCAFFOLD=0 for a node that never runs trials' >&2; exit 2; }
 	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --no-save --loglevel=error \
-		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+		$(if $(WH),--offline $(CLAUDE_TGZ),@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
 	$(NPM_PREFIX)/node_modules/.bin/claude --version
+
+wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0, HAVE=host-freeze.txt)
+	@[ -n "$(DIR)" ] || { echo 'make wheelhouse: where? DIR=/path/to/wheelhouse' >&2; exit 2; }
+	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(SCAFFOLD) $(HAVE)
+
+lock: ## re-resolve requirements-gpu.lock from requirements-gpu.in (registry; keeps the locked versions where they still fit)
+	scripts/gpu_lock.sh lock
+
+lock-check: ## the registry resolves requirements-gpu.lock to itself, every pin a CPython 3.12 manylinux x86-64 wheel
+	scripts/gpu_lock.sh check
 
 lint: ## ruff over the code; lint-imports: the layering in .importlinter (no cycles, no layer reaching up)
 	$(VENV)/bin/ruff check liverl recipes tests benchmarks
@@ -38,14 +72,17 @@ lint: ## ruff over the code; lint-imports: the layering in .importlinter (no cyc
 validate: ## every preset through every guardrail, structure-only (exit 1 = warnings only, which passes)
 	$(PY) -m liverl.check --structure-only --all || [ $$? -eq 1 ]
 
-test: lint validate ## the whole suite, CPU only
+test: lint validate ## the whole suite (tests marked gpu run where a GPU is present)
 	$(PY) -m pytest -q
 
 goldens: ## rewrite tests/golden/ and FAIL (review `git diff tests/golden`, commit the goldens alone); refused under CI
 	LIVERL_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_matrix.py
 
+# vLLM's sampler uses flashinfer unless told not to; a GPU environment without the optional kernels has none
+NO_FLASHINFER = $(shell $(PY) -c 'import importlib.util as u; print(int(bool(u.find_spec("vllm")) and not u.find_spec("flashinfer")))' 2>/dev/null)
+
 smoke: ## GPU host with vLLM: the tiny real smoke (train + resume); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans every topology
-	$(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))
+	$(if $(filter 1,$(NO_FLASHINFER)),VLLM_USE_FLASHINFER_SAMPLER=0) $(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))
 
 bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head), proxy overhead
 	$(PY) benchmarks/plan_latency.py

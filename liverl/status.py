@@ -3,7 +3,7 @@
 The state is run.json's, checked against the live job where there is one (a Ray job through its dashboard),
 so a job that died without recording its end shows as such. The log tail is the Ray job's log, else the Slurm
 output, traceback or LiveRL log in the run directory; secret values are scrubbed from it.
-Exit 0, or 2 when RUN_DIR is not a run directory.
+Exit 0, 2 when RUN_DIR is not a run directory, 3 when its cluster wants a Ray token this machine lacks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.health.streams import RunNotFoundError, read_run
 from liverl.launch.jobs import client
 from liverl.launch.lock import LOCK_NAME, liveness, read_holder
-from liverl.launch.refusal import LaunchRefused
+from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
 from liverl.rundir import RUN_JSON
 from liverl.secrets import scrub
 
@@ -42,7 +42,11 @@ def job_view(run: dict[str, Any], lines: int) -> tuple[dict[str, Any] | None, li
         jobs = client(run["address"])
         info = jobs.get_job_info(run["job_id"])
         logs = jobs.get_job_logs(run["job_id"]).splitlines()[-lines:]
-    except (LaunchRefused, RuntimeError, ConnectionError) as exc:
+    except LaunchRefused as exc:
+        if exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token: say so, exit 3 (liverl.launch.ray_auth)
+            raise
+        return {"job_id": run["job_id"], "status": "UNKNOWN", "message": f"cannot ask {run['address']}: {exc}"}, []
+    except (RuntimeError, ConnectionError) as exc:
         return {"job_id": run["job_id"], "status": "UNKNOWN", "message": f"cannot ask {run['address']}: {exc}"}, []
     return {"job_id": run["job_id"], "status": info.status.value, "message": info.message}, logs
 
@@ -115,7 +119,11 @@ def main(argv: list[str]) -> int:
     if not (args.run_dir / RUN_JSON).is_file():
         print(f"{args.run_dir}: not a run directory (no run.json)", file=sys.stderr)
         return CONFIG_ERROR_EXIT
-    s = status(args.run_dir, args.lines)
+    try:
+        s = status(args.run_dir, args.lines)
+    except LaunchRefused as exc:
+        print(f"LiveRL: {exc}", file=sys.stderr)
+        return exc.code
     print(json.dumps(s, indent=2) if args.json else render(s), end="\n" if args.json else "")
     return 0
 

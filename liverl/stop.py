@@ -1,7 +1,8 @@
 """`python -m liverl.stop RUN_DIR`: stop a run's live launch (a Ray job, a Slurm job, or a local process).
 
 Records `stopped` in run.json and removes the run's lock when its holder is gone. Exit 0 stopped (or nothing
-was running), 1 the launch could not be stopped, 2 RUN_DIR is not a run directory.
+was running), 1 the launch could not be stopped, 2 RUN_DIR is not a run directory, 3 its cluster wants a Ray token
+this machine lacks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from liverl.errors import CONFIG_ERROR_EXIT
 from liverl.launch.jobs import client
 from liverl.launch.lock import LOCK_NAME, liveness, read_holder
-from liverl.launch.refusal import LaunchRefused
+from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
 from liverl.rundir import RUN_JSON, set_status
 
 LIVE = ("submitted", "running")
@@ -35,7 +36,11 @@ def _stop_ray_job(address: str, job_id: str, timeout: float = 60) -> str | None:
             if time.monotonic() > deadline:
                 return f"Ray job {job_id} did not stop within {timeout:.0f}s"
             time.sleep(0.5)
-    except (LaunchRefused, RuntimeError, ConnectionError) as exc:
+    except LaunchRefused as exc:
+        if exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token: say so, exit 3 (liverl.launch.ray_auth)
+            raise
+        return f"cannot stop Ray job {job_id} at {address}: {exc}"
+    except (RuntimeError, ConnectionError) as exc:
         return f"cannot stop Ray job {job_id} at {address}: {exc}"
     return None
 
@@ -84,7 +89,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m liverl.stop RUN_DIR  (a run directory written by python -m liverl.train)",
               file=sys.stderr)
         return CONFIG_ERROR_EXIT
-    code, message = stop(Path(argv[0]))
+    try:
+        code, message = stop(Path(argv[0]))
+    except LaunchRefused as exc:
+        code, message = exc.code, f"LiveRL: {exc}"
     print(message, file=sys.stderr if code else sys.stdout)
     return code
 

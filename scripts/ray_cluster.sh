@@ -9,14 +9,20 @@
 # head    cleans what an earlier bring-up left on this node, starts the Ray head (GCS on --port, the
 #         dashboard that launcher=ray_job submits to on --dashboard-port), then waits up to --timeout
 #         seconds until N nodes with >= G GPUs have joined. Otherwise it names what is missing, stops the
-#         head and exits 1.
-# worker  cleans, waits (bounded) for the head's port, and joins it; --block stays in the foreground
-#         (for srun).
+#         head and exits 1. Then every node must be the same as the head (`python -m liverl.cluster check`:
+#         LiveRL's version and commit, vLLM, verl's imports; with --scaffold, .venv-harbor and the agent's
+#         CLI): else it names each node that differs by IP and id, stops the head and exits 3.
+# worker  cleans, waits (bounded) for the head's port, and joins it, then runs the same check (a node that
+#         differs leaves the cluster again, exit 3); --block stays in the foreground (for srun).
+# Ray token authentication (Ray >= 2.60): with RAY_AUTH_MODE unset and a token found (RAY_AUTH_TOKEN, the
+#   file RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token) every node runs in token mode; a worker whose head wants
+#   a token it lacks exits 3 naming the variables (liverl.launch.ray_auth).
 # stop    stops the Ray this script started on this node and removes stale shared-memory files.
 #
 # options: --port P (6379)  --dashboard-port P (8265)  --num-gpus G (default: Ray detects them)
 #   --node-ip IP (first of `hostname -I`)  --timeout S (300)  --state-dir DIR (/tmp/liverl-ray)
 #   --force-clean (also `ray stop --force`: every Ray of this user on the node; for dedicated nodes)
+#   --scaffold NAME (conf/scaffold/NAME.yaml: its trials run on every node; default $LIVERL_SCAFFOLD)
 # environment: LIVERL_PYTHON (a python with Ray and LiveRL; default python3),
 #   LIVERL_RAY_START_ARGS (more `ray start` flags), LIVERL_NODE_IP, LIVERL_RAY_PORT,
 #   LIVERL_RAY_DASHBOARD_PORT
@@ -42,6 +48,7 @@ PORT=${LIVERL_RAY_PORT:-6379}
 DASHBOARD_PORT=${LIVERL_RAY_DASHBOARD_PORT:-8265}
 NODE_IP=${LIVERL_NODE_IP:-}
 STATE_DIR=/tmp/liverl-ray
+SCAFFOLD=${LIVERL_SCAFFOLD:-}
 while (($#)); do
   case $1 in
     --topology)
@@ -60,6 +67,7 @@ while (($#)); do
     --state-dir) STATE_DIR=$2; shift 2 ;;
     --block) BLOCK=1; shift ;;
     --force-clean) FORCE_CLEAN=1; shift ;;
+    --scaffold) SCAFFOLD=$2; shift 2 ;;
     *) die "unknown option $1 (see the header of $0)" ;;
   esac
 done
@@ -135,6 +143,22 @@ wait_port() { # host port seconds: until the port answers, or fail naming it
   done
 }
 
+auth_mode() { # [--address A]: token mode where a token is found, for ray start and LiveRL alike; exit 3 when
+  # the head wants a token this node lacks
+  local mode
+  mode=$("$PY" -m liverl.cluster auth "$@") || exit $?
+  if [[ $mode == token ]]; then export RAY_AUTH_MODE=token; fi
+}
+
+same_nodes() { # address: every node is the same as this one, else exit 3 after undoing what this script started
+  local rc=0
+  "$PY" -m liverl.cluster check --address "$1" ${SCAFFOLD:+--scaffold "$SCAFFOLD"} || rc=$?
+  ((rc == 0)) && return 0
+  stop_started
+  echo "ray_cluster.sh: the nodes differ (see above); the Ray this script started here was stopped" >&2
+  exit "$rc"
+}
+
 node_ip() {
   [[ -n $NODE_IP ]] || NODE_IP=$(hostname -I 2>/dev/null | awk '{print $1}')
   [[ -n $NODE_IP ]] || die "cannot tell this node's IP (hostname -I printed none): pass --node-ip IP"
@@ -148,6 +172,7 @@ case $ROLE in
     [[ -n $NODES ]] || die "head: how many nodes to wait for? pass --topology NAME or --nodes N"
     node_ip
     clean
+    auth_mode
     args=(--head --node-ip-address="$NODE_IP" --port="$PORT" --include-dashboard=true --dashboard-host=0.0.0.0
       --dashboard-port="$DASHBOARD_PORT")
     [[ -z $NUM_GPUS ]] || args+=(--num-gpus="$NUM_GPUS")
@@ -158,6 +183,7 @@ case $ROLE in
       stop_started
       die "the cluster did not reach $NODES node(s) with >= $GPUS_PER_NODE GPUs; the head was stopped (see above for who is missing)"
     fi
+    same_nodes "$NODE_IP:$PORT"
     say "ready: RAY_ADDRESS=$NODE_IP:$PORT, launcher=ray_job launcher.address=http://$NODE_IP:$DASHBOARD_PORT" ;;
   worker)
     [[ -n $ADDRESS ]] || die "worker: which head? pass --address HEAD_IP:PORT"
@@ -165,6 +191,7 @@ case $ROLE in
     clean
     wait_port "${ADDRESS%:*}" "${ADDRESS##*:}" "$TIMEOUT" ||
       die "the head $ADDRESS did not answer within ${TIMEOUT}s: start it first (ray_cluster.sh head), or check --address and the firewall"
+    auth_mode --address "$ADDRESS"
     args=(--address="$ADDRESS" --node-ip-address="$NODE_IP")
     [[ -z $NUM_GPUS ]] || args+=(--num-gpus="$NUM_GPUS")
     start_ray "${args[@]}"
@@ -172,5 +199,6 @@ case $ROLE in
     sleep 3
     kill -0 "$pid" 2>/dev/null || die "ray start --address=$ADDRESS exited; its log: $STATE_DIR/ray-worker.log"
     say "worker joined $ADDRESS from $NODE_IP"
+    same_nodes "$ADDRESS"
     if ((BLOCK)); then wait "$pid"; fi ;;
 esac

@@ -121,3 +121,32 @@ def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[st
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, 9)  # whatever of the head's process group outlived SIGTERM
         proc.wait(timeout=30)
+
+
+@contextmanager
+def ray_worker(address: str, env: dict[str, str], num_cpus: int = 1, timeout: float = 90.0) -> Iterator[None]:
+    """A second node joining the head at `address` from this machine (127.0.0.1), with `env` as its environment
+    (its workers inherit it: a node with another PYTHONPATH runs other code); torn down like the head."""
+    import ray
+
+    full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
+    full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "ray"), "start", "--block", f"--address={address}", "--node-ip-address=127.0.0.1",
+         f"--num-cpus={num_cpus}", "--num-gpus=0", "--disable-usage-stats", *private_ports()],
+        env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            _until(lambda: sum(n["Alive"] for n in ray.nodes()) >= 2, timeout, "the second node did not join")
+        finally:
+            ray.shutdown()
+        yield
+    finally:
+        os.killpg(proc.pid, 15)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait(timeout=30)

@@ -3,21 +3,27 @@
 Seen on the host (2026-11-30): a closure packed before liverl.secrets started importing detect-secrets failed every
 launch at `import detect_secrets`. This test reads every module-level import of liverl/ and recipes/ (the code that
 runs on a GPU node), maps it to its distribution in this environment, and asks that each one is pinned in
-requirements-gpu.lock or is on the host already (gpu-host-notes.md, and what the real runs there imported).
+requirements-gpu.lock. The lock is the whole GPU environment now (make install on a GPU host): nothing is taken
+from the host but, where a wheelhouse lacks them, a system torch's CUDA binaries (scripts/gpu_env.py plan, below).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
+import subprocess
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-# Python 3.12 on the host ships these (torch 2.11.0+cu130 and friends); yaml/requests/rich: imported there by the
-# real runs (hydra, vLLM, the plan printer) without being packed
-HOST = {"torch", "transformers", "tokenizers", "numpy", "pyarrow", "pandas", "aiohttp", "pyyaml", "requests", "rich"}
+LOCK = ROOT / "requirements-gpu.lock"
+_spec = importlib.util.spec_from_file_location("gpu_env", ROOT / "scripts" / "gpu_env.py")
+gpu_env = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_env)
 # run by .venv-harbor's Python 3.12, never on a GPU node's trainer interpreter (liverl/scaffold/trial.py)
 HARBOR_SIDE = {"liverl/scaffold/trial_runner.py", "liverl/scaffold/harbor_agents.py", "liverl/scaffold/local_env.py"}
 
@@ -51,7 +57,87 @@ def test_every_distribution_liverl_imports_is_in_the_gpu_lock_or_on_the_host() -
             continue
         for top in module_level_imports(path) - set(sys.stdlib_module_names) - {"liverl", "recipes", "__future__"}:
             wanted = {norm(d) for d in dists.get(top, [top])}
-            if not wanted & (locked | HOST):
+            if not wanted & locked:
                 missing.setdefault(", ".join(sorted(wanted)), set()).add(rel)
     assert not missing, f"add to requirements-gpu.lock (and repack the closure): {missing}"
     assert "detect-secrets" in locked
+
+
+def test_every_top_level_requirement_is_pinned() -> None:
+    """requirements-gpu.in (what the lock is resolved from) and veomni, pinned beside the resolution."""
+    locked = {norm(n) for n, _, _ in gpu_env.read_lock(LOCK)}
+    wanted = {norm(re.split(r"[<>=\[ ]", line)[0]) for line in (ROOT / "requirements-gpu.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert wanted - locked == set() and "veomni" in locked
+    pins = {norm(n): v for n, v, _ in gpu_env.read_lock(LOCK)}
+    assert (pins["torch"], pins["vllm"], pins["verl"], pins["ray"]) == ("2.11.0", "0.24.0", "0.9.1", "2.60.0")
+
+
+def fake_wheelhouse(tmp_path: Path, without: tuple[str, ...]) -> Path:
+    """Empty files named as `make wheelhouse WITHOUT=...` would name them (plan reads names only)."""
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    for name, version, tag in gpu_env.read_lock(LOCK):
+        if tag not in without:
+            (house / f"{name.replace('-', '_')}-{version}-py3-none-any.whl").touch()
+    return house
+
+
+def test_an_offline_install_takes_torch_and_its_cuda_stack_from_a_system_torch_of_the_pinned_release(
+    tmp_path: Path,
+) -> None:
+    house = fake_wheelhouse(tmp_path, ("torch", "optional"))
+    out = gpu_env.plan(LOCK, house, {"torch": "2.11.0+cu130", "nvidia-cublas": "13.1.0.3"})
+    tagged = {n for n, _, t in gpu_env.read_lock(LOCK) if t == "torch"}
+    assert out["system_torch"] and out["missing"] == []
+    assert {norm(p.split("==")[0]) for p in out["from_system"]} == {norm(n) for n in tagged}
+    assert "torch==2.11.0+cu130" in out["from_system"] and "nvidia-cublas==13.1.0.3" in out["from_system"]
+    assert {p.split("==")[0] for p in out["left_out"]} >= {"flashinfer-python", "flashinfer-cubin"}
+    assert not any(p.split("==")[0] in tagged for p in out["install"])
+
+
+def test_an_offline_install_without_torch_anywhere_stops_naming_what_is_missing(tmp_path: Path) -> None:
+    house = fake_wheelhouse(tmp_path, ("torch",))
+    for system in ({}, {"torch": "2.10.0+cu130"}):  # no torch, or not the pinned release
+        out = gpu_env.plan(LOCK, house, system)
+        assert not out["system_torch"] and "torch==2.11.0" in out["missing"]
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "plan", str(LOCK), "--wheelhouse",
+                           str(house), "--requirements", str(tmp_path / "req.txt")],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "torch==2.11.0" in proc.stderr and "make wheelhouse" in proc.stderr
+
+
+def test_a_full_wheelhouse_installs_every_pin_from_itself(tmp_path: Path) -> None:
+    out = gpu_env.plan(LOCK, fake_wheelhouse(tmp_path, ()), {"torch": "2.11.0+cu130"})
+    assert not out["system_torch"] and len(out["install"]) == len(gpu_env.read_lock(LOCK))
+
+
+@pytest.mark.parametrize(("line", "accepted"), [
+    ("veomni 0.1.12 has requirement datasets<=2.21.0,>=2.20.0, but you have datasets 5.2.0.", True),
+    ("vllm 0.24.0 requires flashinfer-python, which is not installed.", True),  # optional: a wheelhouse may lack it
+    ("vllm 0.24.0 requires xgrammar, which is not installed.", False),
+    ("verl 0.9.1 has requirement transformers<5.11, but you have transformers 5.17.0.", False),
+])
+def test_pip_check_accepts_only_the_veomni_datasets_pin_and_missing_optional_kernels(line: str, accepted: bool) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "accepted"], input=line + "\n",
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode == 0) == accepted
+
+
+def test_a_host_freeze_leaves_its_releases_out_of_the_wheelhouse_and_the_install_takes_them_there(
+    tmp_path: Path,
+) -> None:
+    pins = {norm(n): v for n, v, _ in gpu_env.read_lock(LOCK)}
+    freeze = tmp_path / "host-freeze.txt"
+    freeze.write_text(f"numpy=={pins['numpy']}\ntransformers=5.17.0\ntransformers==5.17.0\ntorch==2.11.0+cu130\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "pins", str(LOCK), "--binary",
+                           "--without", "torch", "optional", "--have", str(freeze)],
+                          capture_output=True, text=True, check=True)
+    taken = {norm(line.split("==")[0]) for line in proc.stdout.splitlines()}
+    assert "numpy" not in taken and "transformers" in taken and "vllm" in taken  # 5.17.0 is not the lock's 5.9.0
+    house = fake_wheelhouse(tmp_path, ("torch", "optional"))
+    (house / f"numpy-{pins['numpy']}-py3-none-any.whl").unlink()
+    out = gpu_env.plan(LOCK, house, {"torch": "2.11.0+cu130", "numpy": pins["numpy"]})
+    assert f"numpy=={pins['numpy']}" in out["from_system"] and out["missing"] == []
+    assert gpu_env.plan(LOCK, house, {"torch": "2.11.0+cu130", "numpy": "2.5.2"})["missing"] == [
+        f"numpy=={pins['numpy']}"]

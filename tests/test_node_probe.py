@@ -5,6 +5,7 @@ The refusal path uses a test double for a node with its own disk (this machine h
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,10 @@ def own_disk_node():
     """Test double: a node whose run directory is a private local directory, not the launcher's disk (a closure,
     so Ray ships it by value to its worker)."""
 
-    def probe(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...]) -> dict:
+    def probe(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor=None) -> dict:
         private = Path(probe_dir).parent / f"private-{node_id}" / PROBE_DIR
         private.mkdir(parents=True, exist_ok=True)
-        return probe_here(str(private), token, node_id, ip, modules)
+        return probe_here(str(private), token, node_id, ip, modules, harbor)
 
     return probe
 
@@ -67,3 +68,44 @@ def test_r3_needs_vllm_022_on_every_node(head: str, tmp_path: Path) -> None:
     reports[0].vllm = "0.24.0"
     assert judge(reports, cfg(True), tmp_path) == []
     assert judge(reports, cfg(False), tmp_path) == []
+
+
+def test_a_node_with_other_code_is_refused_by_ip_and_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two real nodes on 127.0.0.1: the second runs LiveRL from another copy (its PYTHONPATH), whose commit differs.
+    The probe's task on it imports that copy and reports its commit: judge names that node, and only it, and
+    `python -m liverl.cluster check` (scripts/ray_cluster.sh, as a node joins) exits 3 naming it. (Ray puts the
+    driver's working directory first on its workers' path: the driver runs outside the checkout, as on a cluster
+    where the launcher's directory is not on the other nodes.)"""
+    import subprocess
+    import sys
+
+    import ray
+    from raytest import ray_worker
+
+    from liverl.launch.node_facts import COMMIT_FILE, node_facts
+    from liverl.launch.node_probe import NODE_RULES
+    from liverl.paths import LIVERL_ROOT
+
+    other = tmp_path / "other-checkout"
+    for part in ("liverl", "conf"):  # a checkout: the package and its config groups
+        shutil.copytree(LIVERL_ROOT / part, other / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "liverl" / COMMIT_FILE).write_text("0" * 40 + "\n")
+    monkeypatch.chdir(tmp_path)
+    with ray_head(num_gpus=0) as address, ray_worker(address, {"PYTHONPATH": str(other)}):
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            head_id = next(n["NodeID"] for n in ray.nodes() if n["Resources"].get("node:__internal_head__"))
+        finally:
+            ray.shutdown()
+        reports = probe_nodes(address, tmp_path / "run", ())
+        assert len(reports) == 2
+        problems = judge(reports, cfg(False), tmp_path / "run", launcher=node_facts((), None))
+        (problem,) = problems
+        (odd,) = [r for r in reports if r.node_id != head_id]
+        assert problem.rule == "node-mismatch" and problem.rule in NODE_RULES  # exit 3 at launch
+        assert odd.commit == "0" * 40 and f"node {odd.ip} ({odd.node_id[:12]})" in problem.message
+        assert "commit: " + "0" * 40 in problem.got
+        proc = subprocess.run([sys.executable, "-m", "liverl.cluster", "check", "--address", address],
+                              capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
+        assert proc.returncode == 3, proc.stderr
+        assert odd.node_id[:12] in proc.stderr and head_id[:12] not in proc.stderr and "0" * 40 in proc.stderr

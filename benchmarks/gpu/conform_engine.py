@@ -2,7 +2,7 @@
 LiveRL's proxy session for a few turns, then the trainer's log-probs of the trained tokens and their agreement.
 
   python3 benchmarks/gpu/conform_engine.py [MODEL_DIR] [--turns N] [--max-tokens N]
-  (bash benchmarks/gpu/unpack_and_run.sh conform-engine [...] sets the host's environment first)
+  (bash benchmarks/gpu/sample_memory.sh conform-engine [...] sets the host's environment first)
 
 MODEL_DIR defaults to a tiny random Qwen2 generated here (`python -m liverl.tiny.generate`). The session is the one
 the proxy opens per trial (liverl/scaffold/session.py): each turn extends the chain with the next user message, so

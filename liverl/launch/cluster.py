@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from liverl.launch.ray_auth import check_gcs, use_token_if_found
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused, reachable
 from liverl.rundir import Plan
 
@@ -17,6 +18,7 @@ def is_dashboard(address: str) -> bool:
 
 def node_gpus(address: str) -> list[tuple[str, int]]:
     """(node ip, GPUs) of every alive node. A dashboard URL is read through Ray's state API (no driver attaches)."""
+    use_token_if_found()
     if is_dashboard(address):
         from ray.util.state import list_nodes
 
@@ -24,6 +26,7 @@ def node_gpus(address: str) -> list[tuple[str, int]]:
         return [(n.node_ip, int(n.resources_total.get("GPU", 0))) for n in nodes]
     import ray
 
+    check_gcs(address)
     ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         return _alive(ray.nodes())
@@ -50,6 +53,8 @@ def pool_slots(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
 def wait_for_nodes(address: str, nodes: int, gpus_per_node: int, timeout: float) -> tuple[bool, list[tuple[str, int]]]:
     """Poll the GCS until `nodes` alive nodes with >= gpus_per_node GPUs joined, or the timeout passes."""
     import ray
+
+    check_gcs(address)
 
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from liverl.errors import CONFIG_ERROR_EXIT
+from liverl.launch.ray_auth import auth_refused, use_token_if_found
 from liverl.launch.refusal import LaunchRefused, reachable
 
 
@@ -24,12 +25,17 @@ def dashboard_address(address: str | None) -> str:
 
 
 def client(address: str):
-    """A JobSubmissionClient for a reachable dashboard (a dead address is refused within seconds)."""
+    """A JobSubmissionClient for a reachable dashboard (a dead address is refused within seconds; a token cluster
+    without its token, exit 3: liverl.launch.ray_auth)."""
+    from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient  # Ray loads in seconds: only when a dashboard is asked
 
     reachable(address)
+    use_token_if_found()
     try:
         return JobSubmissionClient(address)
+    except AuthenticationError as exc:  # the client's first request (its version check) is refused: 401 / 403
+        raise auth_refused(address, str(exc)) from None
     except (ConnectionError, RuntimeError) as exc:
         raise LaunchRefused(
             f"launcher.address: {address} answers but is not a Ray dashboard with the job API ({exc}). Nothing was "

@@ -1,20 +1,23 @@
 """Before training starts, one tiny Ray task per alive node proves the node sees the run directory (it reads a token
 the launcher wrote, and writes one the launcher reads back) and reports what the run needs from its image: the vLLM
-version (R3 needs >= 0.22) and the trainer's imports. verl places agent-loop workers on every node with CPUs
-(experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from its own disk (534-537),
-and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints. `check_nodes` refuses a launch naming
-the node (liverl.launch.local runs it after ray_preflight). Each node also reports its GPUs and physical memory:
-memory-fit and host-memory-fit are judged again against them (liverl.guardrails.memory_at_launch), and run.json's
-`gpu` records the GPU found (an embedded Ray, "local", is this machine: judged without a Ray task).
+version (R3 needs >= 0.22) and the trainer's imports, and what makes it the same as the launcher (LiveRL's version
+and commit, vLLM's version, and where the scaffold runs trials, Harbor's Python and the agent's CLI:
+liverl.launch.node_facts); a node that differs is refused by IP and id (exit 3). verl places agent-loop workers on
+every node with CPUs (experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from
+its own disk (534-537), and every trainer rank writes checkpoint shards under RUN_DIR/checkpoints. `check_nodes`
+refuses a launch naming the node (liverl.launch.local runs it after ray_preflight). Each node also reports its GPUs
+and physical memory: memory-fit and host-memory-fit are judged again against them
+(liverl.guardrails.memory_at_launch), and run.json's `gpu` records the GPU found (an embedded Ray, "local", is this
+machine: judged without a Ray task).
 """
 
 from __future__ import annotations
 
 import secrets
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,14 @@ from liverl.guardrails.framework import apply_waivers
 from liverl.guardrails.gpu_probe import gpus_here, host_memory_here, version_tuple
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
 from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
+from liverl.launch.node_facts import differences, node_facts, scaffold_runs_trials
+from liverl.launch.ray_auth import check_gcs
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
 from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan, update_run
 
 PROBE_DIR = ".liverl_node_probe"
 PROBE_TIMEOUT_S = 120
+NODE_RULES = ("shared-run-dir", "node-mismatch")  # a node, not the plan, is wrong: exit 3
 
 
 @dataclass
@@ -43,9 +49,15 @@ class NodeReport:
     missing: list[str] = field(default_factory=list)
     gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
     host_bytes: int | None = None
+    liverl: str | None = None
+    commit: str | None = None
+    harbor: str | None = None
+    cli: str | None = None
 
 
-def probe_here(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...]) -> dict[str, Any]:
+def probe_here(
+    probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor: dict | None = None
+) -> dict[str, Any]:
     """What runs on each node: read the launcher's token, write this node's, report the image's facts."""
     out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
     directory = Path(probe_dir)
@@ -55,17 +67,13 @@ def probe_here(probe_dir: str, token: str, node_id: str, ip: str, modules: tuple
         out["wrote"] = True
     except OSError as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        out["vllm"] = metadata.version("vllm")
-    except metadata.PackageNotFoundError:
-        out["vllm"] = None
-    out["missing"] = [m for m in modules if util.find_spec(m) is None]
+    out.update(node_facts(modules, harbor))
     out["gpus"], out["host_bytes"] = gpus_here(), host_memory_here()
     return out
 
 
 def probe_nodes(
-    address: str, run_dir: Path, modules: tuple[str, ...], task: Callable | None = None
+    address: str, run_dir: Path, modules: tuple[str, ...], task: Callable | None = None, harbor: dict | None = None
 ) -> list[NodeReport]:
     """Run the probe on every alive node with CPUs (where verl places agent-loop workers) of the cluster at
     `address`; `task` replaces probe_here (tests: a node with its own disk). Ray is shut down afterwards, so
@@ -78,12 +86,13 @@ def probe_nodes(
     token = secrets.token_hex(16)
     (directory / "launcher.token").write_text(token)
     remote = ray.remote(num_cpus=0)(task or probe_here)
+    check_gcs(address)
     ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
         refs = [
             remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
-                str(directory), token, n["NodeID"], n["NodeManagerAddress"], modules
+                str(directory), token, n["NodeID"], n["NodeManagerAddress"], modules, harbor
             )
             for n in nodes
         ]
@@ -133,12 +142,42 @@ def _imports_problem(r: NodeReport, where: str) -> Problem:
     )
 
 
-def judge(reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path) -> list[Problem]:
-    """FATAL problems naming each node that cannot host its part of the run."""
+def _mismatch_problem(r: NodeReport, where: str, diffs: list[str]) -> Problem:
+    return Problem(
+        key="cluster node",
+        got="; ".join(diffs),
+        rule="node-mismatch",
+        message=f"{where} differs from the launcher: it would run other code or tools than the ones checked here",
+        fix="bring the node to the launcher's commit and environment (git checkout + make install on it, or one "
+        "shared checkout), or remove it from the cluster (ray stop on it)",
+    )
+
+
+def reference(launcher: dict[str, Any], reports: list[NodeReport]) -> dict[str, Any]:
+    """The facts every node must have: the launcher's; for what the launcher lacks (no vLLM on a CPU login node, no
+    .venv-harbor where no trial runs), what most nodes have."""
+    ref = dict(launcher)
+    for key in ("vllm", "harbor", "cli"):
+        if ref.get(key) is None:
+            seen = Counter(getattr(r, key) for r in reports if getattr(r, key) is not None)
+            ref[key] = seen.most_common(1)[0][0] if seen else None
+    return ref
+
+
+def judge(
+    reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path, launcher: dict[str, Any] | None = None,
+    trials: bool = False,
+) -> list[Problem]:
+    """FATAL problems naming each node that cannot host its part of the run (launcher: this process's facts,
+    liverl.launch.node_facts; None compares nothing)."""
     problems = []
     r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
+    ref = reference(launcher, reports) if launcher is not None else None
     for r in reports:
         where = f"node {r.ip} ({r.node_id[:12]})"
+        diffs = differences(vars(r), ref, trials) if ref is not None else []
+        if diffs:
+            problems.append(_mismatch_problem(r, where, diffs))
         if not (r.saw_token and r.wrote):
             problems.append(_disk_problem(r, where, run_dir))
         if r3 and (r.vllm is None or version_tuple(r.vllm) < VLLM_R3_MIN):
@@ -152,15 +191,20 @@ def node_memory(reports: list[NodeReport]) -> list[NodeMemory]:
     return [NodeMemory(f"node {r.ip} ({r.node_id[:12]})", [tuple(g) for g in r.gpus], r.host_bytes) for r in reports]
 
 
-def node_blockers(run_dir: Path, address: str, mode: str, task: Callable | None = None) -> list[Problem]:
+def node_blockers(
+    run_dir: Path, address: str, mode: str, task: Callable | None = None, harbor: dict | None = None
+) -> list[Problem]:
     """Probe the cluster a plan launches on and judge it; an embedded Ray ("local") is this machine alone, whose
     GPUs and memory are read here. run.json's `gpu` becomes the probed GPU."""
     cfg, verl_cfg = OmegaConf.load(run_dir / LIVERL_YAML), OmegaConf.load(run_dir / VERL_YAML)
     if address == "local":
         problems, nodes = [], [NodeMemory("this machine", gpus_here(), host_memory_here())]
     else:
-        reports = probe_nodes(address, run_dir, trainer_imports(verl_cfg, mode), task)
-        problems, nodes = judge(reports, verl_cfg, run_dir), node_memory(reports)
+        modules = trainer_imports(verl_cfg, mode)
+        launcher = node_facts(modules, harbor)  # before Ray starts: nothing between the probe and verl's ray.init
+        reports = probe_nodes(address, run_dir, modules, task, harbor)
+        problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor))
+        nodes = node_memory(reports)
     gpu = probed_gpu(nodes, cfg)
     if gpu:
         update_run(run_dir, gpu=gpu)
@@ -168,10 +212,32 @@ def node_blockers(run_dir: Path, address: str, mode: str, task: Callable | None 
 
 
 def check_nodes(plan: Plan, address: str) -> None:
-    """Every node sees the run directory, has what the run imports, and GPUs and memory the plan fits; refuse
-    naming the node (exit 3 when a node cannot share the run directory, 2 otherwise)."""
+    """Every node sees the run directory, has what the run imports, is the same as the launcher and has GPUs and
+    memory the plan fits; refuse naming the node (exit 3 when a node cannot share the run directory or differs, 2
+    otherwise)."""
     cfg = OmegaConf.load(plan.run_dir / LIVERL_YAML)
-    blocking, _ = apply_waivers(node_blockers(plan.run_dir, address, cfg.mode.name), cfg.liverl.allow)
+    harbor = OmegaConf.to_container(cfg.scaffold.harbor, resolve=True) if "harbor" in cfg.scaffold else None
+    blocking, _ = apply_waivers(node_blockers(plan.run_dir, address, cfg.mode.name, harbor=harbor), cfg.liverl.allow)
     if blocking:
-        code = EXIT_NO_RESOURCES if any(p.rule == "shared-run-dir" for p in blocking) else CONFIG_ERROR_EXIT
+        code = EXIT_NO_RESOURCES if any(p.rule in NODE_RULES for p in blocking) else CONFIG_ERROR_EXIT
         raise LaunchRefused("\n".join(str(p) for p in blocking) + "\nNothing was launched.", code)
+
+
+# what `python -m liverl.cluster check` asks of every node without a plan: verl and the sync trainer's imports
+CLUSTER_MODULES = ("verl", "transfer_queue")
+
+
+def cluster_mismatches(address: str, harbor: dict | None = None) -> list[str]:
+    """Each node of the cluster that differs from this one (scripts/ray_cluster.sh, as a node joins), one line each
+    naming its IP and id; [] when all are the same."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="liverl-cluster-check-") as tmp:  # no run directory here: facts only
+        reports = probe_nodes(address, Path(tmp), CLUSTER_MODULES, harbor=harbor)
+    ref = reference(node_facts(CLUSTER_MODULES, harbor), reports)
+    lines = []
+    for r in reports:
+        diffs = differences(vars(r), ref, scaffold_runs_trials(harbor))
+        if diffs:
+            lines.append(f"node {r.ip} ({r.node_id[:12]}): " + "; ".join(diffs).replace("launcher", "this node"))
+    return lines

@@ -29,6 +29,8 @@ from liverl.guardrails.ledger import CLUSTER_ENV, LEDGER_ENV, ledger_path, recor
 from liverl.launch.cluster import ray_preflight
 from liverl.launch.jobs import client, dashboard_address
 from liverl.launch.lock import JOB_ID_ENV, RunLock
+from liverl.launch.node_facts import COMMIT_FILE, liverl_commit
+from liverl.launch.ray_auth import job_env
 from liverl.launch.refusal import EXIT_NO_RESOURCES, EXIT_OK, EXIT_RUN_FAILED, FORWARD_ENV, LaunchRefused, refuse
 from liverl.launch.resume import plan_digest
 from liverl.paths import LIVERL_ROOT
@@ -48,6 +50,7 @@ def stage_code(job_id: str, into: Path) -> list[str]:
         shutil.copytree(LIVERL_ROOT / package, copy, ignore=shutil.ignore_patterns("__pycache__"))
         (copy / "LIVERL_JOB").write_text(job_id + "\n")
         out.append(str(copy))
+    (into / "liverl" / COMMIT_FILE).write_text((liverl_commit() or "") + "\n")  # the copy is no git checkout
     return out
 
 
@@ -58,6 +61,7 @@ def runtime_env(plan: Plan, job_id: str, launcher: DictConfig, code: list[str], 
     env.update({CLUSTER_ENV: address, LEDGER_ENV: str(ledger_path().resolve())})
     # verl's run_ppo calls ray.init(runtime_env=...) inside the job: let Ray merge it with the job's
     env["RAY_OVERRIDE_JOB_RUNTIME_ENV"] = "1"
+    env.update(job_env())  # a token cluster: the mode, never the token (the job's driver runs on the head)
     env.update({k: os.environ[k] for k in launcher.send_env if k in os.environ})
     out: dict[str, Any] = {"env_vars": env}
     if code:

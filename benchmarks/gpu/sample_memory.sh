@@ -1,32 +1,29 @@
 #!/usr/bin/env bash
-# On the offline GPU host: bring the closure packed by pack_closure.sh into place and run LiveRL's real smoke.
-# Launch (each step may be a separate call; the host keeps /tmp between calls while it is held):
-#   bash benchmarks/gpu/unpack_and_run.sh stash PARTS_DIR      # copy the parts found there to $STASH
-#   bash benchmarks/gpu/unpack_and_run.sh unpack               # join, check the sha256, unpack into $SITE
-#   bash benchmarks/gpu/unpack_and_run.sh smoke [ARGS...]      # python -m liverl.tiny.smoke ARGS, GPU memory sampled
-#   bash benchmarks/gpu/unpack_and_run.sh conform-engine [MODEL_DIR]  # vLLM vs trainer log-probs via LiveRL's session
+# On a GPU host set up with `make install` (offline: make install WHEELHOUSE=DIR, benchmarks/gpu/wheelhouse_parts.sh):
+# LiveRL's real smoke with its GPU memory sampled.
+#   bash benchmarks/gpu/sample_memory.sh smoke [ARGS...]     # python -m liverl.tiny.smoke ARGS, GPU memory sampled
 # Several smokes at once, detached (they outlive the call; the host's 10-minute call limit does not stop them):
-#   bash benchmarks/gpu/unpack_and_run.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
-#   bash benchmarks/gpu/unpack_and_run.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
-#   bash benchmarks/gpu/unpack_and_run.sh bundle NAME...        # each run's metrics, run.json, log -> $OUT/NAME.tgz
-#   bash benchmarks/gpu/unpack_and_run.sh points MODE [ARGS...]  # benchmarks/memory/verl_points.py MODE ARGS, detached
-#                                                               # (`wait` reports it; verl_points.json -> $OUT)
+#   bash benchmarks/gpu/sample_memory.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
+#   bash benchmarks/gpu/sample_memory.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
+#   bash benchmarks/gpu/sample_memory.sh bundle NAME...        # each run's metrics, run.json, log -> $OUT/NAME.tgz
+#   bash benchmarks/gpu/sample_memory.sh points MODE [ARGS...]  # benchmarks/memory/verl_points.py MODE ARGS, detached
+#                                                              # (`wait` reports it; verl_points.json -> $OUT)
+#   bash benchmarks/gpu/sample_memory.sh conform-engine [MODEL_DIR]  # vLLM vs trainer log-probs via LiveRL's session
 # Concurrent smokes share the GPUs: give each vLLM a fixed KV cache
 # (verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes=...), which skips vLLM's start-up
 # profiling, whose check fails when another process on the GPU frees memory meanwhile (vllm/v1/worker/gpu_worker.py:480).
-# OUT (default /tmp/liverl-out) receives the log, the GPU memory samples and the metrics files.
+# OUT (default /tmp/liverl-out) receives the log, the GPU memory samples and the metrics files. PY: the GPU
+# environment's Python (default: the repository's .venv).
 set -euo pipefail
-STASH="${STASH:-/tmp/liverl-parts}"
-SITE="${SITE:-/tmp/liverl-site}"
 OUT="${OUT:-/tmp/liverl-out}"
 RUNS="${RUNS:-/tmp/liverl-runs}"
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
-mkdir -p "$STASH" "$OUT"
+export PY="${PY:-$REPO/.venv/bin/python}"
+mkdir -p "$OUT"
 
 gpu_env() {
-  export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
-  # no flashinfer in the closure: vLLM's engine core fails at start without this (gpu-host-notes.md)
-  export VLLM_USE_FLASHINFER_SAMPLER=0
+  # without the lock's optional kernels (no flashinfer) vLLM's engine core fails at start unless (gpu-host-notes.md)
+  "$PY" -c 'import flashinfer' 2>/dev/null || export VLLM_USE_FLASHINFER_SAMPLER=0
   # only vLLM's offline LLM class reads this (vllm/v1/engine/llm_engine.py:157); verl's AsyncLLM server always runs
   # its engine core in a subprocess (vllm/v1/engine/async_llm.py:146)
   export VLLM_ENABLE_V1_MULTIPROCESSING=0
@@ -42,19 +39,23 @@ gpu_peaks() {
 }
 
 case "${1:-}" in
-  stash)
-    cp "${2:?PARTS_DIR}"/closure.* "$STASH"/ && ls -la "$STASH" ;;
-  unpack)
-    start=$(date +%s)
-    (cd "$STASH" && cat closure.tar.xz.part-* > /tmp/closure.tar.xz)
-    (cd /tmp && sha256sum -c "$STASH/closure.sha256")
-    rm -rf "$SITE" && mkdir -p "$SITE"
-    xz -dc -T0 /tmp/closure.tar.xz | tar -x -C "$SITE"
-    rm -f /tmp/closure.tar.xz
-    echo "unpacked in $(( $(date +%s) - start )) s: $(du -sh "$SITE" | cut -f1)"
+  conform-engine)
+    # the conformance gate's engine side (vLLM through LiveRL's session, trainer log-probs, their agreement)
+    shift
     gpu_env
-    python3 -c "import vllm, verl, ray, hydra, transfer_queue, torch; print('vllm', vllm.__version__, 'verl', \
-verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', torch.cuda.device_count())" ;;
+    "$PY" "$REPO/benchmarks/gpu/conform_engine.py" "$@" 2>&1 | tee "$OUT/conform_engine.log"
+    exit "${PIPESTATUS[0]}" ;;
+  points)
+    # points run|host [ARGS...]: the memory model against verl (benchmarks/memory/verl_points.py) in its own session,
+    # log in $RUNS/points-MODE.log; the points JSON and each run's log are copied to $OUT when it ends
+    shift
+    gpu_env
+    mkdir -p "$RUNS"
+    OUT="$OUT" setsid bash -c 'start=$(date +%s); "$PY" "$0/benchmarks/memory/verl_points.py" "${@:3}" \
+        --work "$1/points" > "$1/points-$2.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1/points-$2.rc";
+      cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$OUT"/ 2>/dev/null' \
+      "$REPO" "$RUNS" "${1:?run|host}" "$@" < /dev/null &
+    echo "started verl_points $*" ;;
   smoke)
     shift
     gpu_env
@@ -62,30 +63,24 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
     smi=$!
     start=$(date +%s)
     set +e
-    python3 -m liverl.tiny.smoke "$@"
+    "$PY" -m liverl.tiny.smoke "$@"
     code=$?
     set -e
     kill "$smi" 2>/dev/null || true
     echo "smoke exit $code in $(( $(date +%s) - start )) s; peak GPU memory (MiB) per GPU:"
     gpu_peaks "$OUT/gpu_mem.csv"
     exit "$code" ;;
-  conform-engine)
-    # the conformance gate's engine side (vLLM through LiveRL's session, trainer log-probs, their agreement)
-    shift
-    gpu_env
-    python3 "$REPO/benchmarks/gpu/conform_engine.py" "$@" 2>&1 | tee "$OUT/conform_engine.log"
-    exit "${PIPESTATUS[0]}" ;;
   start)
     # start NAME ARGS: one smoke in a new session (setsid), tagged LIVERL_GPU_TAG=NAME for the memory sampler
     name="${2:?NAME}"; shift 2
     gpu_env
     mkdir -p "$RUNS"
     tiny="${LIVERL_TINY_DIR:-/tmp/tiny}"
-    [ -f "$tiny/tiny.json" ] || python3 -m liverl.tiny.generate "$tiny" > "$RUNS/generate.log" 2>&1
+    [ -f "$tiny/tiny.json" ] || "$PY" -m liverl.tiny.generate "$tiny" > "$RUNS/generate.log" 2>&1
     # one sampler per host: a second one doubled every sample (seen when RUNS was cleared while one ran)
-    pgrep -f "unpack_and_run.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
+    pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
     LIVERL_GPU_TAG="$name" LIVERL_TINY_DIR="$tiny" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
-      'start=$(date +%s); python3 -m liverl.tiny.smoke --tiny-dir "$0" --run-dir "$1" "${@:3}" > "$2.log" 2>&1;
+      'start=$(date +%s); "$PY" -m liverl.tiny.smoke --tiny-dir "$0" --run-dir "$1" "${@:3}" > "$2.log" 2>&1;
        echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$tiny" "$RUNS/$name" "$RUNS/$name" "$@" < /dev/null &
     echo "started $name: $*" ;;
   sample)
@@ -131,17 +126,6 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
         "$(basename "$RUNS/gpu_apps.csv")" 2>/dev/null || true
     done
     ls -la "$OUT" ;;
-  points)
-    # points run|host [ARGS...]: the memory model against verl (benchmarks/memory/verl_points.py) in its own session,
-    # log in $RUNS/points-MODE.log; the points JSON and each run's log are copied to $OUT when it ends
-    shift
-    gpu_env
-    mkdir -p "$RUNS"
-    OUT="$OUT" setsid bash -c 'start=$(date +%s); python3 "$0/benchmarks/memory/verl_points.py" "${@:3}" \
-        --work "$1/points" > "$1/points-$2.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1/points-$2.rc";
-      cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$OUT"/ 2>/dev/null' \
-      "$REPO" "$RUNS" "${1:?run|host}" "$@" < /dev/null &
-    echo "started verl_points $*" ;;
   collect)
     # collect RUN_DIR NAME: metrics files, run.json and a small archive of the plan, checkpoint listing and Ray logs
     run="${2:?RUN_DIR}"; name="${3:?NAME}"
@@ -152,5 +136,5 @@ verl.__version__, 'ray', ray.__version__, 'torch', torch.__version__, 'gpus', to
       $( [ -d /tmp/ray/session_latest/logs ] && echo -C /tmp/ray/session_latest logs ) 2>/dev/null || true
     ls -la "$OUT" ;;
   *)
-    echo "usage: $0 stash PARTS_DIR | unpack | smoke [ARGS...] | start NAME [ARGS...] | wait SECONDS | bundle NAME... | collect RUN_DIR NAME" >&2; exit 2 ;;
+    echo "usage: $0 smoke [ARGS...] | start NAME [ARGS...] | wait SECONDS | bundle NAME... | collect RUN_DIR NAME" >&2; exit 2 ;;
 esac
