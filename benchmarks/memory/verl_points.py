@@ -11,7 +11,8 @@ verl/workers/engine_workers.py:219, so GiB, over every phase: old-log-prob pass,
 `max_memory_reserved_gb` (what runs out). Host mode (`host`): optimizer + parameter offload on, the node's used
 memory sampled every 0.5 s against the host model (liverl.memory.host).
 
-On the GPU host (the GPU environment of `make install`; `bash benchmarks/gpu/sample_memory.sh points MODE ...` runs it detached):
+On the GPU host (the GPU environment of `make install`; `bash benchmarks/gpu/sample_memory.sh points MODE ...`
+runs it detached):
   python benchmarks/memory/verl_points.py run --parallel 2 [--points dense7b_fsdp_16k,moe30b_fsdp_16k,...]
   python benchmarks/memory/verl_points.py host
 Both merge their points into benchmarks/memory/verl_points.json (--out), which tests/test_memory_verl.py reads.
