@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from liverl.guardrails import memory_inputs
-from liverl.memory import terms
+from liverl.memory import plan, terms
 from liverl.memory.plan import RESERVED_HEADROOM
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
@@ -102,6 +102,9 @@ def test_without_remove_padding_verl_never_chunks_the_entropy(tmp_path):
     assert terms.logprob_logits(spec) == 14 * t * v  # bf16 logits + fp32 softmax + logsumexp's fp32 copy and temp
     _, rmpad, _ = _dense(tmp_path, "verl.actor_rollout_ref.model.use_remove_padding=true")
     assert memory_inputs.logits_path(rmpad)["logprob_entropy"] == "chunked"
+    # so the fix that helps names remove-padding: chunking alone would change nothing on this plan
+    fixes = [text for text, _ in plan.fix_candidates(spec, plan.H200_BYTES)]
+    assert any("use_remove_padding=true" in f for f in fixes) and not any(f.startswith("chunk the") for f in fixes)
 
 
 @pytest.mark.skipif(not POINTS, reason="no verl points stored yet")
