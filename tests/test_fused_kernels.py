@@ -47,7 +47,7 @@ def test_untied_model_turns_the_fused_path_off_and_the_memory_model_follows(mode
     assert OmegaConf.select(b.verl, FUSED) is False
     # verl reads the actor-level key into fsdp_config (trainer/config/_generated_ppo_trainer.yaml:42)
     assert OmegaConf.select(b.verl, "actor_rollout_ref.actor.fsdp_config.entropy_from_logits_with_chunking") is True
-    assert memory_inputs.logits_path(b.verl) == {"logits": "bf16_ce", "lm_head_chunk": 0,
+    assert memory_inputs.logits_path(b.verl) == {"logits": "materialised", "lm_head_chunk": 0,
                                                  "logprob_entropy": "chunked"}
     assert any("fused log-prob kernels: off (untied embeddings" in n for n in b.notes)
     spec = memory_inputs.plan_inputs(cfg, b.verl, structure_only=True).trainer

@@ -422,7 +422,9 @@ PASSING = {
     "linear-attention-sp": ("model=qwen35",),
     "sp-divides": ("model=qwen25_0p5b", "model.path={dense_kv2}", "sp_size=2", "model.rollout_tp=2"),
     "topology-nodes": A3,
-    "fsdp-fits": (*A3, "fsdp_size=8"),
+    # 8 shards of the 131k-token preset peak over the H200 budget with the 40% allocator headroom (memory-fit's own
+    # case, tests/test_memory_targets.py): waived here, this case judges fsdp-fits only
+    "fsdp-fits": (*A3, "fsdp_size=8", "liverl.allow=[memory-fit]"),
     "rollout-parallel-fits": (*A3, "model.rollout_tp=8"),
     "rollout-tp-kv-heads": ("model=qwen3_30b_a3b", "model.path={moe}", "model.rollout_tp=4", *VE),
     "fully-async-invariant": A3,

@@ -49,7 +49,7 @@ def test_gpu_group_sets_the_memory_judged_against(group, gib):
 def test_the_preset_fits_an_h200_and_is_refused_on_an_h100():
     _built(SYNC)  # fits the default h200
     text = _refusal(SYNC, "gpu=h100")
-    assert "[memory-fit] trainer GPU memory" in text and "(h100 79.1 GiB less 16% allocator headroom)" in text
+    assert "[memory-fit] trainer GPU memory" in text and "(h100 79.1 GiB less 40% allocator headroom)" in text
 
 
 def test_on_an_h100_no_fix_proposes_a_token_budget_below_the_window():
@@ -105,8 +105,9 @@ def test_trainer_fits_only_with_the_allocator_headroom():
     peak = terms.breakdown(spec)["peak_bytes"]
     base = {"trainer": spec, "trainer_gpus": 1, "rollout_tp": 1, "gpu_memory_utilization": 0.5, "window": 4096,
             "colocated": True}
-    assert not plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.10))["trainer"]["fits"]  # < 16% over
-    assert plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.17))["trainer"]["fits"]
+    # 40%: verl's reserved peak over its allocated peak on the stored verl points (benchmarks/memory/verl_points.json)
+    assert not plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.38))["trainer"]["fits"]  # < 40% over
+    assert plan.predict(plan.PlanInputs(**base, gpu_bytes=peak * 1.41))["trainer"]["fits"]
 
 
 # --- host memory

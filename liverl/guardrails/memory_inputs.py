@@ -65,10 +65,12 @@ def logits_path(verl: Any) -> dict:
       return_log_probs=True (verl/workers/engine/veomni/transformer_impl.py:848-853): chunked, chunk assumed.
     Either engine, use_fused_kernels=false: the HF LM head materialises the whole micro-batch's bf16 logits
       (verl/workers/engine/fsdp/transformer_impl.py:1383; VeOmniEngineWithLMHead inherits this
-      prepare_model_outputs), log-probs by logprobs_from_logits with inplace_backward when no entropy is asked
-      (fsdp/transformer_impl.py:1424-1432; verl/utils/torch_functional.py:73), and the old-log-prob pass's entropy
-      by entropy_from_logits, chunked when the engine's entropy_from_logits_with_chunking is set
-      (fsdp/transformer_impl.py:1397-1405; torch_functional.py:231-262).
+      prepare_model_outputs), log-probs by logprobs_from_logits (fsdp/transformer_impl.py:1424-1432, 1520;
+      verl/utils/torch_functional.py:73), and the old-log-prob pass's entropy by entropy_from_logits: chunked when
+      the engine's entropy_from_logits_with_chunking is set and remove-padding is on (fsdp/transformer_impl.py:
+      1397-1405; torch_functional.py:248), torch.compile'd when use_torch_compile is on (transformer_impl.py:
+      183-187), and eager on the whole micro-batch without remove-padding, which never reads the chunking key
+      (transformer_impl.py:1489-1492).
     """
     actor = _get(verl, "actor_rollout_ref.actor")
     veomni = _get(actor, "strategy") == "veomni"
@@ -79,8 +81,24 @@ def logits_path(verl: Any) -> dict:
     if fused:
         chunk = VEOMNI_FUSED_CHUNK if veomni else FSDP_FUSED_CHUNK
         return {"logits": "fp32", "lm_head_chunk": chunk, "logprob_entropy": "fused"}
-    chunked = bool(_get(engine, "entropy_from_logits_with_chunking", False))
-    return {"logits": "bf16_ce", "lm_head_chunk": 0, "logprob_entropy": "chunked" if chunked else "full"}
+    rmpad = bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True))
+    if not rmpad:
+        entropy = "eager"
+    elif _get(engine, "entropy_from_logits_with_chunking", False):
+        entropy = "chunked"
+    else:
+        entropy = "full" if _get(engine, "use_torch_compile", True) else "eager"
+    return {"logits": "materialised", "lm_head_chunk": 0, "logprob_entropy": entropy}
+
+
+def attn_implementation(cfg: Any, verl: Any) -> str:
+    """The trainer's attention kernel: verl reads override_config.attn_implementation, default flash_attention_2
+    (verl/workers/config/model.py:185); engine=veomni and the model group name it as model.attn_implementation.
+    flash_attention_2 needs flash-attn installed, and with it verl's log-probs use flash-attn's cross-entropy
+    (verl/utils/torch_functional.py:34-39, 95): the memory model's `flash_ce`."""
+    impl = _get(verl, "actor_rollout_ref.model.override_config.attn_implementation") or _get(
+        cfg, "model.attn_implementation", "flash_attention_2")
+    return str(impl)
 
 
 def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
@@ -102,7 +120,10 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
         offload_policy=bool(_get(engine, "offload_policy", False)),
-        fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False))
+        fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False),
+        remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
+        flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
+        lm_head_unit=_get(actor, "strategy") == "fsdp2")  # verl/utils/fsdp_utils.py:549-571 (untied only)
     return spec, gpus
 
 

@@ -17,14 +17,16 @@ from liverl.memory import terms
 H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory on the H200 that was measured
 # What runs out is the caching allocator's reserved memory, and the model predicts allocated bytes. memory-fit keeps
 # an explicit headroom instead of predicting fragmentation: a trainer GPU fits when its predicted allocated peak
-# x (1 + RESERVED_HEADROOM) is within the GPU. Measured on one H100 with verl's own step (issue 20, sync gpu1, FSDP,
-# reduced-depth random checkpoints): max_memory_reserved was 16% above max_memory_allocated on the Qwen3-MoE shape
-# (where the allocated prediction matched within 5%) and 52% above on the dense 7B-width shape (where allocated was
-# itself 21% over the prediction). verl turns expandable_segments on for training
-# (verl/workers/engine_workers.py:827) and the allocator frees cached blocks before it raises, so the 16% is kept;
-# benchmarks/memory/verl_points.py records reserved beside allocated and tests/test_memory_verl.py checks every
-# stored point's reserved peak against it.
-RESERVED_HEADROOM = 0.16
+# x (1 + RESERVED_HEADROOM) is within the GPU. Measured through verl's own step (benchmarks/memory/verl_points.json:
+# one H100, sync gpu1, FSDP2, fused kernels off, 16k-token sequences, 2 steps): max_memory_reserved was 39.2%
+# (dense 7B width) and 37.5% (Qwen3-30B-A3B shape) above max_memory_allocated at the step-2 peak, 52.8% and 51.3% in
+# step 1. The excess was ~20 GiB on both shapes and both steps: it follows the logits (16k x 152k), not the total,
+# as verl's per-token fp32 log-softmax rows (594 KiB each, verl/utils/torch_functional.py:199-205) live in the
+# allocator's small-block pool, which large blocks do not reuse, beside the log-prob pass's large blocks. verl turns
+# expandable_segments on for training (verl/workers/engine_workers.py:827); it did not close the gap. 40% covers
+# both measured points (tests/test_memory_verl.py checks every stored point's reserved peak against it); the fused
+# path's reserved peak is not measured yet and keeps the same headroom.
+RESERVED_HEADROOM = 0.40
 
 
 
@@ -66,10 +68,14 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
     out = []
     if not spec.optimizer_offload:
         out.append(("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)))
-    if spec.logprob_entropy == "full":
+    if spec.logprob_entropy in ("full", "eager") and spec.remove_padding:
         out.append(("chunk the old-log-prob entropy (entropy_from_logits_with_chunking=true)",
                     replace(spec, logprob_entropy="chunked")))
-    if spec.logits == "bf16_ce" and spec.fused_possible:
+    if spec.logprob_entropy == "eager" and not spec.remove_padding:  # the chunking key is read only with it
+        out.append(("remove padding, so the old-log-prob entropy is chunked (model.use_remove_padding=true and "
+                    "entropy_from_logits_with_chunking=true)",
+                    replace(spec, remove_padding=True, logprob_entropy="chunked")))
+    if spec.logits == "materialised" and spec.fused_possible:
         out.append(("log-probs without whole-micro-batch logits (use_fused_kernels=true)",
                     replace(spec, logits="fp32", lm_head_chunk=512, logprob_entropy="fused" if spec.logprob_entropy
                             else "")))

@@ -7,19 +7,30 @@ A step has three phases and its peak is the largest of them (bytes, per GPU):
             + max(logits(bwd), for each layer kind: layer_comm + layer_recompute_transient)
   optimizer resident_in_step + grads + foreach temporary (one optimizer-state-sized tensor)
   log_prob  (plans only) the forward-only old-log-prob pass, which verl runs with calculate_entropy=True
-            (verl/trainer/ppo/ray_trainer.py:1300): resident + root_unsharded + layer_comm + its log-prob logits
+            (verl/trainer/ppo/v1/trainer_base.py:1653; ray_trainer.py:1300): resident + root_unsharded + layer_comm
+            + its log-prob logits; the optimizer states stay resident (the measured step-2 peak is this phase)
 
 The log-prob logits follow one of two paths (`logits`):
-  "fp32"     an fp32 log-softmax over `lm_head_chunk` tokens at a time (0: the whole micro-batch), ~16 bytes per
-             logit element: what benchmarks/memory/measure.py measured, and what verl's fused kernels do per
-             512-token chunk (verl/utils/experimental/torch_functional.py:37-46, upcast, softmax, log-softmax).
-  "bf16_ce"  the whole micro-batch's bf16 logits materialised by the HF LM head and handed to verl's
-             logprobs_from_logits (verl/utils/torch_functional.py:73-107): flash-attn's Triton cross-entropy with
-             inplace_backward (the gradient is written into the logits buffer). Byte counts, not measured: 2 bytes
-             per element held from forward to backward and in backward. This assumes flash-attn is installed
-             (torch_functional.py:95); without it (or with VERL_DISABLE_FLASH_ATTN_CE=1) verl falls back to a
-             per-token log-softmax (logprobs_from_logits_v2, torch_functional.py:173-207) that keeps ~4 bytes per
-             element and ~8 in backward, which this model does not assume.
+  "fp32"          an fp32 log-softmax over `lm_head_chunk` tokens at a time (0: the whole micro-batch), ~16 bytes
+                  per logit element: what benchmarks/memory/measure.py measured, and what verl's fused kernels do per
+                  512-token chunk (verl/utils/experimental/torch_functional.py:37-46, upcast, softmax, log-softmax).
+  "materialised"  verl with fused kernels off: the HF LM head materialises the whole micro-batch's bf16 logits
+                  (transformers' Qwen2/Qwen3-MoE forward does not upcast them, modeling_qwen2.py:473-475) and
+                  verl's logprobs_from_logits takes them (verl/utils/torch_functional.py:73-107), by one of two
+                  kernels (`flash_ce`), per logit element (counted from the code, not fitted):
+                  - flash-attn installed (what attn_implementation=flash_attention_2, verl's default, needs):
+                    its Triton cross-entropy with inplace_backward (torch_functional.py:34-39, 95-101; training asks
+                    no entropy, so inplace, fsdp/transformer_impl.py:1424-1432): the logits are held from forward
+                    to backward and the gradient is written into them: 2 held, 2 in backward.
+                  - without flash-attn (the GPU closure, requirements-gpu.lock; sdpa plans):
+                    logprobs_from_logits_v2 (torch_functional.py:173-207), a log-softmax per token row that CUDA
+                    autocast runs in fp32 (torch's ATen/autocast_mode.h:916-920, log_softmax is
+                    fp32_set_opt_dtype; the engine's forward runs under autocast, fsdp/transformer_impl.py:
+                    1560-1572), and autograd keeps every fp32 row for backward: 2 (logits) + 4 (saved rows)
+                    held, 4 in backward (the saved rows, then the per-row bf16 grads and their stack).
+                  Without remove-padding the jagged logits are also copied by torch.cat (transformer_impl.py:
+                  1499-1503): +2 held. The verl points (benchmarks/memory/verl_points.json) peaked in the
+                  log-prob pass (`logprob_logits`), not here.
 
 `resident` = sharded parameters (+ fp32 master copy) + AdamW's two states, each over `shards` GPUs; offload takes
 the optimizer states (optimizer_offload: off the GPU in forward/backward only, as verl loads them back for
@@ -75,8 +86,11 @@ class StepSpec:
     offload_policy: bool = False
     reduce_fp32: bool = True  # FSDP2 MixedPrecisionPolicy(reduce_dtype=fp32)
     linear_impl: str = "fla"  # linear-attention kernels: "fla" or "torch" (transformers' fallback)
-    logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "bf16_ce" (verl materialised logits)
-    logprob_entropy: str = ""  # the log-prob pass's entropy: "" (pass not modelled), "full", "chunked", "fused"
+    logits: str = "fp32"  # "fp32" (measured; verl fused kernels per chunk) or "materialised" (fused kernels off)
+    logprob_entropy: str = ""  # the log-prob pass's entropy: "" (not modelled), "eager", "full", "chunked", "fused"
+    remove_padding: bool = True  # verl's use_remove_padding: False adds a torch.cat copy of the logits
+    flash_ce: bool = True  # flash-attn's cross-entropy runs the "materialised" log-probs (else the per-row fp32 one)
+    lm_head_unit: bool = False  # verl's FSDP2 wraps an untied lm_head (and embedding) as its own unit
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings)
 
@@ -113,14 +127,14 @@ def layer_transient_tok(a: Arch, kind: str, impl: str, mlp: str = "") -> float:
     return mixer + _mlp_tok(a, mlp or ("moe" if a.moe else "dense"))
 
 
-BF16_HELD, BF16_BWD = 2, 2  # bytes per element on the "bf16_ce" path (byte counts, see the module docstring)
 ENTROPY_CHUNK = 2048  # rows per chunk of entropy_from_logits_with_chunking (verl/utils/torch_functional.py:248)
 
 
 def _logits(s: StepSpec) -> tuple[float, float, int]:
-    if s.logits == "bf16_ce":
+    if s.logits == "materialised":  # bytes per element: see the module docstring
         elems = s.tokens * s.arch.vocab
-        return BF16_HELD * elems, BF16_BWD * elems, s.tokens
+        held, bwd = (2, 2) if s.flash_ce else (2 + 4, 4)
+        return (held + (0 if s.remove_padding else 2)) * elems, bwd * elems, s.tokens
     c = min(s.lm_head_chunk, s.tokens) if s.lm_head_chunk else s.tokens
     elems = c * s.arch.vocab
     bwd = COEF["logits_bwd_chunked"] if s.lm_head_chunk and s.lm_head_chunk < s.tokens else COEF["logits_bwd_full"]
@@ -130,17 +144,30 @@ def _logits(s: StepSpec) -> tuple[float, float, int]:
 def logprob_logits(s: StepSpec) -> float:
     """Bytes of the forward-only log-prob pass's logits and entropy (calculate_entropy=True), per GPU.
 
+    The pass runs under CUDA autocast (transformer_impl.py:1560-1572), which computes softmax in fp32
+    (torch's ATen/autocast_mode.h:916-920, fp32_set_opt_dtype: an fp32 copy of the input, then an fp32 result) and
+    casts logsumexp's input to fp32 (autocast_mode.h:902); logsumexp keeps one input-sized temporary (x - max, then exp_
+    in place).
     fused: verl's fused kernels (or VeOmni's chunk_logprobs) compute entropy per chunk: the fp32 chunk term.
-    full: bf16 logits + entropy_from_logits' softmax, product and logsumexp temporaries (2 + 2 + 2 + 2 bytes).
-    chunked: bf16 logits + one fp32 chunk of ENTROPY_CHUNK rows (upcast, softmax, product: 12 bytes).
+    eager: entropy_from_logits (torch_functional.py:231-245) on the whole micro-batch, uncompiled: what verl runs
+      without remove-padding, where entropy_from_logits_with_chunking is not read (transformer_impl.py:1489-1492),
+      and with remove-padding when neither chunking nor use_torch_compile is on (transformer_impl.py:183-187,
+      1397-1405). bf16 logits 2 + softmax result 4 + logsumexp's fp32 input 4 + its temporary 4 = 14 bytes.
+      Measured through verl on one H100 (benchmarks/memory/verl_points.json): the step's peak.
+    full: the torch.compile'd entropy_from_logits (remove-padding, no chunking, use_torch_compile on): Inductor
+      fuses the reductions; 8 bytes per element is kept as an unmeasured upper guess.
+    chunked: bf16 logits + one fp32 chunk of ENTROPY_CHUNK rows (.float(), softmax, logsumexp's temporary or the
+      product: 12 bytes, torch_functional.py:248-265).
     """
     t, v = s.logprob_tokens or s.tokens, s.arch.vocab
     if s.logprob_entropy == "fused":
         return COEF["logits_fwd"] * min(s.lm_head_chunk or t, t) * v
+    if s.logprob_entropy == "eager":
+        return 14 * t * v
     if s.logprob_entropy == "full":
         return 8 * t * v
     if s.logprob_entropy == "chunked":
-        return BF16_HELD * t * v + 12 * min(ENTROPY_CHUNK, t) * v
+        return 2 * t * v + 12 * min(ENTROPY_CHUNK, t) * v
     return 0.0
 
 
@@ -158,6 +185,13 @@ def breakdown(s: StepSpec) -> dict:
     optim_step = 0 if s.offload_policy else optim
     foreach = 0 if s.offload_policy else total * s.optim_bytes / k
     root_unsharded = (a.root_params() + (a.embed_params() if a.tied else 0)) * COMPUTE
+    head_comm = 0
+    if s.lm_head_unit and not a.tied:  # verl/utils/fsdp_utils.py:549-571: embed_tokens and lm_head are their own
+        # units, resharded after their forward: the root keeps the final norm; lm_head is gathered again in
+        # backward with its bf16 gradient and the fp32 reduce copy, as a layer is
+        head = a.vocab * a.hidden
+        root_unsharded = (a.root_params() - head) * COMPUTE
+        head_comm = head * (COMPUTE + COMPUTE + (4 if s.reduce_fp32 else 0))
     per_tok = COMPUTE * a.hidden * (a.layers if s.grad_ckpt == "layer" else 0) + COEF["saved_per_token_h"] * a.hidden
     saved = per_tok * t
     if s.grad_ckpt != "layer":  # no recompute: every layer's transient is kept from forward to backward
@@ -176,7 +210,7 @@ def breakdown(s: StepSpec) -> dict:
                             "transient": trans}
     base = params + masters + optim_fb + COEF["const"] + root_unsharded + saved
     fwd = base + logits_f
-    bwd_logits = base + root_grads + logits_b
+    bwd_logits = base + root_grads + logits_b + head_comm
     bwd_layer = max(base + v["grads_so_far"] + v["comm"] + v["transient"] for v in layers_bwd.values())
     opt = params + masters + grads + optim_step + foreach + COEF["const"]
     worst = max(layers_bwd, key=lambda kd: layers_bwd[kd]["comm"] + layers_bwd[kd]["transient"])
