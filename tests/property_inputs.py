@@ -96,7 +96,7 @@ BAD_ENV_NAMES = st.one_of(st.sampled_from(["WANDB_API_KEY", "", 3]), st.lists(
 
 
 # --- valid: must plan, the value reaching the key that reads it ----------------------------------------------
-Q3 = ("model=qwen3_30b_a3b",)  # standard attention: SP > 1 is allowed (qwen35 is linear-attention: SP = 1)
+Q3 = ("model=qwen3_30b_a3b", "engine=fsdp")  # FSDP's Ulysses key; standard attention: SP > 1 is allowed (qwen35 is linear-attention: SP = 1)
 SMALL = ("model=qwen25_0p5b",)  # fits one GPU: any FSDP group size fits the memory rule
 AL = "0.harbor."  # agent_loop.yaml is a list of one agent-loop entry
 VALID: dict[str, Valid] = {
@@ -139,6 +139,13 @@ VALID: dict[str, Valid] = {
     "scaffold.harbor.val_agent_timeout_sec": Valid(st.integers(1, 604_800), AGENT, AL + "val_agent_timeout_sec"),
     "scaffold.harbor.environment_type": Valid(st.sampled_from(["docker", "modal", "daytona", None]), AGENT,
                                               AL + "environment_type"),
+    "scaffold.harbor.teardown_grace_sec": Valid(st.integers(1, 3_600), AGENT, AL + "teardown_grace_sec"),
+    "scaffold.harbor.max_concurrent_trials": Valid(st.integers(1, 100_000), AGENT, AL + "max_concurrent_trials"),
+    # a loopback bind is refused with docker (rule proxy-unreachable, the default environment)
+    "scaffold.harbor.proxy_bind_host": Valid(st.sampled_from(["auto", "0.0.0.0"]), AGENT, AL + "proxy_bind_host"),
+    "cluster.host_memory_gib": Valid(st.integers(4_096, 100_000), LIVERL, "cluster.host_memory_gib"),
+    "gpu.name": Valid(st.sampled_from(["h100", "h200", "a100_80gb", "b200"]), LIVERL, "gpu.name"),
+    "gpu.memory_bytes": Valid(st.integers(150 * 2**30, 2**44), LIVERL, "gpu.memory_bytes"),
     "liverl.allow": Valid(st.lists(st.sampled_from(["memory-fit", "rollout-is", "val-timeout", "paths-exist"]),
                                    unique=True, max_size=3), LIVERL, "liverl.allow"),
     "verl.source": Valid(st.sampled_from(["auto", "installed"]), LIVERL, "verl.source"),
@@ -186,6 +193,14 @@ INVALID: dict[str, Invalid] = {
     "scaffold.harbor.agent_timeout_sec": Invalid(bad_int(1, 604_800)),
     "scaffold.harbor.val_agent_timeout_sec": Invalid(bad_int(1, 604_800)),
     "scaffold.harbor.environment_type": Invalid(bad_text(nullable=True)),
+    "scaffold.harbor.teardown_grace_sec": Invalid(bad_int(1, 3_600)),
+    "scaffold.harbor.max_concurrent_trials": Invalid(st.one_of(st.integers(max_value=0), st.integers(
+        min_value=100_001), FLOATS, BOOL, NOT_NUMBERS)),
+    "scaffold.harbor.proxy_bind_host": Invalid(bad_text(nullable=False)),
+    "cluster.host_memory_gib": Invalid(st.one_of(st.integers(max_value=0), st.integers(min_value=100_001), BOOL,
+                                                 NOT_NUMBERS)),
+    "gpu.name": Invalid(bad_choice(nullable=False)),
+    "gpu.memory_bytes": Invalid(bad_int(2**30, 2**50)),
     "liverl.allow": Invalid(st.one_of(st.sampled_from(["memory-fit", 3]), st.lists(st.sampled_from(["", " ", 1]),
                                                                                  min_size=1, max_size=2))),
     "verl.source": Invalid(bad_text(nullable=False)),

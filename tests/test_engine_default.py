@@ -89,7 +89,8 @@ def test_sp_size_for_qwen35_cannot_be_waived() -> None:
 
 
 def test_a_refused_knob_names_its_environment_variable(tmp_path: Path) -> None:
-    out = run_cli(["topology=3node", "launcher=dryrun", f"hydra.run.dir={tmp_path}"], REPO,
+    # single_turn's loop reports no termination reasons, so a filter asked for there is refused (filter_plan.py)
+    out = run_cli(["scaffold=single_turn", "launcher=dryrun", f"hydra.run.dir={tmp_path}"], REPO,
                   env={"TRAJ_FILTER_ENABLE": "True"})
     assert out.returncode == 2
     line = next(ln for ln in out.stderr.splitlines() if "[new-verl-feature]" in ln)

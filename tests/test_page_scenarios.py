@@ -73,7 +73,8 @@ def moe_run(tmp_path: Path, new_verl_checkout: Path, monkeypatch: pytest.MonkeyP
 
 def test_moe_that_does_not_cofit_an_h100(moe_run: Path, new_verl_checkout: Path, tmp_path: Path) -> None:
     write_run(moe_run, 40, {"memory_full": 10}, drop=("fully_async/",))  # peak ~138 GB reserved
-    assert rows(moe_run)["moe_cofit"].verdict == "cannot judge"  # no GPU on record: none is assumed
+    planned = rows(moe_run)["moe_cofit"]  # judged on the GPU the plan records (its gpu group, h200 by default)
+    assert planned.verdict == "scale" and "(liverl.yaml gpu.memory_bytes)" in planned.evidence
     row = rows(moe_run, "advise.gpu_memory_gb=80")["moe_cofit"]
     assert row.verdict == "scale" and "of 80 GB per GPU" in row.evidence
     assert row.overrides == ["engine=veomni", "topology=2node"]
