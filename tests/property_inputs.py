@@ -96,7 +96,8 @@ BAD_ENV_NAMES = st.one_of(st.sampled_from(["WANDB_API_KEY", "", 3]), st.lists(
 
 
 # --- valid: must plan, the value reaching the key that reads it ----------------------------------------------
-Q3 = ("model=qwen3_30b_a3b", "engine=fsdp")  # FSDP's Ulysses key; standard attention: SP > 1 is allowed (qwen35 is linear-attention: SP = 1)
+# FSDP's Ulysses key; standard attention: SP > 1 is allowed (qwen35 is linear-attention: SP = 1)
+Q3 = ("model=qwen3_30b_a3b", "engine=fsdp")
 SMALL = ("model=qwen25_0p5b",)  # fits one GPU: any FSDP group size fits the memory rule
 AL = "0.harbor."  # agent_loop.yaml is a list of one agent-loop entry
 VALID: dict[str, Valid] = {
