@@ -15,6 +15,7 @@ def verl_value(key: str, *overrides: str):
 
 
 ASYNC = "topology=3node"
+WAIVE_MEMORY = "liverl.allow=[memory-fit]"
 CASES = [  # (overrides, verl key, expected)
     ((ASYNC, "staleness_threshold=0"), "async_training.staleness_threshold", 0),
     ((ASYNC, "staleness_threshold=1"), "async_training.staleness_threshold", 1),
@@ -27,8 +28,10 @@ CASES = [  # (overrides, verl key, expected)
     (("topology=1node", "train_bsz=16"), "actor_rollout_ref.actor.ppo_mini_batch_size", 16),
     ((ASYNC, "n_resp_per_prompt=8"), "actor_rollout_ref.rollout.n", 8),
     (("topology=1node", "n_resp_per_prompt=8"), "actor_rollout_ref.rollout.n", 8),
-    ((ASYNC, "engine=fsdp", "fsdp_size=8"), "actor_rollout_ref.actor.fsdp_config.fsdp_size", 8),
-    ((ASYNC, "engine=veomni", "fsdp_size=8"), "actor_rollout_ref.actor.veomni.fsdp_size", 8),
+    # 8 shards of the 131k window is over an H200's budget since the 40% allocator headroom (memory-fit): this case
+    # is about the knob reaching verl, so the memory verdict is waived
+    ((ASYNC, "engine=fsdp", "fsdp_size=8", WAIVE_MEMORY), "actor_rollout_ref.actor.fsdp_config.fsdp_size", 8),
+    ((ASYNC, "engine=veomni", "fsdp_size=8", WAIVE_MEMORY), "actor_rollout_ref.actor.veomni.fsdp_size", 8),
     (("rollout_is=token",), "algorithm.rollout_correction.rollout_is", "token"),
     (("rollout_is=null",), "algorithm.rollout_correction.rollout_is", None),
     (("verl.actor_rollout_ref.actor.optim.lr=3e-6",), "actor_rollout_ref.actor.optim.lr", 3e-6),
