@@ -60,7 +60,8 @@ def save_tokenizer(tok: Tokenizer, out: Path, chat_template: str = CHAT_TEMPLATE
     return hf
 
 
-def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int, tied: bool = True) -> None:
+def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int, tied: bool = True,
+               max_positions: int = 4096) -> None:
     """Random weights (std 0.02) in Qwen2's real architecture; bf16 safetensors. `tied=False` gives the LM head its
     own matrix (tie_word_embeddings false, as Qwen2.5-7B and the MoE models): verl's FSDP2 then wraps lm_head as its
     own unit (verl/utils/fsdp_utils.py:558-559), the case liverl/recipe/fused_kernels.py decides for."""
@@ -76,7 +77,7 @@ def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
-        max_position_embeddings=4096,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=tied,
         eos_token_id=eos,
         pad_token_id=pad,
@@ -106,7 +107,7 @@ def dataset(n: int, split: str, seed: int) -> pd.DataFrame:
 
 def generate(out: Path, layers: int = 2, hidden: int = 256, heads: int = 4, vocab: int = 512,
              train: int = 256, val: int = 32, seed: int = 0, tied: bool = True,
-             agentic: bool = False) -> dict[str, str]:
+             agentic: bool = False, max_positions: int = 4096) -> dict[str, str]:
     """Write OUT/model and OUT/data; returns the paths (also written to OUT/tiny.json). `agentic`: the tokenizer
     also learns the toy agentic transcripts and renders tools and hermes tool calls (liverl.tiny.transcripts)."""
     model_dir, data_dir = out / "model", out / "data"
@@ -123,7 +124,7 @@ def generate(out: Path, layers: int = 2, hidden: int = 256, heads: int = 4, voca
     # exactly the tokenizer's ids. With 448 rows (425 rounded up to a multiple of 64) every step on the GPU host showed
     # a rollout-vs-training KL of ~0.06, close to ln(448/425) = 0.053: what one side normalising over the tokenizer's
     # ids only would give when random weights put real mass on the padded rows (likely; not re-run on a GPU yet)
-    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed, tied)
+    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed, tied, max_positions)
     paths = {"model": str(model_dir), "train": str(data_dir / "train.parquet"), "val": str(data_dir / "val.parquet")}
     dataset(train, "train", seed).to_parquet(paths["train"])
     dataset(val, "val", seed).to_parquet(paths["val"])
