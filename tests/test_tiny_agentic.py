@@ -76,3 +76,26 @@ def test_cli_rejects_zero_tasks_with_exit_2(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "liverl.tiny.agentic", str(tmp_path), "--tasks", "0"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and "tasks:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.harbor
+@pytest.mark.parametrize(("agent", "expected"), [("oracle", 1.0), ("nop", 0.0)])
+def test_real_harbor_trial_in_the_local_environment(generated, tmp_path: Path, agent: str, expected: float) -> None:
+    # Harbor 0.25 itself (.venv-harbor) loads the task, runs its oracle (solution/solve.sh) or nop agent in
+    # LiveRL's LocalEnvironment, runs tests/test.sh and reads reward.txt
+    import asyncio
+
+    from liverl.scaffold.trial import run_trial, trial_spec
+
+    harbor = {"agent_name": agent, "agent_import_path": None, "agent_timeout_sec": 60, "val_agent_timeout_sec": 60,
+              "environment_type": None, "environment_import_path": "liverl.scaffold.local_env:LocalEnvironment",
+              "trials_dir": str(tmp_path / "trials"), "verifier_timeout_sec": 60}
+    for rec in pd.read_parquet(generated["train"]).to_dict("records"):
+        spec = trial_spec(harbor, task_path=rec["extra_info"]["harbor_task_path"],
+                          trial_name=f"{agent}-{rec['extra_info']['index']}", base_url="http://127.0.0.1:9",
+                          validate=False)
+        for key in ("base_url", "model_api_format", "model_name", "env"):  # no model behind these agents
+            spec["agent"].pop(key)
+        result = asyncio.run(run_trial(spec, harbor, deadline_sec=120))
+        assert result.get("exception_info") is None, result.get("exception_info")
+        assert result["verifier_result"]["rewards"]["reward"] == expected
