@@ -75,3 +75,25 @@ def test_cli_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "liverl.tiny.warm_start", str(tmp_path), str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("model:") and "Traceback" not in proc.stderr
+
+
+CAPTURED = {"ohsdk": {  # the shape tests/scaffold/capture_prompts.py writes (synthetic text, not a harness's prose)
+    "instruction": "Write the number 42 into answer.txt.",
+    "messages": [{"role": "system", "content": "Harness rules."},
+                 {"role": "user", "content": "<ctx>\nWrite the number 42 into answer.txt.\n</ctx>"}],
+    "tools": [transcripts.shell_tool("terminal"),
+              {"type": "function", "function": {"name": "finish", "description": "end", "parameters": {}}}]}}
+
+
+def test_a_captured_harness_prompt_carries_the_toy_instruction(tokenizer) -> None:
+    example = transcripts.transcripts(2, harness=CAPTURED, scaffolds=("ohsdk",))[1]
+    prompt = example["messages"][:2]
+    assert prompt[0]["content"] == "Harness rules." and example["tools"] == CAPTURED["ohsdk"]["tools"]
+    assert "42" not in prompt[1]["content"] and prompt[1]["content"].startswith("<ctx>\n")
+    assert any(word in prompt[1]["content"] for word in ("Create the file", "Make this one-line test pass"))
+    ids, mask = warm_start.encode(tokenizer, example)
+    trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert next(c.name for c in parse(trained, "hermes", example["tools"]).tool_calls) == "terminal"
+    stale = {"ohsdk": dict(CAPTURED["ohsdk"], instruction="Another task.")}
+    with pytest.raises(ValueError, match=r"^harness\.ohsdk\.instruction: not in the captured messages"):
+        transcripts.transcripts(1, harness=stale, scaffolds=("ohsdk",))

@@ -31,14 +31,17 @@ AGENT_RUNTIME = ROOT / ".venv-harbor"
 RUNTIME_MOUNT = "/opt/liverl-agent-runtime/openhands-sdk"  # conf/scaffold/ohsdk.yaml agent_kwargs.runtime_root
 SCAFFOLDS = ("claude_code", "ohsdk")
 # a harness's own system prompt and tool list come first in every request (claude-code's and the SDK's run to
-# thousands of words, more tokens in a 1024-token vocabulary): a long prompt window, a model whose positions cover it
-# (vLLM refuses a max_model_len above max_position_embeddings). Not yet measured on the GPU host.
-WINDOW = {"prompt": 32768, "response": 1024}
+# thousands of words): a long prompt window, a model whose positions cover it (vLLM refuses a max_model_len above
+# max_position_embeddings). Measured on CPU with this tokenizer (tests/scaffold/capture_prompts.py, the pinned CLIs):
+# claude-code's first request 29.6k tokens, the OpenHands SDK's 19.7k.
+WINDOW = {"prompt": 36864, "response": 2048}
 MAX_POSITIONS = 40960
 
 
-def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool) -> dict[str, str]:
-    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}."""
+def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: str) -> dict[str, str]:
+    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}. With
+    DIR/harness.json (the harnesses' captured first requests: tests/scaffold/capture_prompts.py) the warm start
+    trains on the scaffold's real prompt (DIR/warm_SCAFFOLD), else on the short stand-in (DIR/warm)."""
     tiny = base / "tiny"
     if not (tiny / "tiny.json").is_file():
         generate(tiny, vocab=1024, train=2, val=1, agentic=True, max_positions=MAX_POSITIONS)
@@ -47,11 +50,13 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool) -> dict[str,
     paths = json.loads((base / "agentic.json").read_text())
     model = tiny / "model"
     if not dry_run:
-        warm = base / "warm"
+        captured = base / "harness.json"
+        harness = json.loads(captured.read_text()) if captured.is_file() else None
+        warm = base / (f"warm_{scaffold}" if harness else "warm")
         if not (warm / "warm_start.json").is_file():
             from liverl.tiny.warm_start import warm_start
 
-            warm_start(model, warm, steps=warm_steps)
+            warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None)
         model = warm
     return {"model": str(model), "train": paths["train"], "val": paths["val"]}
 
@@ -91,7 +96,7 @@ def main(argv: list[str]) -> int:
         print(f"scaffold: the agentic smoke runs a Harbor harness (got: {a.scaffold}); use one of "
               f"{', '.join(SCAFFOLDS)}", file=sys.stderr)
         return 2
-    files = prepare(a.dir.resolve(), a.tasks, a.warm_steps, a.dry_run)
+    files = prepare(a.dir.resolve(), a.tasks, a.warm_steps, a.dry_run, a.scaffold)
     run_dir = (a.run_dir or a.dir / f"smoke_agentic_{a.scaffold}").resolve()
     if a.dry_run:
         return subprocess.call(command(a.scaffold, files, run_dir, a.steps, "dryrun", a.overrides))

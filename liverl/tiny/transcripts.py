@@ -4,8 +4,11 @@
 The tool call is what LiveRL's `hermes` parser reads (liverl/scaffold/toolcalls.py: `<tool_call>{"name": ...,
 "arguments": {...}}</tool_call>`, the parser conf/model/tiny_qwen2.yaml names for both scaffolds). The shell tool
 is the one each harness exposes (claude-code: `Bash`, OpenHands SDK: `terminal`, both with a `command` string, as
-tests/scaffold/conform_double.py drives them). The system prompt here is a short stand-in: the harnesses' own
-system prompts and full tool lists are longer and are what the proxy renders on the GPU host.
+tests/scaffold/conform_double.py drives them). Without a captured harness prompt the system prompt is a short
+stand-in; the harnesses' own are far longer (measured with this tokenizer: about 29.6k prompt tokens for
+claude-code's first request, 19.7k for the OpenHands SDK's). `harness`: {scaffold: {"messages", "tools",
+"instruction"}}, a harness's real first request captured through LiveRL's proxy (tests/scaffold/capture_prompts.py);
+its messages, with the captured task's instruction replaced by the toy task's, become the transcript's prompt.
 """
 
 from __future__ import annotations
@@ -50,7 +53,22 @@ def _assistant(content: str, tool: str | None = None, command: str | None = None
     return msg
 
 
-def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 0.2) -> dict:
+def _prompt(task: ToyTask, scaffold: str, harness: dict | None) -> tuple[list[dict], list[dict]]:
+    """The episode's first request: the captured harness request with the toy instruction, else the stand-in."""
+    captured = (harness or {}).get(scaffold)
+    if not captured:
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task.instruction}], \
+            [shell_tool(SHELL[scaffold])]
+    old = captured["instruction"].strip()
+    if not any(old in (m.get("content") or "") for m in captured["messages"]):
+        raise ValueError(f"harness.{scaffold}.instruction: not in the captured messages (got: {old[:60]!r}); "
+                         "capture again with tests/scaffold/capture_prompts.py")
+    messages = [dict(m, content=(m.get("content") or "").replace(old, task.instruction)) for m in captured["messages"]]
+    return messages, list(captured["tools"])
+
+
+def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 0.2,
+               harness: dict | None = None) -> dict:
     """{"messages", "tools"} of one episode: the instruction, one shell call that writes the file (with probability
     `noise` a wrong content, so the warm-started policy is often but not always right), its output, a final text."""
     tool = SHELL[scaffold]
@@ -59,22 +77,19 @@ def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 
         content = content.replace("return ", "return 1") if task.kind == "func" else content.split()[0]
     command = f"printf '%s\\n' {shell_quote(content)} > {task.name}"
     thought = rng.choice(["", "I will write the file.\n", f"Writing {task.name}.\n"])
-    messages = [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": task.instruction},
-        _assistant(thought, tool, command),
-        {"role": "tool", "content": ""},
-    ]
+    prompt, tools = _prompt(task, scaffold, harness)
+    messages = [*prompt, _assistant(thought, tool, command), {"role": "tool", "content": ""}]
     if rng.random() < 0.3:  # sometimes look at the result first: a 2-call episode
         messages += [_assistant("", tool, f"cat {task.name}"), {"role": "tool", "content": content + "\n"}]
     messages.append(_assistant("Done."))
-    return {"messages": messages, "tools": [shell_tool(tool)]}
+    return {"messages": messages, "tools": tools}
 
 
-def transcripts(n: int, seed: int = 0, noise: float = 0.2) -> list[dict]:
+def transcripts(n: int, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
+                scaffolds: tuple[str, ...] | None = None) -> list[dict]:
     rng = random.Random(f"transcripts-{seed}")
-    scaffolds = sorted(SHELL)
-    return [transcript(make_task(KINDS[i % len(KINDS)], rng), scaffolds[i % len(scaffolds)], rng, noise)
+    scaffolds = tuple(scaffolds or sorted(SHELL))
+    return [transcript(make_task(KINDS[i % len(KINDS)], rng), scaffolds[i % len(scaffolds)], rng, noise, harness)
             for i in range(n)]
 
 

@@ -54,11 +54,12 @@ def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
     return ids, mask
 
 
-def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float):
+def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float, harness: dict | None = None,
+            scaffolds: tuple[str, ...] | None = None):
     """Endless padded batches (input ids, labels with -100 outside the assistant tokens, attention mask)."""
     import torch
 
-    data = [encode(tokenizer, t) for t in transcripts(n_examples, seed, noise)]
+    data = [encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds)]
     pad = tokenizer.pad_token_id
     gen = torch.Generator().manual_seed(seed)
     while True:
@@ -77,7 +78,8 @@ def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float
 
 
 def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, batch_size: int = 16,
-               examples: int = 512, seed: int = 0, noise: float = 0.2) -> dict:
+               examples: int = 512, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
+               scaffolds: tuple[str, ...] | None = None) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -92,7 +94,7 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     model.train()
     losses: list[float] = []
     started = time.monotonic()
-    stream = batches(tokenizer, examples, batch_size, seed, noise)
+    stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
     for _ in range(steps):
         ids, labels, attn = (t.to(device) for t in next(stream))
         loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
@@ -122,6 +124,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--examples", type=int, default=512)
     p.add_argument("--noise", type=float, default=0.2, help="share of transcripts that write a wrong content")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--harness", type=Path, default=None,
+                   help="captured harness requests (tests/scaffold/capture_prompts.py): the real prompts")
+    p.add_argument("--scaffold", action="append", default=None, help="only these scaffolds' transcripts")
     a = p.parse_args(argv)
     if a.steps < 1:
         print(f"steps: must be at least 1 (got: {a.steps})", file=sys.stderr)
@@ -130,8 +135,10 @@ def main(argv: list[str]) -> int:
         print(f"model: no config.json in the model folder (got: {a.model}); run python -m liverl.tiny.generate "
               "DIR --agentic and pass DIR/model", file=sys.stderr)
         return 2
+    harness = json.loads(a.harness.read_text()) if a.harness else None
     try:
-        report = warm_start(a.model, a.out, a.steps, a.lr, a.batch, a.examples, a.seed, a.noise)
+        report = warm_start(a.model, a.out, a.steps, a.lr, a.batch, a.examples, a.seed, a.noise, harness,
+                            tuple(a.scaffold) if a.scaffold else None)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
