@@ -56,25 +56,35 @@ def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
 
 def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float, harness: dict | None = None,
             scaffolds: tuple[str, ...] | None = None):
-    """Endless padded batches (input ids, labels with -100 outside the assistant tokens, attention mask)."""
+    """Endless batches: lists of (input ids, labels with -100 outside the assistant tokens), one tensor pair per
+    example, unpadded. Each example runs alone: no attention mask, so a harness's ~30k-token prompt never
+    materialises a batch x length x length mask (transformers builds one for a padded batch)."""
     import torch
 
     data = [encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds)]
-    pad = tokenizer.pad_token_id
     gen = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(len(data), generator=gen).tolist()
         for start in range(0, len(order) - batch_size + 1, batch_size):
             chunk = [data[i] for i in order[start: start + batch_size]]
-            width = max(len(ids) for ids, _ in chunk)
-            ids = torch.full((len(chunk), width), pad)
-            labels = torch.full((len(chunk), width), -100)
-            attn = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (tok, m) in enumerate(chunk):
-                ids[row, : len(tok)] = torch.tensor(tok)
-                labels[row, : len(tok)] = torch.tensor([t if keep else -100 for t, keep in zip(tok, m, strict=True)])
-                attn[row, : len(tok)] = 1
-            yield ids, labels, attn
+            yield [(torch.tensor(ids), torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)]))
+                   for ids, mask in chunk]
+
+
+def step_loss(model, batch, device: str):
+    """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated example by example;
+    returns the loss value."""
+    import torch
+
+    total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
+    value = 0.0
+    for ids, labels in batch:
+        logits = model(input_ids=ids[None].to(device)).logits[0, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits, labels[1:].to(device), ignore_index=-100,
+                                                 reduction="sum") / total
+        loss.backward()
+        value += float(loss.detach())
+    return value
 
 
 def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, batch_size: int = 16,
@@ -96,13 +106,10 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     started = time.monotonic()
     stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
     for _ in range(steps):
-        ids, labels, attn = (t.to(device) for t in next(stream))
-        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
         opt.zero_grad()
-        loss.backward()
+        losses.append(step_loss(model, next(stream), device))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss.detach()))
     out.mkdir(parents=True, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
