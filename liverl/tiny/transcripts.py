@@ -82,7 +82,7 @@ def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 
     if rng.random() < 0.3:  # sometimes look at the result first: a 2-call episode
         messages += [_assistant("", tool, f"cat {task.name}"), {"role": "tool", "content": content + "\n"}]
     messages.append(_assistant("Done."))
-    return {"messages": messages, "tools": tools}
+    return {"messages": messages, "tools": tools, "task": task}
 
 
 def transcripts(n: int, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
