@@ -103,7 +103,11 @@ def main(argv: list[str]) -> int:
     code = subprocess.call(command(a.scaffold, files, run_dir, a.steps, "local", a.overrides))
     if code == 0 and a.resume_steps > 0:
         code = subprocess.call(command(a.scaffold, files, run_dir, a.steps + a.resume_steps, "local", a.overrides))
-    print("LiveRL agentic smoke result: " + json.dumps(report(run_dir)), flush=True)
+    result = report(run_dir)
+    print("LiveRL agentic smoke result: " + json.dumps(result), flush=True)
+    if code == 0 and a.resume_steps > 0 and not result["resumed_from"]:
+        print("LiveRL agentic smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
+        return 1
     return code
 
 
