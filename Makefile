@@ -81,8 +81,8 @@ goldens: ## rewrite tests/golden/ and FAIL (review `git diff tests/golden`, comm
 # vLLM's sampler uses flashinfer unless told not to; a GPU environment without the optional kernels has none
 NO_FLASHINFER = $(shell $(PY) -c 'import importlib.util as u; print(int(bool(u.find_spec("vllm")) and not u.find_spec("flashinfer")))' 2>/dev/null)
 
-smoke: ## GPU host with vLLM: the tiny real smoke (train + resume); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans every topology
-	$(if $(filter 1,$(NO_FLASHINFER)),VLLM_USE_FLASHINFER_SAMPLER=0) $(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY))
+smoke: ## GPU host with vLLM: the tiny real smoke (train + resume; SCAFFOLD=claude_code|ohsdk: agentic); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans
+	$(if $(filter 1,$(NO_FLASHINFER)),VLLM_USE_FLASHINFER_SAMPLER=0) $(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY)) $(if $(SCAFFOLD),scaffold=$(SCAFFOLD))
 
 bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head), proxy overhead
 	$(PY) benchmarks/plan_latency.py

@@ -5,6 +5,10 @@ Qwen2, trained a few steps, then relaunched to resume; topology gpu1, or gpu2 wi
 reach (RAY_ADDRESS, or a model named) it runs the smoke batch for the topology with launcher=local.
 Without one it says so and runs what can run here: the smoke plans of
 every topology, composed and validated against the verl that would run (launcher=dryrun, a multirun).
+
+With `scaffold=claude_code` or `scaffold=ohsdk` (make smoke SCAFFOLD=...) it runs the agentic smoke instead
+(liverl.tiny.agentic_smoke: toy Harbor tasks, warm-started tiny model, the harness in the local environment); without
+a GPU and vLLM it plans that run (--dry-run).
 """
 
 from __future__ import annotations
@@ -33,6 +37,12 @@ def has_vllm() -> bool:
 
 def main(argv: list[str]) -> int:
     train = [sys.executable, "-m", "liverl.train"]
+    harness = next((a.split("=", 1)[1] for a in argv if a.startswith("scaffold=")), "")
+    if harness and harness != "single_turn":
+        rest = [a for a in argv if not a.startswith(("scaffold=", "topology="))]
+        dry = [] if local_gpus() and has_vllm() else ["--dry-run"]
+        return subprocess.call([sys.executable, "-m", "liverl.tiny.agentic_smoke", f"--scaffold={harness}", *dry,
+                                "--", *rest])
     gpus = 0 if os.environ.get("RAY_ADDRESS") else local_gpus()
     if gpus and has_vllm() and not any(a.startswith("model=") for a in argv):
         # this host's GPUs, no model named: the tiny offline smoke (liverl.tiny.smoke), trained, then resumed

@@ -36,8 +36,9 @@ def prompt_text(word: str) -> str:
     return f"Repeat this word once and stop: {word}"
 
 
-def train_tokenizer(vocab_size: int) -> Tokenizer:
-    """A byte-level BPE tokenizer trained on the task's own text (so prompts are short and words are tokens)."""
+def train_tokenizer(vocab_size: int, extra: list[str] | None = None) -> Tokenizer:
+    """A byte-level BPE tokenizer trained on the task's own text (so prompts are short and words are tokens);
+    `extra`: more text (the agentic transcripts, liverl.tiny.transcripts.corpus)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -45,21 +46,22 @@ def train_tokenizer(vocab_size: int) -> Tokenizer:
         vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     corpus = [prompt_text(w) for w in WORDS] + list(WORDS) + ["user assistant system", "Repeat this word once and stop"]
-    tok.train_from_iterator(corpus * 20, trainer=trainer)
+    tok.train_from_iterator((corpus + list(extra or [])) * 20, trainer=trainer)
     return tok
 
 
-def save_tokenizer(tok: Tokenizer, out: Path) -> object:
+def save_tokenizer(tok: Tokenizer, out: Path, chat_template: str = CHAT_TEMPLATE) -> object:
     from transformers import PreTrainedTokenizerFast
 
     hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHAT_TEMPLATE
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=chat_template
     )
     hf.save_pretrained(out)
     return hf
 
 
-def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int, tied: bool = True) -> None:
+def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed: int, tied: bool = True,
+               max_positions: int = 4096) -> None:
     """Random weights (std 0.02) in Qwen2's real architecture; bf16 safetensors. `tied=False` gives the LM head its
     own matrix (tie_word_embeddings false, as Qwen2.5-7B and the MoE models): verl's FSDP2 then wraps lm_head as its
     own unit (verl/utils/fsdp_utils.py:558-559), the case liverl/recipe/fused_kernels.py decides for."""
@@ -75,7 +77,7 @@ def save_model(out: Path, vocab: int, layers: int, hidden: int, heads: int, seed
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
-        max_position_embeddings=4096,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=tied,
         eos_token_id=eos,
         pad_token_id=pad,
@@ -104,17 +106,25 @@ def dataset(n: int, split: str, seed: int) -> pd.DataFrame:
 
 
 def generate(out: Path, layers: int = 2, hidden: int = 256, heads: int = 4, vocab: int = 512,
-             train: int = 256, val: int = 32, seed: int = 0, tied: bool = True) -> dict[str, str]:
-    """Write OUT/model and OUT/data; returns the paths (also written to OUT/tiny.json)."""
+             train: int = 256, val: int = 32, seed: int = 0, tied: bool = True,
+             agentic: bool = False, max_positions: int = 4096) -> dict[str, str]:
+    """Write OUT/model and OUT/data; returns the paths (also written to OUT/tiny.json). `agentic`: the tokenizer
+    also learns the toy agentic transcripts and renders tools and hermes tool calls (liverl.tiny.transcripts)."""
     model_dir, data_dir = out / "model", out / "data"
     model_dir.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(vocab)
-    save_tokenizer(tok, model_dir)
+    template = CHAT_TEMPLATE
+    extra: list[str] = []
+    if agentic:
+        from liverl.tiny import transcripts
+
+        template, extra = transcripts.AGENT_CHAT_TEMPLATE, transcripts.corpus()
+    tok = train_tokenizer(vocab, extra)
+    save_tokenizer(tok, model_dir, template)
     # exactly the tokenizer's ids. With 448 rows (425 rounded up to a multiple of 64) every step on the GPU host showed
     # a rollout-vs-training KL of ~0.06, close to ln(448/425) = 0.053: what one side normalising over the tokenizer's
     # ids only would give when random weights put real mass on the padded rows (likely; not re-run on a GPU yet)
-    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed, tied)
+    save_model(model_dir, tok.get_vocab_size(), layers, hidden, heads, seed, tied, max_positions)
     paths = {"model": str(model_dir), "train": str(data_dir / "train.parquet"), "val": str(data_dir / "val.parquet")}
     dataset(train, "train", seed).to_parquet(paths["train"])
     dataset(val, "val", seed).to_parquet(paths["val"])
@@ -133,8 +143,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--val", type=int, default=32, help="validation prompts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--untied", action="store_true", help="an LM head of its own (tie_word_embeddings false)")
+    p.add_argument("--agentic", action="store_true",
+                   help="a tokenizer and chat template for the toy agentic tasks (tools, hermes tool calls)")
     a = p.parse_args(argv)
-    paths = generate(a.out, a.layers, a.hidden, a.heads, a.vocab, a.train, a.val, a.seed, tied=not a.untied)
+    paths = generate(a.out, a.layers, a.hidden, a.heads, a.vocab, a.train, a.val, a.seed, tied=not a.untied,
+                     agentic=a.agentic)
     print(json.dumps(paths))
     return 0
 

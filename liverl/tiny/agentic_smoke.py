@@ -1,0 +1,115 @@
+"""`python -m liverl.tiny.agentic_smoke --scaffold claude_code|ohsdk [--dry-run] [override ...]`: the agentic GPU
+smoke (`make smoke SCAFFOLD=...`): the tiny model warm-started to call the shell tool, trained on the toy Harbor
+tasks through a real harness, in the local environment (no docker on the GPU host).
+
+Cached under --dir (default runs/tiny_agentic): the tiny model with the agentic tokenizer and chat template
+(liverl.tiny.generate --agentic), the tasks and datasets (liverl.tiny.agentic), the warm-started model
+(liverl.tiny.warm_start; skipped with --dry-run, which plans with the un-warmed model). Then `python -m liverl.train
+experiment=smoke_tiny scaffold=S topology=gpu1 batch=smoke launcher=local` for --steps steps, and a relaunch into the
+same run directory for --resume-steps more (verl resumes from the checkpoint), as liverl.tiny.smoke does; with
+--dry-run one launcher=dryrun plan instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from liverl.tiny import agentic
+from liverl.tiny.generate import generate
+from liverl.tiny.smoke import report
+
+LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"  # liverl/conform/run.py uses the same class
+ROOT = Path(__file__).resolve().parents[2]
+# the pinned claude CLI (make install-scaffold) and the OpenHands SDK runtime, as conf/conform/default.yaml finds them:
+AGENT_BIN = ROOT / ".npm-claude" / "node_modules" / ".bin"
+AGENT_RUNTIME = ROOT / ".venv-harbor"
+RUNTIME_MOUNT = "/opt/liverl-agent-runtime/openhands-sdk"  # conf/scaffold/ohsdk.yaml agent_kwargs.runtime_root
+SCAFFOLDS = ("claude_code", "ohsdk")
+# a harness's own system prompt and tool list come first in every request (claude-code's and the SDK's run to
+# thousands of words): a long prompt window, a model whose positions cover it (vLLM refuses a max_model_len above
+# max_position_embeddings). Measured on CPU with this tokenizer (tests/scaffold/capture_prompts.py, the pinned CLIs):
+# claude-code's first request 29.6k tokens, the OpenHands SDK's 19.7k.
+WINDOW = {"prompt": 36864, "response": 2048}
+MAX_POSITIONS = 40960
+
+
+def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: str) -> dict[str, str]:
+    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}. With
+    DIR/harness.json (the harnesses' captured first requests: tests/scaffold/capture_prompts.py) the warm start
+    trains on the scaffold's real prompt (DIR/warm_SCAFFOLD), else on the short stand-in (DIR/warm)."""
+    tiny = base / "tiny"
+    if not (tiny / "tiny.json").is_file():
+        generate(tiny, vocab=1024, train=2, val=1, agentic=True, max_positions=MAX_POSITIONS)
+    if not (base / "agentic.json").is_file():
+        agentic.generate(base, tasks)
+    paths = json.loads((base / "agentic.json").read_text())
+    model = tiny / "model"
+    if not dry_run:
+        captured = base / "harness.json"
+        harness = json.loads(captured.read_text()) if captured.is_file() else None
+        warm = base / (f"warm_{scaffold}" if harness else "warm")
+        if not (warm / "warm_start.json").is_file():
+            from liverl.tiny.warm_start import warm_start
+
+            warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None)
+        model = warm
+    return {"model": str(model), "train": paths["train"], "val": paths["val"]}
+
+
+def harbor_overrides(scaffold: str) -> list[str]:
+    """The local environment instead of docker, and the harness's binaries where the trial reaches them."""
+    out = ["scaffold.harbor.environment_type=null", f"scaffold.harbor.environment_import_path={LOCAL_ENV}"]
+    if scaffold == "claude_code":  # claude on the trial's PATH (liverl/paths.py harbor_env)
+        out.append(f"+scaffold.harbor.agent_path_prepend={AGENT_BIN}")
+    else:  # the SDK runtime linked at its mount path (local_env.py `links`, harbor_agents.MountedOpenHandsSDK)
+        out.append(f"+scaffold.harbor.environment_kwargs.links={{{RUNTIME_MOUNT}:{AGENT_RUNTIME}}}")
+    return out
+
+
+def command(scaffold: str, files: dict[str, str], run_dir: Path, steps: int, launcher: str,
+            overrides: list[str]) -> list[str]:
+    return [sys.executable, "-m", "liverl.train", "experiment=smoke_tiny", f"scaffold={scaffold}", "topology=gpu1",
+            "batch=smoke", f"launcher={launcher}", f"model.path={files['model']}", f"train_files={files['train']}",
+            f"val_files={files['val']}", f"total_training_steps={steps}", f"hydra.run.dir={run_dir}",
+            f"window.prompt={WINDOW['prompt']}", f"window.response={WINDOW['response']}",
+            *harbor_overrides(scaffold), *overrides]
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m liverl.tiny.agentic_smoke", description=__doc__.splitlines()[0])
+    p.add_argument("--scaffold", required=True)
+    p.add_argument("--dry-run", action="store_true", help="plan only (launcher=dryrun); no warm start")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--resume-steps", type=int, default=1)
+    p.add_argument("--tasks", type=int, default=64)
+    p.add_argument("--warm-steps", type=int, default=300)
+    p.add_argument("--dir", type=Path, default=Path(os.environ.get("LIVERL_TINY_AGENTIC_DIR", "runs/tiny_agentic")))
+    p.add_argument("--run-dir", type=Path, default=None, help="default: DIR/smoke_agentic_SCAFFOLD")
+    p.add_argument("overrides", nargs="*", help="more liverl.train overrides")
+    a = p.parse_args(argv)
+    if a.scaffold not in SCAFFOLDS:
+        print(f"scaffold: the agentic smoke runs a Harbor harness (got: {a.scaffold}); use one of "
+              f"{', '.join(SCAFFOLDS)}", file=sys.stderr)
+        return 2
+    files = prepare(a.dir.resolve(), a.tasks, a.warm_steps, a.dry_run, a.scaffold)
+    run_dir = (a.run_dir or a.dir / f"smoke_agentic_{a.scaffold}").resolve()
+    if a.dry_run:
+        return subprocess.call(command(a.scaffold, files, run_dir, a.steps, "dryrun", a.overrides))
+    code = subprocess.call(command(a.scaffold, files, run_dir, a.steps, "local", a.overrides))
+    if code == 0 and a.resume_steps > 0:
+        code = subprocess.call(command(a.scaffold, files, run_dir, a.steps + a.resume_steps, "local", a.overrides))
+    result = report(run_dir)
+    print("LiveRL agentic smoke result: " + json.dumps(result), flush=True)
+    if code == 0 and a.resume_steps > 0 and not result["resumed_from"]:
+        print("LiveRL agentic smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,157 @@
+"""`python -m liverl.tiny.warm_start MODEL_DIR OUT_DIR --steps N`: a short supervised run that teaches the tiny
+model (`python -m liverl.tiny.generate DIR --agentic`) to call the shell tool on the toy agentic tasks.
+
+Plain torch: AdamW on generated transcripts (liverl.tiny.transcripts), rendered with the tokenizer's own chat
+template, loss on the assistant turns' tokens only (their text, tool calls and closing `<|im_end|>`; never the
+`<|im_start|>assistant\\n` header the prompt renders). OUT_DIR gets the model (same architecture, vocabulary equal
+to the tokenizer's), the tokenizer and OUT_DIR/warm_start.json (first and last loss). CUDA when present, else CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from liverl.tiny.transcripts import transcripts
+
+HEADER = "<|im_start|>assistant\n"
+IM_END = "<|im_end|>"
+
+
+def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
+    """(token ids, loss mask) of one transcript: each message's render is the suffix it adds to the previous
+    messages' render (a ChatML template extends its prefix); an assistant message is trained after its header."""
+    ids: list[int] = []
+    mask: list[int] = []
+    msgs, tools = example["messages"], example["tools"]
+    before = ""
+    for i, msg in enumerate(msgs):
+        text = tokenizer.apply_chat_template(msgs[: i + 1], tools=tools, tokenize=False)
+        if not text.startswith(before):
+            raise ValueError("chat_template: the render of a longer conversation does not extend the shorter one "
+                             "(got: a template that rewrites earlier turns); use liverl.tiny.transcripts' template")
+        piece, before = text[len(before):], text
+        if msg["role"] == "assistant":
+            if not piece.startswith(HEADER):
+                raise ValueError(f"chat_template: an assistant turn must start with {HEADER!r} (got: {piece[:30]!r})")
+            # trained: the text, the tool calls and <|im_end|> (where generation stops); not the header, nor the
+            # "\n" after <|im_end|> that the next turn's render adds (mask 0 in liverl/scaffold/render.py)
+            body = piece[len(HEADER):]
+            tail = "\n" if body.endswith(IM_END + "\n") else ""
+            head = tokenizer.encode(HEADER, add_special_tokens=False)
+            sampled = tokenizer.encode(body[: len(body) - len(tail)], add_special_tokens=False)
+            after = tokenizer.encode(tail, add_special_tokens=False) if tail else []
+            ids += head + sampled + after
+            mask += [0] * len(head) + [1] * len(sampled) + [0] * len(after)
+        else:
+            part = tokenizer.encode(piece, add_special_tokens=False)
+            ids += part
+            mask += [0] * len(part)
+    return ids, mask
+
+
+def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float, harness: dict | None = None,
+            scaffolds: tuple[str, ...] | None = None):
+    """Endless batches: lists of (input ids, labels with -100 outside the assistant tokens), one tensor pair per
+    example, unpadded. Each example runs alone: no attention mask, so a harness's ~30k-token prompt never
+    materialises a batch x length x length mask (transformers builds one for a padded batch)."""
+    import torch
+
+    data = [encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds)]
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(data), generator=gen).tolist()
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            chunk = [data[i] for i in order[start: start + batch_size]]
+            yield [(torch.tensor(ids), torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)]))
+                   for ids, mask in chunk]
+
+
+def step_loss(model, batch, device: str):
+    """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated example by example;
+    returns the loss value."""
+    import torch
+
+    total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
+    value = 0.0
+    for ids, labels in batch:
+        logits = model(input_ids=ids[None].to(device)).logits[0, :-1].float()
+        loss = torch.nn.functional.cross_entropy(logits, labels[1:].to(device), ignore_index=-100,
+                                                 reduction="sum") / total
+        loss.backward()
+        value += float(loss.detach())
+    return value
+
+
+def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, batch_size: int = 16,
+               examples: int = 512, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
+               scaffolds: tuple[str, ...] | None = None) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+    if model.config.vocab_size != len(tokenizer):
+        raise ValueError(f"model.vocab_size: must equal the tokenizer's vocabulary (got: {model.config.vocab_size} "
+                         f"vs {len(tokenizer)}); regenerate with python -m liverl.tiny.generate DIR --agentic")
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    losses: list[float] = []
+    started = time.monotonic()
+    stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
+    for _ in range(steps):
+        opt.zero_grad()
+        losses.append(step_loss(model, next(stream), device))
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    if (model_dir / "generation_config.json").is_file():
+        shutil.copy(model_dir / "generation_config.json", out / "generation_config.json")
+    report = {"steps": steps, "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+              "losses": losses, "device": device, "seconds": round(time.monotonic() - started, 1)}
+    (out / "warm_start.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m liverl.tiny.warm_start", description=__doc__.splitlines()[0])
+    p.add_argument("model", type=Path, help="the tiny model (python -m liverl.tiny.generate DIR --agentic: DIR/model)")
+    p.add_argument("out", type=Path, help="where the warm-started model and tokenizer are written")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--examples", type=int, default=512)
+    p.add_argument("--noise", type=float, default=0.2, help="share of transcripts that write a wrong content")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--harness", type=Path, default=None,
+                   help="captured harness requests (tests/scaffold/capture_prompts.py): the real prompts")
+    p.add_argument("--scaffold", action="append", default=None, help="only these scaffolds' transcripts")
+    a = p.parse_args(argv)
+    if a.steps < 1:
+        print(f"steps: must be at least 1 (got: {a.steps})", file=sys.stderr)
+        return 2
+    if not (a.model / "config.json").is_file():
+        print(f"model: no config.json in the model folder (got: {a.model}); run python -m liverl.tiny.generate "
+              "DIR --agentic and pass DIR/model", file=sys.stderr)
+        return 2
+    harness = json.loads(a.harness.read_text()) if a.harness else None
+    try:
+        report = warm_start(a.model, a.out, a.steps, a.lr, a.batch, a.examples, a.seed, a.noise, harness,
+                            tuple(a.scaffold) if a.scaffold else None)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in report.items() if k != "losses"}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,60 @@
+"""`make smoke SCAFFOLD=claude_code|ohsdk` on a host without a GPU: the agentic smoke is planned (launcher=dryrun),
+with the toy tasks' datasets, the local environment and each harness's binaries where its trials reach them.
+
+No GPU is stood in for by a double of the driver's CLI (tests/test_tiny_smoke.py fake_nvidia_smi, 0 GPUs listed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from test_tiny_smoke import fake_nvidia_smi
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("scaffold", ["claude_code", "ohsdk"])
+def test_make_smoke_plans_the_agentic_run_without_a_gpu(tmp_path: Path, scaffold: str) -> None:
+    fake_nvidia_smi(tmp_path / "bin", 0)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(PATH=f"{tmp_path / 'bin'}{os.pathsep}{env['PATH']}", LIVERL_TINY_AGENTIC_DIR=str(tmp_path / "tiny"),
+               PYTHONPATH=str(ROOT))
+    proc = subprocess.run(["make", "-s", "smoke", f"SCAFFOLD={scaffold}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"scaffold    {scaffold}:" in proc.stdout and "tool parser hermes" in proc.stdout
+    run_dir = Path(next(line.split()[-1] for line in proc.stdout.splitlines() if line.strip().startswith("plan ")))
+    assert run_dir == tmp_path / "tiny" / f"smoke_agentic_{scaffold}"
+    loop = yaml.safe_load((run_dir / "agent_loop.yaml").read_text())[0]
+    harbor = loop["harbor"]
+    assert harbor["environment_type"] is None
+    assert harbor["environment_import_path"] == "liverl.scaffold.local_env:LocalEnvironment"
+    if scaffold == "claude_code":
+        assert Path(harbor["agent_path_prepend"]).name == ".bin"
+    else:
+        assert list(harbor["environment_kwargs"]["links"]) == [harbor["agent_kwargs"]["runtime_root"]]
+    tasks = tmp_path / "tiny" / "tasks"
+    assert sorted(p.name for p in tasks.iterdir())[0] == "train-0000"
+    overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert f"train_files={tmp_path / 'tiny' / 'data' / 'train.parquet'}" in overrides
+    assert "launcher=dryrun" in overrides
+
+
+def test_smoke_runs_the_agentic_smoke_for_real_on_a_gpu_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the GPU and vLLM are stood in for where liverl.smoke looks (local_gpus, has_vllm); commands are recorded
+    from liverl import smoke
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(smoke.subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
+    monkeypatch.setattr(smoke, "local_gpus", lambda: 1)
+    monkeypatch.setattr(smoke, "has_vllm", lambda: True)
+    assert smoke.main(["scaffold=ohsdk", "trainer.total_epochs=1"]) == 0
+    assert calls[-1][1:] == ["-m", "liverl.tiny.agentic_smoke", "--scaffold=ohsdk", "--", "trainer.total_epochs=1"]
+    monkeypatch.setattr(smoke, "has_vllm", lambda: False)
+    smoke.main(["scaffold=claude_code"])
+    assert calls[-1][1:] == ["-m", "liverl.tiny.agentic_smoke", "--scaffold=claude_code", "--dry-run", "--"]
+    smoke.main(["scaffold=single_turn"])  # the single-turn smoke is not the agentic one
+    assert "liverl.tiny.agentic_smoke" not in calls[-1]

@@ -1,0 +1,99 @@
+"""The warm start (liverl.tiny.warm_start) of the tiny agentic model: real tokenizer, real Qwen2 model, plain torch.
+
+A tiny config (1 layer, hidden 64) so a few CPU steps take about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from liverl.scaffold.render import Renderer
+from liverl.scaffold.toolcalls import parse
+from liverl.tiny import transcripts, warm_start
+from liverl.tiny.generate import generate
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    return Path(generate(out, layers=1, hidden=64, heads=2, vocab=600, train=2, val=1, agentic=True)["model"])
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny)
+
+
+def test_vocabulary_equals_tokenizer(tiny: Path, tokenizer) -> None:
+    assert json.loads((tiny / "config.json").read_text())["vocab_size"] == len(tokenizer)
+
+
+def test_trained_tokens_are_the_assistant_turns_and_parse_as_the_scaffold_reads_them(tokenizer) -> None:
+    for example in transcripts.transcripts(4, seed=1, noise=0.0):
+        ids, mask = warm_start.encode(tokenizer, example)
+        assert tokenizer.decode(ids) == tokenizer.apply_chat_template(example["messages"], tools=example["tools"],
+                                                                      tokenize=False)  # the whole transcript
+        trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+        user = example["messages"][1]["content"]
+        assert user not in trained and transcripts.SYSTEM not in trained  # prompt text is never trained
+        assert not trained.endswith("\n") and trained.endswith("<|im_end|>")  # generation stops at <|im_end|>
+        parsed = parse(trained, "hermes", example["tools"])
+        assert parsed.failures == 0 and parsed.tool_calls
+        tool = example["tools"][0]["function"]["name"]
+        assert {c.name for c in parsed.tool_calls} == {tool} and tool in ("Bash", "terminal")
+        first = parsed.tool_calls[0].arguments["command"]
+        assert first == example["messages"][2]["tool_calls"][0]["function"]["arguments"]["command"]
+
+
+def test_template_renders_appended_tool_results_as_the_proxy_needs(tokenizer) -> None:
+    example = transcripts.transcripts(1)[0]
+    renderer = Renderer(tokenizer)
+    prompt = renderer.prompt(example["messages"][:2], example["tools"])
+    assert b"<tools>" in tokenizer.decode(prompt).encode()
+    tail = renderer.appended(renderer.im_end, [{"role": "tool", "content": "ok"}], example["tools"])
+    assert tokenizer.decode(tail) == "\n<|im_start|>tool\nok<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_a_few_steps_lower_the_loss_and_save_a_loadable_model(tiny: Path, tmp_path: Path) -> None:
+    report = warm_start.warm_start(tiny, tmp_path / "ws", steps=4, lr=3e-3, batch_size=4, examples=8)
+    assert report["last_loss"] < report["first_loss"]
+    saved = json.loads((tmp_path / "ws" / "warm_start.json").read_text())
+    assert saved["steps"] == 4 and len(saved["losses"]) == 4
+    config = json.loads((tmp_path / "ws" / "config.json").read_text())
+    assert config["vocab_size"] == json.loads((tiny / "config.json").read_text())["vocab_size"]
+    assert (tmp_path / "ws" / "tokenizer.json").is_file() and (tmp_path / "ws" / "generation_config.json").is_file()
+
+
+def test_cli_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "liverl.tiny.warm_start", str(tmp_path), str(tmp_path / "o")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("model:") and "Traceback" not in proc.stderr
+
+
+CAPTURED = {"ohsdk": {  # the shape tests/scaffold/capture_prompts.py writes (synthetic text, not a harness's prose)
+    "instruction": "Write the number 42 into answer.txt.",
+    "messages": [{"role": "system", "content": "Harness rules."},
+                 {"role": "user", "content": "<ctx>\nWrite the number 42 into answer.txt.\n</ctx>"}],
+    "tools": [transcripts.shell_tool("terminal"),
+              {"type": "function", "function": {"name": "finish", "description": "end", "parameters": {}}}]}}
+
+
+def test_a_captured_harness_prompt_carries_the_toy_instruction(tokenizer) -> None:
+    example = transcripts.transcripts(2, harness=CAPTURED, scaffolds=("ohsdk",))[1]
+    prompt = example["messages"][:2]
+    assert prompt[0]["content"] == "Harness rules." and example["tools"] == CAPTURED["ohsdk"]["tools"]
+    assert "42" not in prompt[1]["content"] and prompt[1]["content"].startswith("<ctx>\n")
+    assert any(word in prompt[1]["content"] for word in ("Create the file", "Make this one-line test pass"))
+    ids, mask = warm_start.encode(tokenizer, example)
+    trained = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert next(c.name for c in parse(trained, "hermes", example["tools"]).tool_calls) == "terminal"
+    stale = {"ohsdk": dict(CAPTURED["ohsdk"], instruction="Another task.")}
+    with pytest.raises(ValueError, match=r"^harness\.ohsdk\.instruction: not in the captured messages"):
+        transcripts.transcripts(1, harness=stale, scaffolds=("ohsdk",))
