@@ -115,12 +115,17 @@ def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[st
         _until(up, timeout, f"ray head did not listen on 127.0.0.1:{port}")
         yield
     finally:
-        os.killpg(proc.pid, 15)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)  # whatever of the head's process group outlived SIGTERM
-        proc.wait(timeout=30)
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL whatever of it outlived that."""
+    os.killpg(proc.pid, 15)
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, 9)
+    proc.wait(timeout=30)
 
 
 @contextmanager
@@ -144,9 +149,4 @@ def ray_worker(address: str, env: dict[str, str], num_cpus: int = 1, timeout: fl
             ray.shutdown()
         yield
     finally:
-        os.killpg(proc.pid, 15)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, 9)
-        proc.wait(timeout=30)
+        _stop_group(proc)
