@@ -21,7 +21,7 @@ from pathlib import Path
 
 from liverl.tiny import agentic
 from liverl.tiny.generate import generate
-from liverl.tiny.smoke import report
+from liverl.tiny.smoke import finish, report
 
 LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"  # liverl/conform/run.py uses the same class
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,12 +103,7 @@ def main(argv: list[str]) -> int:
     code = subprocess.call(command(a.scaffold, files, run_dir, a.steps, "local", a.overrides))
     if code == 0 and a.resume_steps > 0:
         code = subprocess.call(command(a.scaffold, files, run_dir, a.steps + a.resume_steps, "local", a.overrides))
-    result = report(run_dir)
-    print("LiveRL agentic smoke result: " + json.dumps(result), flush=True)
-    if code == 0 and a.resume_steps > 0 and not result["resumed_from"]:
-        print("LiveRL agentic smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
-        return 1
-    return code
+    return finish("LiveRL agentic smoke", code, report(run_dir), a.resume_steps)
 
 
 if __name__ == "__main__":

@@ -101,9 +101,14 @@ def main(argv: list[str]) -> int:
     result = report(run_dir)
     for attempt, wall in zip(result["attempts"], walls, strict=False):  # an attempt may have left no metrics
         attempt["wall_s"] = wall
-    print("LiveRL smoke result: " + json.dumps(result), flush=True)
-    if code == 0 and args.resume_steps > 0 and not result["resumed_from"]:
-        print("LiveRL smoke: the relaunch did not resume from a checkpoint", file=sys.stderr)
+    return finish("LiveRL smoke", code, result, args.resume_steps)
+
+
+def finish(label: str, code: int, result: dict, resume_steps: int) -> int:
+    """Print the smoke's result line; a relaunch that did not resume from a checkpoint fails the smoke (exit 1)."""
+    print(f"{label} result: " + json.dumps(result), flush=True)
+    if code == 0 and resume_steps > 0 and not result["resumed_from"]:
+        print(f"{label}: the relaunch did not resume from a checkpoint", file=sys.stderr)
         return 1
     return code
 
