@@ -59,6 +59,8 @@ def test_stored_point_within_10_percent_of_verl(point, tmp_path):
         f"memory-fit keeps {RESERVED_HEADROOM:.0%} (liverl/memory/plan.py RESERVED_HEADROOM)")
 
 
+@pytest.mark.skipif(not HOST, reason="no host-memory point stored yet: only a GPU host measures one "
+                    "(benchmarks/memory/verl_points.py host)")
 @pytest.mark.parametrize("point", HOST, ids=[p["name"] for p in HOST])
 def test_stored_host_point_not_under_predicted(point, tmp_path):
     cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / "ckpt")
