@@ -144,8 +144,13 @@ def plan_inputs(cfg: Any, verl: Any, structure_only: bool = False, gpu: float | 
 
 
 def predict(cfg: Any, verl: Any, structure_only: bool = False, gpu: float | None = None) -> dict:
-    out = memplan.predict(plan_inputs(cfg, verl, structure_only, gpu))
-    out["gpu"] = "probed" if gpu else str(_get(cfg, "gpu.name", "h200"))
+    return predict_from(cfg, plan_inputs(cfg, verl, structure_only, gpu), probed=bool(gpu))
+
+
+def predict_from(cfg: Any, inputs: memplan.PlanInputs, probed: bool = False) -> dict:
+    """The memory model's prediction for these inputs, naming the GPU judged against (the plan's group, or probed)."""
+    out = memplan.predict(inputs)
+    out["gpu"] = "probed" if probed else str(_get(cfg, "gpu.name", "h200"))
     return out
 
 

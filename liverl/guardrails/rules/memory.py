@@ -9,7 +9,6 @@ from liverl.guardrails import memory_inputs
 from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
 from liverl.guardrails.verl_keys import batch_shape, in_flight_cap
 from liverl.memory.arch import ArchError
-from liverl.memory.plan import predict
 from liverl.memory.rollout import kv_budget
 from liverl.memory.terms import StepSpec, gib
 
@@ -57,8 +56,7 @@ def _rollout(p: dict) -> Problem:
 def _memory_fit(c: Ctx) -> Iterable[Problem]:
     try:
         inputs = memory_inputs.plan_inputs(c.cfg, c.verl, structure_only=c.structure_only)
-        p = predict(inputs)
-        p["gpu"] = str(c.cfg.get("gpu", {}).get("name", "h200"))
+        p = memory_inputs.predict_from(c.cfg, inputs)
     except ArchError as exc:
         yield finding(SKIP, "model.arch", c.cfg.model.get("arch"), f"no architecture to predict memory from: {exc}",
                       "set model.arch to a bundled architecture or put the checkpoint at model.path")
