@@ -33,7 +33,7 @@ from liverl.memory import plan as memplan
 from liverl.memory.arch import ArchError
 from liverl.recipe.compose import compose_liverl
 from liverl.recipe.render import hydra_value
-from liverl.rundir import LIVERL_YAML, RUN_JSON, VERL_YAML, recorded_gpu
+from liverl.rundir import LIVERL_YAML, RUN_JSON, VERL_YAML
 
 # a run's liverl.yaml keys that are not the user's overrides: Hydra's, the run's own path and name, what
 # liverl.recipe.environ records about the command line, and how it was launched (a command chooses its own launcher)
@@ -118,9 +118,6 @@ def run_context(run_dir: str | Path, thresholds: DictConfig) -> RunContext:
     base = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
     config = load_run_config(base)
     gpu = plan_gpu_memory(base, config, thresholds)
-    probed = recorded_gpu(base)  # what the node probe found at launch (run.json gpu, source "probe") beats the plan's
-    if probed and probed.get("source") == "probe" and (gpu is None or gpu[1] != "advise.gpu_memory_gb"):
-        gpu = probed["memory_bytes"] / 1e9, f"run.json gpu (probed at launch: {probed.get('name', '?')})"
     ctx = RunContext(memory=predicted_memory(base, gpu[0] if gpu else None), gpu=gpu, env=run_environment(base))
     if config:
         ctx.carried = carried_overrides(config)

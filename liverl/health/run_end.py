@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from liverl.rundir import RUN_JSON
+from liverl.rundir import RUN_JSON, recorded_gpu
 
 # where the plan may record its GPU, read in this order (GB = 10^9 bytes, GiB = 2^30); the `gpu` config group
 # (conf/gpu/*.yaml, another issue) is expected to write gpu.memory_* into liverl.yaml and run.json. Nothing found
@@ -39,10 +39,14 @@ def _gb(value: Any, key: str) -> float | None:
 
 
 def plan_gpu_memory(run: Path, config: DictConfig, thresholds: DictConfig) -> tuple[float, str] | None:
-    """(GB per GPU, where it was read): --set advise.gpu_memory_gb first, then the plan; None when nothing says."""
+    """(GB per GPU, where it was read): --set advise.gpu_memory_gb first, then the GPU the launch probed, then the
+    plan; None when nothing says."""
     asked = OmegaConf.select(thresholds, "advise.gpu_memory_gb", default=None)
     if asked:
         return float(asked), "advise.gpu_memory_gb"
+    probed = recorded_gpu(run)  # what the node probe found at launch (run.json gpu, source "probe") beats the plan's
+    if probed and probed.get("source") == "probe":
+        return probed["memory_bytes"] / 1e9, f"run.json gpu (probed at launch: {probed.get('name', '?')})"
     for key in LIVERL_GPU_KEYS:
         gb = _gb(OmegaConf.select(config, key, default=None, throw_on_resolution_failure=False), key)
         if gb:
