@@ -151,7 +151,7 @@ class HarborAgentLoop(AgentLoopBase):
             prompt, tokens, mask, logp = self._fallback_prompt(kwargs), [self._pad_id()], [0], [0.0]
             steps, turns = [], 0
         else:
-            prompt, tokens, mask, logp = chain.prompt_ids, chain.tokens, chain.mask, chain.logprobs
+            prompt, tokens, mask, logp = chain.prompt_ids, chain.tokens, list(chain.mask), list(chain.logprobs)
             steps = chain.steps
             # verl counts user, assistant and tool messages (AgentLoopOutput.num_turns): no system message
             turns = sum(m.get("role") != "system" for m in chain.messages) + 1

@@ -12,17 +12,24 @@ stop: chat.final_stop), so the agent stops at once, and the session keeps the re
 Streaming requests get their response headers at once and a keep-alive event every `keepalive_sec` while the turn
 generates (Anthropic's `ping` event, an SSE comment line for OpenAI), so no client times out and retries a long turn;
 a retry that still comes is answered from the recorded turn (session.py).
+
+The first proxy of a worker process freezes the heap the worker built before it (gc.freeze): verl's worker holds
+~0.5M long-lived objects (modules, torch, Ray), and each full garbage collection walked all of them, holding the
+event loop ~150-270 ms every few hundred turns (benchmarks/proxy_overhead.py); frozen, they are never walked again
+(and never freed: they live as long as the worker anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 from liverl.scaffold import chat
@@ -106,7 +113,7 @@ class Proxy:
 
     async def _serve(self, request: web.Request, api: Api) -> web.StreamResponse:
         session = self._session(request)
-        body = await request.json()
+        body = orjson.loads(await request.read())
         task = asyncio.ensure_future(self._reply(session, body, api))  # runs on if the client goes away
         if not body.get("stream"):
             reply, status = await task
@@ -128,7 +135,7 @@ class Proxy:
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
         session = self._session(request)
-        body = await request.json()
+        body = orjson.loads(await request.read())
         count = await session.count_tokens(chat.anthropic_messages(body), chat.anthropic_tools(body))
         return web.json_response({"input_tokens": count})
 
@@ -145,6 +152,8 @@ async def get_proxy(host: str = "127.0.0.1") -> Proxy:
     key = asyncio.get_running_loop()
     proxy = _PROXIES.get(key)
     if proxy is None:
+        if not _PROXIES:
+            gc.freeze()
         proxy = Proxy(host=host)
         await proxy.start()
         _PROXIES[key] = proxy

@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from liverl.scaffold.encode import encoder_for
+
 IM_END = "<|im_end|>"
 _SYSTEM = {"role": "system", "content": "continuation system"}
 _USER = {"role": "user", "content": "continuation user"}
@@ -37,6 +39,7 @@ class Renderer:
         self.im_end = _token_id(tokenizer, IM_END)
         self.stop_ids = stop_ids(tokenizer)
         self._heads: dict[tuple[int, str], tuple[list[dict], str]] = {}
+        self._prompts = encoder_for(tokenizer)
 
     def render(self, messages: list[dict], tools: list[dict], gen: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tools=tools or None, add_generation_prompt=gen,
@@ -46,8 +49,9 @@ class Renderer:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def prompt(self, messages: list[dict], tools: list[dict]) -> list[int]:
-        """The whole rendered prompt (a chain's first request, and count_tokens)."""
-        return self.encode(self.render(messages, tools, gen=True))
+        """The whole rendered prompt (a chain's first request, and count_tokens): its messages that other trials of
+        this worker sent too are tokenised once (encode.py)."""
+        return self._prompts.encode(self.render(messages, tools, gen=True))
 
     def appended(self, last_token: int | None, new: list[dict], tools: list[dict]) -> list[int]:
         """The tokens (all mask 0) after a chain whose last token is `last_token` (None: none sampled) that take it

@@ -13,15 +13,20 @@ trained) and is counted in `rewrites`. At the end the trained chain is the one w
 tie). So a token with mask 1 is always a token this session sampled, at the position where it was sampled.
 
 Concurrency: one turn at a time per session (an asyncio lock); a request identical to the last one answered (a
-client retry while or after a turn generated) gets that turn again, never a second generation. Rendering and
-tokenising run off the event loop, as verl's loops do (experimental/agent_loop/agent_loop.py:335,399), on one thread.
+client retry while or after a turn generated) gets that turn again, never a second generation. A whole prompt, and
+appended messages or a reply too long to render or decode in about a millisecond, are rendered and tokenised off
+the event loop, as verl's loops do (experimental/agent_loop/agent_loop.py:335,399), on one thread; a turn's small
+appended messages are rendered on the loop, since handing them to the thread and back costs more than rendering
+them (each hand-off waits for the GIL behind the loop's work: up to 5 ms, sys.getswitchinterval()).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
+from array import array
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +41,9 @@ from liverl.scaffold.toolcalls import Parsed, parse
 # one thread renders and tokenises for all sessions of this worker: Jinja holds the GIL, so more threads would not
 # render faster but would take the GIL from the event loop more often (and HF tokenizers are not shared-thread safe)
 _RENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liverl-render")
+INLINE_CHARS = 4096  # appended message text rendered on the loop (~1k tokens: well under a millisecond)
+INLINE_TOKENS = 2048  # sampled tokens decoded on the loop
+OLD_AT_ONCE = 8192  # a new chain's prompt this long goes to the collector's old generation at once
 ABORTED = ("aborted", "abort")  # verl's stop reasons for a request aborted by a weight sync (llm_server.py:336-343)
 
 
@@ -57,17 +65,30 @@ class Limits:
 
 @dataclass(eq=False)
 class Chain:
-    prompt_ids: list[int]
+    # the prompt, then each turn's appended (mask 0) and sampled (mask 1) tokens: the list each turn hands to the
+    # engine, extended in place as verl's own loop extends its prompt_ids (tool_agent_loop.py). One list per chain,
+    # and the mask and log-probs in arrays, which the garbage collector does not walk: 64 chains of 50k tokens held
+    # in five lists made each full collection of a worker walk 16M items (~40 ms with the rest of the heap frozen)
+    sequence: list[int]
+    prompt_len: int
     messages: list[dict]  # the request messages of the chain's last turn
     tools: list[dict] = field(default_factory=list)
     reply: Parsed | None = None  # what the last turn answered (the agent echoes it as the next assistant message)
-    tokens: list[int] = field(default_factory=list)
-    mask: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
+    mask: array = field(default_factory=lambda: array("b"))  # per token after the prompt: 1 sampled, 0 appended
+    logprobs: array = field(default_factory=lambda: array("d"))
     turns: int = 0
     steps: list[int] = field(default_factory=list)
     routed_experts: Any = None  # vLLM's routing of the whole sequence, from the latest turn (tool_agent_loop.py:286)
     ended_at: float | None = None  # time.perf_counter() when its last turn returned (loop_metrics.waste_s's clock)
+
+    @property
+    def prompt_ids(self) -> list[int]:
+        return self.sequence[:self.prompt_len]
+
+    @property
+    def tokens(self) -> list[int]:
+        """The tokens of the finished turns (a turn in flight has appended its prompt part to `sequence` only)."""
+        return self.sequence[self.prompt_len:self.prompt_len + len(self.mask)]
 
 
 @dataclass
@@ -88,6 +109,10 @@ def _echoes(message: dict, reply: Parsed | None) -> bool:
     calls = [(c["function"]["name"], c["function"]["arguments"]) for c in message.get("tool_calls") or []]
     return calls == [(c.name, c.arguments) for c in reply.tool_calls] and _norm(message.get("content")) == _norm(
         reply.content)
+
+
+def _chars(messages: list[dict]) -> int:
+    return sum(len(m.get("content") or "") + len(str(m.get("tool_calls") or "")) for m in messages)
 
 
 class Session:
@@ -135,19 +160,27 @@ class Session:
                 and messages[-1]["role"] != "assistant" and messages[:n] == chain.messages
                 and _echoes(messages[n], chain.reply))
 
-    def _chain_for(self, messages: list[dict], tools: list[dict]) -> tuple[Chain, list[int]]:
-        """The chain this request extends and the mask-0 tokens it appends, or a new chain (on the executor)."""
-        for chain in reversed(self.chains):
-            if self._extends(chain, messages, tools):
-                last = chain.tokens[-1] if chain.mask and chain.mask[-1] == 1 else None
-                try:
-                    return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
-                except NotAppendable:
-                    break
+    def _extended(self, messages: list[dict], tools: list[dict]) -> Chain | None:
+        """The latest chain this request extends (comparisons only: cheap on the loop)."""
+        return next((c for c in reversed(self.chains) if self._extends(c, messages, tools)), None)
+
+    def _chain_for(self, chain: Chain | None, messages: list[dict], tools: list[dict]) -> tuple[Chain, list[int]]:
+        """`chain` (the one the request extends) and the mask-0 tokens it appends, or a new chain."""
+        if chain is not None:
+            last = chain.sequence[-1] if chain.mask and chain.mask[-1] == 1 else None
+            try:
+                return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
+            except NotAppendable:
+                pass
         prompt = self.renderer.prompt(messages, tools)
         if len(prompt) > self.limits.prompt_length:
             raise LimitReached(OVERLONG, f"prompt of {len(prompt)} tokens exceeds {self.limits.prompt_length}")
-        return Chain(prompt_ids=prompt, messages=[], tools=list(tools)), []
+        if len(prompt) >= OLD_AT_ONCE:
+            # the chain's list lives as long as the trial: move it to the old generation now (a young collection,
+            # ~1 ms), instead of the collector walking it again in the next one, together with the lists of every
+            # other session opened meanwhile (64 sessions of 30k tokens opening within a second: 15-20 ms pauses)
+            gc.collect(1)
+        return Chain(sequence=prompt, prompt_len=len(prompt), messages=[], tools=list(tools)), []
 
     # ------------------------------------------------------------------ one turn
     async def turn(self, messages: list[dict], tools: list[dict], max_tokens: int | None) -> Turn:
@@ -171,23 +204,33 @@ class Session:
         if sum(c.turns for c in self.chains) >= self.limits.max_turns:
             raise self._stop(MAX_TURNS_REACHED, f"turn cap of {self.limits.max_turns} reached")
         try:
-            chain, delta = await self.off_loop(self._chain_for, messages, tools)
+            chain = self._extended(messages, tools)
+            if chain is not None and _chars(messages[len(chain.messages) + 1:]) <= INLINE_CHARS:
+                chain, delta = self._chain_for(chain, messages, tools)
+            else:
+                chain, delta = await self.off_loop(self._chain_for, chain, messages, tools)
         except LimitReached as e:
             raise self._stop(e.reason, str(e)) from None
-        budget = self.limits.response_length - len(chain.tokens) - len(delta)
+        budget = self.limits.response_length - len(chain.mask) - len(delta)
         if budget <= 0:
             raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
-        ids = chain.prompt_ids + chain.tokens + delta
+        start = len(chain.sequence)
+        chain.sequence += delta
         want = min(budget, max_tokens or budget)
-        out = await self._generate(ids, dict(self.sampling_params, max_tokens=want))
+        try:
+            out = await self._generate(chain.sequence, dict(self.sampling_params, max_tokens=want))
+        except BaseException:
+            del chain.sequence[start:]
+            raise
+        prompt_len = start + len(delta)
         if not chain.turns:  # a new chain: it joins (and counts as a rewrite after the first) once it holds a turn
             self._rewrites += bool(self.chains)
             self.chains.append(chain)
         sampled = list(out.token_ids)
         logp = list(out.log_probs) if out.log_probs else [0.0] * len(sampled)
-        chain.tokens += delta + sampled
-        chain.mask += [0] * len(delta) + [1] * len(sampled)
-        chain.logprobs += [0.0] * len(delta) + logp
+        chain.sequence += sampled
+        chain.mask.extend([0] * len(delta) + [1] * len(sampled))
+        chain.logprobs.extend([0.0] * len(delta) + logp)
         chain.messages, chain.turns, chain.ended_at = list(messages), chain.turns + 1, time.perf_counter()
         if out.routed_experts is not None:
             chain.routed_experts = out.routed_experts
@@ -198,13 +241,14 @@ class Session:
         stopped = bool(sampled) and sampled[-1] in self.renderer.stop_ids
         if not stopped and len(sampled) >= budget:  # the chain reached the response window: stop the agent
             raise self._stop(OVERLONG, f"response window of {self.limits.response_length} tokens is full")
-        text = await self.off_loop(self._decode, sampled[:-1] if stopped else sampled)
+        reply = sampled[:-1] if stopped else sampled
+        text = self._decode(reply) if len(reply) <= INLINE_TOKENS else await self.off_loop(self._decode, reply)
         # the request's tools ([{"type": "function", "function": {..., "parameters": schema}}], chat.py's form for
         # both wire formats): qwen3_coder converts only the parameters the schema declares non-string
         chain.reply = parse(text, self.parser, chain.tools)
         self.parse_failures += bool(chain.reply.failures)  # turns with a <tool_call> block that became no call
         finish = "stop" if stopped or len(sampled) < want else "length"
-        return Turn(chain.reply, finish, (len(ids), len(sampled)))
+        return Turn(chain.reply, finish, (prompt_len, len(sampled)))
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=False)

@@ -17,7 +17,7 @@ from wire_client import Conversation, events, read_reply, with_proxy
 
 from liverl.scaffold.loop_metrics import trial_figures
 from liverl.scaffold.proxy import Proxy
-from liverl.scaffold.session import Limits, Session
+from liverl.scaffold.session import INLINE_CHARS, Limits, Session
 
 
 def calls_then_done(calls: int = 3):
@@ -112,23 +112,35 @@ def test_streams_send_keepalives_while_the_turn_generates(tok, wire, keepalive) 
 
 
 # ---------------------------------------------------------------- F12: rendering and tokenising off the event loop
-def test_rendering_and_tokenising_run_off_the_event_loop(tok) -> None:
+def test_whole_prompts_and_long_messages_render_off_the_event_loop(tok) -> None:
+    """A whole prompt (a chain's first request, count_tokens) and appended messages over INLINE_CHARS render and
+    tokenise on the session's thread; a turn's short tool results render on the loop (handing them over would
+    cost more than rendering them)."""
     rec = Recording(tok)
     policy = ScriptedPolicy(tok, calls_then_done())
     session = new_session(rec, policy)
+    long_output = "line of a long file\n" * (INLINE_CHARS // 20 + 10)
 
     async def body(http, proxy):
         loop_thread = threading.get_ident()
         conv = Conversation(http, proxy, session, "anthropic")
-        for _ in range(3):
+        for output in ["exit code 0", long_output, "exit code 0"]:
             reply = await conv.ask()
-            conv.tool_results(reply, ["exit code 0"])
+            conv.tool_results(reply, [output])
+        await conv.ask()
         async with http.post(conv.url + "/count_tokens", json=conv.body()) as resp:
             count = (await resp.json())["input_tokens"]
         return loop_thread, count, conv.body()
 
     loop_thread, count, request = asyncio.run(with_proxy(session, body))
-    assert rec.rendered and loop_thread not in rec.threads
+    assert session.chains and len(session.chains) == 1 and session.chains[0].turns == 4
+    renders = list(zip(rec.rendered, rec.render_threads, strict=True))
+    whole = [t for m, t in renders if m[0]["content"] != "continuation system"]
+    appended = [(m[-1]["content"], t) for m, t in renders
+                if m[0]["content"] == "continuation system" and m[-1]["role"] == "tool"]
+    assert len(whole) == 2 and loop_thread not in whole  # the first request and count_tokens
+    assert [t == loop_thread for c, t in appended] == [c != long_output for c, t in appended]
+    assert len(appended) == 3
     from liverl.scaffold import chat
 
     text = tok.apply_chat_template(chat.anthropic_messages(request), tools=chat.anthropic_tools(request),
@@ -232,7 +244,7 @@ def test_a_turn_cut_by_the_agents_max_tokens_goes_on_in_the_same_chain(tok) -> N
     assert len(session.chains) == 1 and chain.turns == 2
     assert mask1(chain) == policy.calls[0].token_ids + policy.calls[1].token_ids
     after = chain.tokens[len(policy.calls[0].token_ids):]  # the unsampled close of the cut turn, mask 0
-    assert tok.decode(after[:2]) == "<|im_end|>\n" and chain.mask[4:6] == [0, 0]
+    assert tok.decode(after[:2]) == "<|im_end|>\n" and list(chain.mask[4:6]) == [0, 0]
 
 
 # ---------------------------------------------------------------- F13: other EOS tokens

@@ -96,12 +96,14 @@ class Recording:
         self._tok = tokenizer
         self.rendered: list[list[dict]] = []
         self.threads: set[int] = set()
+        self.render_threads: list[int] = []  # per entry of `rendered`, the thread that rendered it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tok, name)
 
     def apply_chat_template(self, messages, **kwargs):
         self.rendered.append([dict(m) for m in messages])
+        self.render_threads.append(threading.get_ident())
         self.threads.add(threading.get_ident())
         return self._tok.apply_chat_template(messages, **kwargs)
 
