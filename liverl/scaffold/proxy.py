@@ -145,6 +145,7 @@ class Proxy:
 
 
 _PROXIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its proxy
+_FROZEN: list[bool] = []  # whether this process froze its heap (get_proxy)
 
 
 async def get_proxy(host: str = "127.0.0.1") -> Proxy:
@@ -152,8 +153,9 @@ async def get_proxy(host: str = "127.0.0.1") -> Proxy:
     key = asyncio.get_running_loop()
     proxy = _PROXIES.get(key)
     if proxy is None:
-        if not _PROXIES:
+        if not _FROZEN:  # once per process: a later freeze would also pin garbage cycles still waiting for collection
             gc.freeze()
+            _FROZEN.append(True)
         proxy = Proxy(host=host)
         await proxy.start()
         _PROXIES[key] = proxy
