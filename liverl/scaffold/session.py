@@ -164,12 +164,16 @@ class Session:
         """The latest chain this request extends (comparisons only: cheap on the loop)."""
         return next((c for c in reversed(self.chains) if self._extends(c, messages, tools)), None)
 
+    def _appended(self, chain: Chain, messages: list[dict]) -> list[int]:
+        """The mask-0 tokens that take `chain` to this request's generation prompt (NotAppendable: they cannot)."""
+        last = chain.sequence[-1] if chain.mask and chain.mask[-1] == 1 else None
+        return self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
+
     def _chain_for(self, chain: Chain | None, messages: list[dict], tools: list[dict]) -> tuple[Chain, list[int]]:
         """`chain` (the one the request extends) and the mask-0 tokens it appends, or a new chain."""
         if chain is not None:
-            last = chain.sequence[-1] if chain.mask and chain.mask[-1] == 1 else None
             try:
-                return chain, self.renderer.appended(last, messages[len(chain.messages) + 1:], chain.tools)
+                return chain, self._appended(chain, messages)
             except NotAppendable:
                 pass
         prompt = self.renderer.prompt(messages, tools)
@@ -204,10 +208,13 @@ class Session:
         if sum(c.turns for c in self.chains) >= self.limits.max_turns:
             raise self._stop(MAX_TURNS_REACHED, f"turn cap of {self.limits.max_turns} reached")
         try:
-            chain = self._extended(messages, tools)
+            chain, delta = self._extended(messages, tools), None
             if chain is not None and _chars(messages[len(chain.messages) + 1:]) <= INLINE_CHARS:
-                chain, delta = self._chain_for(chain, messages, tools)
-            else:
+                try:
+                    delta = self._appended(chain, messages)
+                except NotAppendable:  # a new chain: its whole prompt renders on the thread
+                    chain = None
+            if delta is None:
                 chain, delta = await self.off_loop(self._chain_for, chain, messages, tools)
         except LimitReached as e:
             raise self._stop(e.reason, str(e)) from None

@@ -17,6 +17,7 @@ from wire_client import Conversation, events, read_reply, with_proxy
 
 from liverl.scaffold.loop_metrics import trial_figures
 from liverl.scaffold.proxy import Proxy
+from liverl.scaffold.render import NotAppendable
 from liverl.scaffold.session import INLINE_CHARS, Limits, Session
 
 
@@ -146,6 +147,33 @@ def test_whole_prompts_and_long_messages_render_off_the_event_loop(tok) -> None:
     text = tok.apply_chat_template(chat.anthropic_messages(request), tools=chat.anthropic_tools(request),
                                    add_generation_prompt=True, tokenize=False)
     assert count == len(tok.encode(text, add_special_tokens=False))
+
+
+def test_messages_the_template_cannot_append_open_a_chain_rendered_off_the_loop(tok, monkeypatch) -> None:
+    """verl's rule (continuous_token.py raises the same): messages the template renders differently behind the
+    synthetic context cannot extend the chain; the request opens a counted new chain, rendered on the thread."""
+    rec = Recording(tok)
+    policy = ScriptedPolicy(tok, calls_then_done())
+    session = new_session(rec, policy)
+    appended = session.renderer.appended
+
+    def refuse_once(*args):
+        monkeypatch.setattr(session.renderer, "appended", appended)
+        raise NotAppendable("renders differently")
+
+    async def body(http, proxy):
+        conv = Conversation(http, proxy, session, "openai")
+        conv.tool_results(await conv.ask(), ["exit code 0"])
+        monkeypatch.setattr(session.renderer, "appended", refuse_once)
+        conv.tool_results(await conv.ask(), ["exit code 0"])
+        await conv.ask()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(with_proxy(session, body))
+    whole = [t for m, t in zip(rec.rendered, rec.render_threads, strict=True)
+             if m[0]["content"] != "continuation system"]
+    assert len(whole) == 2 and loop_thread not in whole  # the first request, and the refused one's whole prompt
+    assert len(session.chains) == 2 and session.rewrites == 1 and session.trained_chain().turns == 2
 
 
 # ---------------------------------------------------------------- F9: an aborted turn is generated again
