@@ -66,9 +66,11 @@ class Limits:
 @dataclass(eq=False)
 class Chain:
     # the prompt, then each turn's appended (mask 0) and sampled (mask 1) tokens: the list each turn hands to the
-    # engine, extended in place as verl's own loop extends its prompt_ids (tool_agent_loop.py). One list per chain,
-    # and the mask and log-probs in arrays, which the garbage collector does not walk: 64 chains of 50k tokens held
-    # in five lists made each full collection of a worker walk 16M items (~40 ms with the rest of the heap frozen)
+    # engine, extended in place (verl's own loop builds a new list per turn, continuous_token.py:199; one list is safe
+    # because verl's client serialises it at .remote(), llm_server.py:150, before the turn resumes, and the
+    # fully-async client resumes from a new list, :293). One list per chain, the mask and log-probs in arrays, which
+    # the garbage collector does not walk: 64 chains of 50k tokens in five lists made each full collection of a
+    # worker walk 16M items (~40 ms with the rest of the heap frozen)
     sequence: list[int]
     prompt_len: int
     messages: list[dict]  # the request messages of the chain's last turn
