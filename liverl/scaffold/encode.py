@@ -8,7 +8,8 @@ all of it shared), and the task of each group's n samples. So the rendered text 
 Why the ids are exactly the whole text's: a tokenizer first splits its input at its added tokens and tokenises each
 run between them on its own (`tokenizers`' AddedVocabulary; transformers' slow tokenizers split on the same trie),
 so a cut right before an added token never joins or splits a token. Where that would not hold (the token strips
-the whitespace before it, another added token contains it, a probe disagrees), the text is encoded whole.
+the whitespace before it, matches only as a single word or on normalised text, another added token contains it, a
+probe disagrees), the text is encoded whole.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def cuts_exactly(tokenizer: Any) -> bool:
         return False
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     token = added.get(tid)
-    if token is None or getattr(token, "lstrip", False):
+    # a marker that strips the whitespace before it, matches only as a whole word, or is matched on normalised text
+    # would make a cut right before it join or split what the whole text's tokenisation does not
+    if token is None or any(getattr(token, flag, False) for flag in ("lstrip", "single_word", "normalized")):
         return False
     if any(MARK in str(t) and str(t) != MARK for t in added.values()):
         return False

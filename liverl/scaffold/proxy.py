@@ -154,6 +154,7 @@ async def get_proxy(host: str = "127.0.0.1") -> Proxy:
     proxy = _PROXIES.get(key)
     if proxy is None:
         if not _FROZEN:  # once per process: a later freeze would also pin garbage cycles still waiting for collection
+            gc.collect()  # nor is any pinned now: one pause, before any session exists
             gc.freeze()
             _FROZEN.append(True)
         proxy = Proxy(host=host)
