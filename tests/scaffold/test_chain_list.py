@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from policy_double import ScriptedPolicy, tool_call
 
 from liverl.scaffold.session import Limits, Session
@@ -18,7 +19,8 @@ def _session(tok, generate) -> Session:
 
 
 def _next(messages: list[dict], turn) -> list[dict]:
-    calls = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in turn.parsed.tool_calls]
+    calls = [{"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+             for c in turn.parsed.tool_calls]
     return [*messages, {"role": "assistant", "content": turn.parsed.content, "tool_calls": calls},
             {"role": "tool", "content": "exit code 0"}]
 
@@ -43,10 +45,8 @@ def test_a_failed_generation_leaves_the_chain_as_it_was(tokenizer) -> None:
         messages = [{"role": "user", "content": "go"}]
         messages = _next(messages, await session.turn(messages, [], None))
         fail[0] = True
-        try:
+        with pytest.raises(RuntimeError, match="went away"):
             await session.turn(messages, [], None)
-        except RuntimeError:
-            pass
         chain = session.chains[0]
         assert _aligned(chain) and chain.turns == 1
         await session.turn(messages, [], None)  # the agent asks again
