@@ -144,20 +144,21 @@ class Proxy:
         return web.json_response({"object": "list", "data": [{"id": MODEL_NAME, "object": "model"}]})
 
 
-_PROXIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its proxy
+_PROXIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> (its proxy, its start)
 _FROZEN: list[bool] = []  # whether this process froze its heap (get_proxy)
 
 
 async def get_proxy(host: str = "127.0.0.1") -> Proxy:
-    """The proxy of this process's running event loop (verl runs one loop per agent-loop worker)."""
+    """The proxy of this process's running event loop (verl runs one loop per agent-loop worker). The first samples
+    of a step ask for it at once: all of them wait for the one proxy the first started."""
     key = asyncio.get_running_loop()
-    proxy = _PROXIES.get(key)
-    if proxy is None:
+    entry = _PROXIES.get(key)
+    if entry is None:
         if not _FROZEN:  # once per process: a later freeze would also pin garbage cycles still waiting for collection
             gc.collect()  # nor is any pinned now: one pause, before any session exists
             gc.freeze()
             _FROZEN.append(True)
         proxy = Proxy(host=host)
-        await proxy.start()
-        _PROXIES[key] = proxy
-    return proxy
+        entry = _PROXIES[key] = (proxy, asyncio.ensure_future(proxy.start()))
+    await asyncio.shield(entry[1])
+    return entry[0]

@@ -29,6 +29,17 @@ def test_the_first_proxy_of_a_process_freezes_the_heap_once(monkeypatch) -> None
     assert len(freezes) == 1
 
 
+def test_samples_asking_at_once_share_the_first_proxy() -> None:
+    async def at_once():
+        proxies = await asyncio.gather(*(get_proxy() for _ in range(8)))
+        for p in set(proxies):
+            await p.close()
+        return proxies
+
+    proxies = asyncio.run(at_once())
+    assert len(set(map(id, proxies))) == 1 and proxies[0].port
+
+
 def test_a_long_new_chain_goes_to_the_old_generation_at_once(tokenizer) -> None:
     words = " ".join(f"w{i}" for i in range(OLD_AT_ONCE))
     messages = [{"role": "system", "content": words}, {"role": "user", "content": "go"}]
