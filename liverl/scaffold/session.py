@@ -38,8 +38,9 @@ from liverl.guardrails.verl_keys import MAX_TURNS_REACHED, OVERLONG
 from liverl.scaffold.render import NotAppendable, Renderer
 from liverl.scaffold.toolcalls import Parsed, parse
 
-# one thread renders and tokenises for all sessions of this worker: Jinja holds the GIL, so more threads would not
-# render faster but would take the GIL from the event loop more often (and HF tokenizers are not shared-thread safe)
+# one thread renders and tokenises for all sessions of this worker: Jinja holds the GIL, so more threads take it from
+# the event loop more often (benchmarks/proxy_overhead.py, 4 threads: stalls of 11-13 ms), and never-seen openings are
+# bound by tokenising throughput (2 threads: no better); one thread also never tokenises the same message twice
 _RENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="liverl-render")
 INLINE_CHARS = 4096  # appended message text rendered on the loop (~1k tokens: well under a millisecond)
 INLINE_TOKENS = 2048  # sampled tokens decoded on the loop
