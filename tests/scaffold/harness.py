@@ -12,11 +12,19 @@ from verl.experimental.agent_loop.agent_loop import DictConfigWrap
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from liverl.scaffold.agent_loop import HarborAgentLoop
+from liverl.scaffold.session import Limits, Session
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 HARBOR_PYTHON = REPO / ".venv-harbor" / "bin" / "python"
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
+
+
+def new_session(tokenizer, policy, parser: str = "qwen3_coder", template_kwargs=None, **limits) -> Session:
+    """A proxy session on `policy` (anything with verl's server-manager `generate`), 4096/4096 tokens, 20 turns."""
+    limits = {"prompt_length": 4096, "response_length": 4096, "max_turns": 20} | limits
+    return Session(tokenizer=tokenizer, generate=policy.generate, sampling_params={}, limits=Limits(**limits),
+                   parser=parser, chat_template_kwargs=template_kwargs)
 
 
 def harbor_settings(tmp: Path, **overrides) -> dict:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from harness import new_session
 from policy_double import ScriptedPolicy, hermes_call, tool_call
 from tokenizer_fixture import Recording, with_template
 from wire_client import Conversation, tools_for, with_proxy
 
-from liverl.scaffold.session import Limits, Session
+from liverl.scaffold.session import Session
 
 PARSER = {"qwen3_like": "hermes", "qwen35_like": "qwen3_coder"}
 CASES = [(t, reasoning, thinking) for t in PARSER for reasoning, thinking in ((True, True), (False, True),
@@ -43,12 +44,6 @@ def script_for(template: str, reasoning: bool, thinking: bool, calls: int = 3):
         return head + f"Step {k}.\n" + call
 
     return script
-
-
-def new_session(tokenizer, policy, parser: str = "qwen3_coder", template_kwargs=None, **limits) -> Session:
-    limits = {"prompt_length": 4096, "response_length": 4096, "max_turns": 20} | limits
-    return Session(tokenizer=tokenizer, generate=policy.generate, sampling_params={}, limits=Limits(**limits),
-                   parser=parser, chat_template_kwargs=template_kwargs)
 
 
 async def converse(session: Session, wire: str, *, stream: bool, extra_text: bool, turns: int = 4) -> list[dict]:

@@ -6,16 +6,11 @@ its client goes away)."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
+from harness import new_session
 from policy_double import ScriptedPolicy, tool_call
-
-from liverl.scaffold.session import Limits, Session
-
-
-def _session(tok, generate) -> Session:
-    return Session(tokenizer=tok, generate=generate, sampling_params={}, limits=Limits(4096, 4096, 20),
-                   parser="qwen3_coder")
 
 
 def _next(messages: list[dict], turn) -> list[dict]:
@@ -39,7 +34,7 @@ def test_a_failed_generation_leaves_the_chain_as_it_was(tokenizer) -> None:
             raise RuntimeError("the rollout server went away")
         return await policy.generate(request_id, **kwargs)
 
-    session = _session(tokenizer, generate)
+    session = new_session(tokenizer, SimpleNamespace(generate=generate))
 
     async def body():
         messages = [{"role": "user", "content": "go"}]
@@ -68,7 +63,7 @@ def test_a_turn_in_flight_is_not_in_the_chains_tokens(tokenizer) -> None:
             await gate[0].wait()
         return await policy.generate(request_id, **kwargs)
 
-    session = _session(tokenizer, generate)
+    session = new_session(tokenizer, SimpleNamespace(generate=generate))
 
     async def body():
         messages = [{"role": "user", "content": "go"}]

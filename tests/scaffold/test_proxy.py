@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import harbor_settings, make_loop
+from harness import harbor_settings, make_loop, new_session
 from policy_double import ScriptedPolicy, tool_call
 from tokenizer_fixture import Recording, with_template
 from wire_client import Conversation, events, read_reply, with_proxy
@@ -18,7 +18,7 @@ from wire_client import Conversation, events, read_reply, with_proxy
 from liverl.scaffold.loop_metrics import trial_figures
 from liverl.scaffold.proxy import Proxy
 from liverl.scaffold.render import NotAppendable
-from liverl.scaffold.session import INLINE_CHARS, Limits, Session
+from liverl.scaffold.session import INLINE_CHARS, Session
 
 
 def calls_then_done(calls: int = 3):
@@ -31,12 +31,6 @@ def calls_then_done(calls: int = 3):
         return f"</think>\n\nStep {k}.\n" + tool_call("bash", command=f"echo {k}")
 
     return script
-
-
-def new_session(tok, policy, **limits) -> Session:
-    limits = {"prompt_length": 4096, "response_length": 4096, "max_turns": 20} | limits
-    return Session(tokenizer=tok, generate=policy.generate, sampling_params={}, limits=Limits(**limits),
-                   parser="qwen3_coder")
 
 
 def mask1(chain) -> list[int]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import gc
 
+from harness import new_session
 from policy_double import ScriptedPolicy
 
 from liverl.scaffold import proxy as proxy_mod
 from liverl.scaffold.proxy import get_proxy
-from liverl.scaffold.session import OLD_AT_ONCE, Limits, Session
+from liverl.scaffold.session import OLD_AT_ONCE
 
 
 def test_the_first_proxy_of_a_process_freezes_the_heap_once(monkeypatch) -> None:
@@ -43,8 +44,7 @@ def test_samples_asking_at_once_share_the_first_proxy() -> None:
 def test_a_long_new_chain_goes_to_the_old_generation_at_once(tokenizer) -> None:
     words = " ".join(f"w{i}" for i in range(OLD_AT_ONCE))
     messages = [{"role": "system", "content": words}, {"role": "user", "content": "go"}]
-    session = Session(tokenizer=tokenizer, generate=ScriptedPolicy(tokenizer, lambda p: "ok").generate,
-                      sampling_params={}, limits=Limits(10**6, 1024, 10), parser="qwen3_coder")
+    session = new_session(tokenizer, ScriptedPolicy(tokenizer, lambda p: "ok"), prompt_length=10**6)
     gc.disable()  # no automatic collection moves the lists meanwhile (the explicit one in the session still runs)
     try:
         chain, _ = session._chain_for(None, messages, [])
