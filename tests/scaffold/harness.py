@@ -20,6 +20,11 @@ HARBOR_PYTHON = REPO / ".venv-harbor" / "bin" / "python"
 SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
 
 
+def mask1(chain) -> list[int]:
+    """The chain's trained (mask-1) tokens, in order."""
+    return [t for t, m in zip(chain.tokens, chain.mask, strict=True) if m == 1]
+
+
 def new_session(tokenizer, policy, parser: str = "qwen3_coder", template_kwargs=None, **limits) -> Session:
     """A proxy session on `policy` (anything with verl's server-manager `generate`), 4096/4096 tokens, 20 turns."""
     limits = {"prompt_length": 4096, "response_length": 4096, "max_turns": 20} | limits

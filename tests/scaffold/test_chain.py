@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from harness import new_session
+from harness import mask1, new_session
 from policy_double import ScriptedPolicy, hermes_call, tool_call
 from tokenizer_fixture import Recording, with_template
 from wire_client import Conversation, tools_for, with_proxy
@@ -61,10 +61,6 @@ async def converse(session: Session, wire: str, *, stream: bool, extra_text: boo
     return await with_proxy(session, body)
 
 
-def trained(chain) -> list[int]:
-    return [t for t, m in zip(chain.tokens, chain.mask, strict=True) if m == 1]
-
-
 @pytest.mark.parametrize("extra_text", [False, True], ids=["tool-only", "extra-text"])
 @pytest.mark.parametrize("wire", ["anthropic", "openai"])
 @pytest.mark.parametrize("template,reasoning,thinking", CASES,
@@ -80,7 +76,7 @@ def test_one_chain_all_turns_trained(tokenizer, wire, extra_text, template, reas
     assert len(session.chains) == 1 and session.rewrites == 0
     chain = session.trained_chain()
     assert chain.turns == 4
-    assert trained(chain) == [t for c in policy.calls for t in c.token_ids]
+    assert mask1(chain) == [t for c in policy.calls for t in c.token_ids]
     assert [lp for lp, m in zip(chain.logprobs, chain.mask, strict=True) if m] == [
         lp for c in policy.calls for lp in c.log_probs]
     sequence = chain.prompt_ids + chain.tokens
@@ -111,7 +107,7 @@ def test_a_rewritten_history_opens_a_counted_chain(tokenizer) -> None:
 
     asyncio.run(with_proxy(session, body))
     assert len(session.chains) == 2 and session.rewrites == 1
-    assert trained(session.trained_chain()) == policy.calls[0].token_ids + policy.calls[1].token_ids
+    assert mask1(session.trained_chain()) == policy.calls[0].token_ids + policy.calls[1].token_ids
     assert session.sampled_tokens == sum(len(c.token_ids) for c in policy.calls)
 
 
@@ -143,7 +139,7 @@ def test_a_non_standard_tokenisation_is_trained_as_sampled(tokenizer) -> None:
     first = policy.calls[0].token_ids
     assert first[:-1] != tok.encode(tok.decode(first[:-1]), add_special_tokens=False)  # really non-standard
     chain = session.trained_chain()
-    assert chain.turns == 4 and trained(chain) == [t for c in policy.calls for t in c.token_ids]
+    assert chain.turns == 4 and mask1(chain) == [t for c in policy.calls for t in c.token_ids]
     assert policy.calls[3].prompt_ids[: len(chain.prompt_ids) + len(first)] == chain.prompt_ids + first
 
 

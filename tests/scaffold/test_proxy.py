@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import harbor_settings, make_loop, new_session
+from harness import harbor_settings, make_loop, mask1, new_session
 from policy_double import ScriptedPolicy, tool_call
 from tokenizer_fixture import Recording, with_template
 from wire_client import Conversation, events, read_reply, with_proxy
@@ -31,10 +31,6 @@ def calls_then_done(calls: int = 3):
         return f"</think>\n\nStep {k}.\n" + tool_call("bash", command=f"echo {k}")
 
     return script
-
-
-def mask1(chain) -> list[int]:
-    return [t for t, m in zip(chain.tokens, chain.mask, strict=True) if m == 1]
 
 
 @pytest.fixture
