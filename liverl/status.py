@@ -42,11 +42,9 @@ def job_view(run: dict[str, Any], lines: int) -> tuple[dict[str, Any] | None, li
         jobs = client(run["address"])
         info = jobs.get_job_info(run["job_id"])
         logs = jobs.get_job_logs(run["job_id"]).splitlines()[-lines:]
-    except LaunchRefused as exc:
-        if exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token: say so, exit 3 (liverl.launch.ray_auth)
-            raise
-        return {"job_id": run["job_id"], "status": "UNKNOWN", "message": f"cannot ask {run['address']}: {exc}"}, []
-    except (RuntimeError, ConnectionError) as exc:
+    except (LaunchRefused, RuntimeError, ConnectionError) as exc:
+        if isinstance(exc, LaunchRefused) and exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token:
+            raise  # say so, exit 3 (liverl.launch.ray_auth)
         return {"job_id": run["job_id"], "status": "UNKNOWN", "message": f"cannot ask {run['address']}: {exc}"}, []
     return {"job_id": run["job_id"], "status": info.status.value, "message": info.message}, logs
 

@@ -36,11 +36,9 @@ def _stop_ray_job(address: str, job_id: str, timeout: float = 60) -> str | None:
             if time.monotonic() > deadline:
                 return f"Ray job {job_id} did not stop within {timeout:.0f}s"
             time.sleep(0.5)
-    except LaunchRefused as exc:
-        if exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token: say so, exit 3 (liverl.launch.ray_auth)
-            raise
-        return f"cannot stop Ray job {job_id} at {address}: {exc}"
-    except (RuntimeError, ConnectionError) as exc:
+    except (LaunchRefused, RuntimeError, ConnectionError) as exc:
+        if isinstance(exc, LaunchRefused) and exc.code == EXIT_NO_RESOURCES:  # a token cluster without its token:
+            raise  # say so, exit 3 (liverl.launch.ray_auth)
         return f"cannot stop Ray job {job_id} at {address}: {exc}"
     return None
 
