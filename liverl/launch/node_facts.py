@@ -22,7 +22,6 @@ from liverl.paths import LIVERL_ROOT, harbor_env, harbor_python
 AGENT_CLI = {"claude-code": "claude"}
 # a copy of LiveRL shipped with a Ray job (launcher=ray_job, py_modules) is no git checkout: the commit travels in it
 COMMIT_FILE = "LIVERL_COMMIT"
-FACT_KEYS = ("liverl", "commit", "vllm", "missing", "harbor", "cli")
 
 
 def _run(args: list[str], **kw: Any) -> str | None:
@@ -71,7 +70,8 @@ def harbor_facts(harbor: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[str, Any]:
-    """This node's facts (FACT_KEYS); harbor/cli None where the scaffold runs no trials."""
+    """This node's facts: liverl, commit, vllm, missing (imports), harbor and cli (None where the scaffold runs no
+    trials)."""
     facts: dict[str, Any] = {
         "liverl": _version("liverl"),
         "commit": liverl_commit(),
@@ -85,19 +85,19 @@ def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[
     return facts
 
 
-def differences(node: dict[str, Any], reference: dict[str, Any], trials: bool) -> list[str]:
-    """How a node's facts differ from the reference's (the launcher's), one `what: node X, launcher Y` each; Harbor's
-    Python and the agent's CLI only where the scaffold runs trials. What every node and the launcher lack alike is no
-    difference (no node is the odd one out)."""
+def differences(node: dict[str, Any], reference: dict[str, Any], trials: bool, who: str = "launcher") -> list[str]:
+    """How a node's facts differ from the reference's (`who`'s: the launcher's, or this node's in a cluster check),
+    one `what: node X, launcher Y` each; Harbor's Python and the agent's CLI only where the scaffold runs trials. What
+    every node and the reference lack alike is no difference (no node is the odd one out)."""
     out = []
     for key in ("liverl", "commit", "vllm"):
         if node.get(key) != reference.get(key):
-            out.append(f"{key}: {node.get(key) or 'none'} (launcher: {reference.get(key) or 'none'})")
+            out.append(f"{key}: {node.get(key) or 'none'} ({who}: {reference.get(key) or 'none'})")
     extra = sorted(set(node.get("missing") or []) - set(reference.get("missing") or []))
     if extra:
-        out.append(f"imports: cannot import {', '.join(extra)} (the launcher can)")
+        out.append(f"imports: cannot import {', '.join(extra)} (the {who} can)")
     if trials:
         for key, what in (("harbor", "Harbor (.venv-harbor)"), ("cli", "the agent's CLI")):
             if node.get(key) != reference.get(key):
-                out.append(f"{what}: {node.get(key) or 'missing'} (launcher: {reference.get(key) or 'missing'})")
+                out.append(f"{what}: {node.get(key) or 'missing'} ({who}: {reference.get(key) or 'missing'})")
     return out

@@ -54,6 +54,10 @@ class NodeReport:
     harbor: str | None = None
     cli: str | None = None
 
+    @property
+    def where(self) -> str:
+        return f"node {self.ip} ({self.node_id[:12]})"
+
 
 def probe_here(
     probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor: dict | None = None
@@ -174,7 +178,7 @@ def judge(
     r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
     ref = reference(launcher, reports) if launcher is not None else None
     for r in reports:
-        where = f"node {r.ip} ({r.node_id[:12]})"
+        where = r.where
         diffs = differences(vars(r), ref, trials) if ref is not None else []
         if diffs:
             problems.append(_mismatch_problem(r, where, diffs))
@@ -188,7 +192,7 @@ def judge(
 
 
 def node_memory(reports: list[NodeReport]) -> list[NodeMemory]:
-    return [NodeMemory(f"node {r.ip} ({r.node_id[:12]})", [tuple(g) for g in r.gpus], r.host_bytes) for r in reports]
+    return [NodeMemory(r.where, [tuple(g) for g in r.gpus], r.host_bytes) for r in reports]
 
 
 def node_blockers(
@@ -237,7 +241,7 @@ def cluster_mismatches(address: str, harbor: dict | None = None) -> list[str]:
     ref = reference(node_facts(CLUSTER_MODULES, harbor), reports)
     lines = []
     for r in reports:
-        diffs = differences(vars(r), ref, scaffold_runs_trials(harbor))
+        diffs = differences(vars(r), ref, scaffold_runs_trials(harbor), who="this node")
         if diffs:
-            lines.append(f"node {r.ip} ({r.node_id[:12]}): " + "; ".join(diffs).replace("launcher", "this node"))
+            lines.append(f"{r.where}: " + "; ".join(diffs))
     return lines
