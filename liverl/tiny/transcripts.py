@@ -13,10 +13,11 @@ its messages, with the captured task's instruction replaced by the toy task's, b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
-from liverl.tiny.agentic import KINDS, ToyTask, make_task, shell_quote
+from liverl.tiny.agentic import KINDS, ToyTask, make_task
 
 # ChatML; with tools, a system turn lists them (one JSON object a line) after the system message's text; an
 # assistant turn's tool calls follow its text as hermes blocks; a tool result is a `tool` turn. Without tools or
@@ -75,7 +76,7 @@ def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 
     content = task.content
     if rng.random() < noise:
         content = content.replace("return ", "return 1") if task.kind == "func" else content.split()[0]
-    command = f"printf '%s\\n' {shell_quote(content)} > {task.name}"
+    command = dataclasses.replace(task, content=content).solve_command
     thought = rng.choice(["", "I will write the file.\n", f"Writing {task.name}.\n"])
     prompt, tools = _prompt(task, scaffold, harness)
     messages = [*prompt, _assistant(thought, tool, command), {"role": "tool", "content": ""}]

@@ -61,14 +61,13 @@ def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float
     materialises a batch x length x length mask (transformers builds one for a padded batch)."""
     import torch
 
-    data = [encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds)]
+    data = [(torch.tensor(ids), torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)]))
+            for ids, mask in (encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds))]
     gen = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(len(data), generator=gen).tolist()
         for start in range(0, len(order) - batch_size + 1, batch_size):
-            chunk = [data[i] for i in order[start: start + batch_size]]
-            yield [(torch.tensor(ids), torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)]))
-                   for ids, mask in chunk]
+            yield [data[i] for i in order[start: start + batch_size]]
 
 
 def step_loss(model, batch, device: str):
