@@ -22,8 +22,6 @@ PIP_FROM := $(if $(WH),--no-index --find-links $(WH))
 SCAFFOLD ?= 1
 WITHOUT ?=
 HAVE ?=
-CLAUDE_TGZ := $(if $(WH),$(WH)/anthropic-ai-claude-code-$(CLAUDE_CODE_VERSION).tgz \
-	$(WH)/anthropic-ai-claude-code-linux-x64-$(CLAUDE_CODE_VERSION).tgz)
 
 .PHONY: help install install-cpu install-gpu install-scaffold wheelhouse lock lock-check test lint validate goldens smoke bench clean
 
@@ -50,10 +48,7 @@ install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the clau
 	$(HVENV)/bin/python -m pip install --quiet --no-deps $(PIP_FROM) -r requirements-harbor.lock
 	$(HVENV)/bin/python -m pip check
 	command -v tmux >/dev/null || $(if $(WH),echo 'make install: no tmux here (offline: install it with the OS packages)' >&2,(apt-get update -qq && apt-get install -y -qq tmux))
-	@command -v npm >/dev/null || { echo 'make install: the claude-code CLI needs npm (Node.js >= 22); or SCAFFOLD=0 for a node that never runs trials' >&2; exit 2; }
-	npm install --prefix $(NPM_PREFIX) --no-audit --no-fund --no-save --loglevel=error \
-		$(if $(WH),--offline $(CLAUDE_TGZ),@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
-	$(NPM_PREFIX)/node_modules/.bin/claude --version
+	scripts/install_claude.sh $(NPM_PREFIX) $(CLAUDE_CODE_VERSION) $(WH)
 
 wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0, HAVE=host-freeze.txt)
 	@[ -n "$(DIR)" ] || { echo 'make wheelhouse: where? DIR=/path/to/wheelhouse' >&2; exit 2; }

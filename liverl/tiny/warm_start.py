@@ -72,13 +72,16 @@ def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float
 
 def step_loss(model, batch, device: str):
     """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated example by example;
-    returns the loss value."""
+    returns the loss value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's
+    ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention."""
     import torch
 
     total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
     value = 0.0
     for ids, labels in batch:
-        logits = model(input_ids=ids[None].to(device)).logits[0, :-1].float()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
+        logits = logits.float()
         loss = torch.nn.functional.cross_entropy(logits, labels[1:].to(device), ignore_index=-100,
                                                  reduction="sum") / total
         loss.backward()
@@ -104,11 +107,14 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     losses: list[float] = []
     started = time.monotonic()
     stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
-    for _ in range(steps):
+    for step in range(steps):
         opt.zero_grad()
         losses.append(step_loss(model, next(stream), device))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if step % 25 == 0 or step == steps - 1:  # progress, for a run watched from another shell
+            print(f"warm_start: step {step + 1}/{steps} loss {losses[-1]:.4f} "
+                  f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     out.mkdir(parents=True, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
