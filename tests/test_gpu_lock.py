@@ -141,3 +141,53 @@ def test_a_host_freeze_leaves_its_releases_out_of_the_wheelhouse_and_the_install
     assert f"numpy=={pins['numpy']}" in out["from_system"] and out["missing"] == []
     assert gpu_env.plan(LOCK, house, {"torch": "2.11.0+cu130", "numpy": "2.5.2"})["missing"] == [
         f"numpy=={pins['numpy']}"]
+
+
+def _package_tgz(path: Path, files: dict[str, str]) -> None:
+    """An npm package tarball as `npm pack` writes it: everything under package/."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"package/{name}")
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _path_without_npm(tmp_path: Path) -> str:
+    """A PATH with the tools the script uses and no npm (the offline GPU host has no Node.js)."""
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "tar", "gzip", "uname", "rm", "mkdir", "ln"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    return str(bin_dir)
+
+
+def test_without_npm_the_claude_cli_is_unpacked_from_the_wheelhouse_and_runs(tmp_path: Path) -> None:
+    # the GPU host of 2026-12-06 has Python 3.12 and no Node.js; the CLI's linux-x64 package holds a native binary
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    _package_tgz(wh / "anthropic-ai-claude-code-9.9.9.tgz", {"bin/claude.exe": "placeholder", "package.json": "{}"})
+    _package_tgz(wh / "anthropic-ai-claude-code-linux-x64-9.9.9.tgz",
+                 {"claude": "#!/bin/bash\necho '9.9.9 (Claude Code)'\n", "package.json": "{}"})
+    prefix = tmp_path / "prefix"
+    env = {"PATH": _path_without_npm(tmp_path)}
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "install_claude.sh"), str(prefix), "9.9.9", str(wh)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("9.9.9 (Claude Code)")
+    claude = prefix / "node_modules" / ".bin" / "claude"
+    assert claude.resolve() == (prefix / "node_modules/@anthropic-ai/claude-code/bin/claude.exe").resolve()
+    # the wrapper's bin is the platform binary (npm's postinstall links it the same way), not the placeholder
+    assert "9.9.9 (Claude Code)" in claude.read_text()
+
+
+def test_without_npm_or_a_wheelhouse_the_cli_install_stops_naming_both_ways(tmp_path: Path) -> None:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "install_claude.sh"), str(tmp_path / "p"), "9.9.9"],
+                         capture_output=True, text=True, env={"PATH": _path_without_npm(tmp_path)})
+    assert out.returncode == 2
+    assert "npm (Node.js >= 22)" in out.stderr and "WHEELHOUSE=DIR" in out.stderr
