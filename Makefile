@@ -18,8 +18,10 @@ GPU_PYTHON ?= $(HARBOR_PYTHON)
 WHEELHOUSE ?=
 WH := $(if $(WHEELHOUSE),$(abspath $(WHEELHOUSE)))
 PIP_FROM := $(if $(WH),--no-index --find-links $(WH))
-# SCAFFOLD=0: no .venv-harbor, no claude-code CLI (a node that never runs the scaffold's trials)
-SCAFFOLD ?= 1
+# install, wheelhouse: SCAFFOLD=0: no .venv-harbor, no claude-code CLI (a node that never runs the scaffold's trials);
+# smoke: SCAFFOLD=claude_code|ohsdk: the agentic smoke. Unset: both installed, the single-turn smoke.
+SCAFFOLD ?=
+WANT_SCAFFOLD := $(if $(filter 0,$(SCAFFOLD)),0,1)
 WITHOUT ?=
 HAVE ?=
 
@@ -30,7 +32,7 @@ help: ## list the targets
 
 install: ## GPU host: .venv (Python 3.12, requirements-gpu.lock); else .venv (Python 3.11, CPU); both: .venv-harbor, the claude-code CLI (WHEELHOUSE=DIR: offline)
 	$(MAKE) --no-print-directory $(if $(GPU),install-gpu,install-cpu)
-	$(if $(filter 1,$(SCAFFOLD)),$(MAKE) --no-print-directory install-scaffold)
+	$(if $(filter 1,$(WANT_SCAFFOLD)),$(MAKE) --no-print-directory install-scaffold)
 
 install-cpu: ## .venv: Python 3.11, CPU torch, LiveRL editable (requirements.lock)
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +54,7 @@ install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the clau
 
 wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0, HAVE=host-freeze.txt)
 	@[ -n "$(DIR)" ] || { echo 'make wheelhouse: where? DIR=/path/to/wheelhouse' >&2; exit 2; }
-	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(SCAFFOLD) $(HAVE)
+	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(WANT_SCAFFOLD) $(HAVE)
 
 lock: ## re-resolve requirements-gpu.lock from requirements-gpu.in (registry; keeps the locked versions where they still fit)
 	scripts/gpu_lock.sh lock
@@ -76,8 +78,8 @@ goldens: ## rewrite tests/golden/ and FAIL (review `git diff tests/golden`, comm
 # vLLM's sampler uses flashinfer unless told not to; a GPU environment without the optional kernels has none
 NO_FLASHINFER = $(shell $(PY) -c 'import importlib.util as u; print(int(bool(u.find_spec("vllm")) and not u.find_spec("flashinfer")))' 2>/dev/null)
 
-smoke: ## GPU host with vLLM: the tiny real smoke (train + resume; SCAFFOLD=claude_code|ohsdk: agentic); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans
-	$(if $(filter 1,$(NO_FLASHINFER)),VLLM_USE_FLASHINFER_SAMPLER=0) $(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY)) $(if $(SCAFFOLD),scaffold=$(SCAFFOLD))
+smoke: ## GPU host with vLLM: the tiny real smoke (train + resume; SCAFFOLD=claude_code|ohsdk: agentic; ARGS: more overrides); RAY_ADDRESS: the smoke batch for TOPOLOGY; else plans
+	$(if $(filter 1,$(NO_FLASHINFER)),VLLM_USE_FLASHINFER_SAMPLER=0) $(PY) -m liverl.smoke $(if $(TOPOLOGY),topology=$(TOPOLOGY)) $(if $(filter-out 0 1,$(SCAFFOLD)),scaffold=$(SCAFFOLD)) $(ARGS)
 
 bench: ## speed figures: plan latency, watch speed, launch latency (a local Ray head), proxy overhead
 	$(PY) benchmarks/plan_latency.py

@@ -58,3 +58,20 @@ def test_smoke_runs_the_agentic_smoke_for_real_on_a_gpu_host(monkeypatch: pytest
     assert calls[-1][1:] == ["-m", "liverl.tiny.agentic_smoke", "--scaffold=claude_code", "--dry-run", "--"]
     smoke.main(["scaffold=single_turn"])  # the single-turn smoke is not the agentic one
     assert "liverl.tiny.agentic_smoke" not in calls[-1]
+
+
+@pytest.mark.parametrize(("args", "smoke_gets", "installs_scaffold"), [
+    ([], "", True),  # the plain smoke: no scaffold= (install's SCAFFOLD default once leaked in as scaffold=1)
+    (["SCAFFOLD=ohsdk"], "scaffold=ohsdk", True),
+    (["SCAFFOLD=0"], "", False),
+    (["SCAFFOLD=1"], "", True),
+])
+def test_scaffold_means_the_harness_for_smoke_and_yes_or_no_for_install(args: list[str], smoke_gets: str,
+                                                                        installs_scaffold: bool) -> None:
+    smoke = subprocess.run(["make", "-n", "smoke", *args, "ARGS=x=1"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1]
+    assert [a for a in smoke.split() if a.startswith("scaffold=")] == ([smoke_gets] if smoke_gets else [])
+    assert smoke.endswith("x=1")
+    install = subprocess.run(["make", "-n", "install", "GPU=", *args], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout
+    assert ("install-scaffold" in install) is installs_scaffold
