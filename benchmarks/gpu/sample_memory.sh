@@ -4,6 +4,8 @@
 #   bash benchmarks/gpu/sample_memory.sh smoke [ARGS...]     # python -m liverl.tiny.smoke ARGS, GPU memory sampled
 # Several smokes at once, detached (they outlive the call; the host's 10-minute call limit does not stop them):
 #   bash benchmarks/gpu/sample_memory.sh start NAME [ARGS...]  # smoke in its own session, log in $RUNS/NAME.log
+#   bash benchmarks/gpu/sample_memory.sh agentic NAME SCAFFOLD [OVERRIDES...]  # make smoke SCAFFOLD=...'s command, detached
+#                                                              # (LIVERL_TINY_AGENTIC_DIR: the cached model, tasks, warm start)
 #   bash benchmarks/gpu/sample_memory.sh wait SECONDS          # until every started smoke has exited (or SECONDS)
 #   bash benchmarks/gpu/sample_memory.sh bundle NAME...        # each run's metrics, run.json, log -> $OUT/NAME.tgz
 #   bash benchmarks/gpu/sample_memory.sh points MODE [ARGS...]  # benchmarks/memory/verl_points.py MODE ARGS, detached
@@ -83,6 +85,17 @@ case "${1:-}" in
       'start=$(date +%s); "$PY" -m liverl.tiny.smoke --tiny-dir "$0" --run-dir "$1" "${@:3}" > "$2.log" 2>&1;
        echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$tiny" "$RUNS/$name" "$RUNS/$name" "$@" < /dev/null &
     echo "started $name: $*" ;;
+  agentic)
+    # agentic NAME SCAFFOLD [OVERRIDES...]: python -m liverl.smoke scaffold=SCAFFOLD (what make smoke SCAFFOLD=... runs)
+    # in a new session, tagged for the memory sampler; its run directory is $LIVERL_TINY_AGENTIC_DIR/smoke_agentic_SCAFFOLD
+    name="${2:?NAME}" scaffold="${3:?SCAFFOLD}"; shift 3
+    gpu_env
+    mkdir -p "$RUNS"
+    pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
+    LIVERL_GPU_TAG="$name" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
+      'start=$(date +%s); cd "$0" && "$PY" -m liverl.smoke scaffold="$1" "${@:3}" > "$2.log" 2>&1;
+       echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$REPO" "$scaffold" "$RUNS/$name" "$@" < /dev/null &
+    echo "started $name: scaffold=$scaffold $*" ;;
   sample)
     # every 2 s: each GPU's memory, and each GPU process's memory with the smoke (LIVERL_GPU_TAG) it belongs to
     set +e +o pipefail
