@@ -8,9 +8,10 @@ parse_failures (turns with a tool-call block the parser could not turn into a ca
 last trainable token to the end of the trial: sandbox time spent on nothing the policy learns from), trial_s.
 
 Per step (`batch_metrics`, over the rows of a batch): `scaffold/<figure>/mean` (and `/max` for waste and trial
-seconds), and `trajectory_filter/score/kept_mean`: the verifier reward averaged over the trajectories the filter
-kept whose verifier produced a reward, beside verl's `critic/score/mean` (trainer/ppo/metric_utils.py:468-476),
-which averages every row, dropped ones and missing rewards (written as 0.0 to keep verl's tensors valid) included.
+seconds), `scaffold/multi_turn_fraction` (trials with 2 or more turns / trials), and
+`trajectory_filter/score/kept_mean`: the verifier reward averaged over the trajectories the filter kept whose
+verifier produced a reward, beside verl's `critic/score/mean` (trainer/ppo/metric_utils.py:468-476), which averages
+every row, dropped ones and missing rewards (written as 0.0 to keep verl's tensors valid) included.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ REWARD_MISSING = "trajectory_filter/reward_missing"
 FIGURES = ("turns", "chains", "trained_turn_fraction", "trained_token_fraction", "parse_failures", "rewrites",
            "waste_s", "trial_s")
 MAXED = ("waste_s", "trial_s")
+MULTI_TURN = f"{PREFIX}multi_turn_fraction"  # share of trials whose agent called the model at least twice
 
 
 def _sampled(chain: Any) -> int:
@@ -65,6 +67,9 @@ def batch_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
             metrics[f"{PREFIX}{name}/mean"] = _mean(values)
             if name in MAXED:
                 metrics[f"{PREFIX}{name}/max"] = max(values)
+    turns = [float(v["turns"]) for v in figures if v.get("turns") is not None]
+    if turns:
+        metrics[MULTI_TURN] = sum(t >= 2 for t in turns) / len(turns)
     kept = [float(f["verifier_reward"]) for f in rows
             if not f.get("trajectory_filter_drop") and f.get("verifier_reward") is not None]
     if kept:

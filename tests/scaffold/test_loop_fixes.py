@@ -56,6 +56,7 @@ def test_sampler_reads_the_column_transfer_queue_returns(monkeypatch) -> None:
     assert metrics[KEPT_SCORE] == pytest.approx(0.5)
     assert metrics["trajectory_filter/reward_missing"] == 1
     assert metrics["scaffold/turns/mean"] == pytest.approx(15 / 4)
+    assert metrics["scaffold/multi_turn_fraction"] == pytest.approx(3 / 4)  # 4, 9 and 2 turns; not the 0
     assert metrics["scaffold/trained_turn_fraction/mean"] == pytest.approx(2.5 / 3)  # the None row is left out
 
 
