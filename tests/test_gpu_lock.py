@@ -191,3 +191,27 @@ def test_without_npm_or_a_wheelhouse_the_cli_install_stops_naming_both_ways(tmp_
                          capture_output=True, text=True, env={"PATH": _path_without_npm(tmp_path)})
     assert out.returncode == 2
     assert "npm (Node.js >= 22)" in out.stderr and "WHEELHOUSE=DIR" in out.stderr
+
+
+def test_a_venv_made_from_a_venv_python_sees_that_pythons_packages(tmp_path: Path) -> None:
+    # the GPU host's python3.12 is /opt/torch/.venv/bin/python3 (torch lives in that venv, KINDS.md): a venv made
+    # from it with --system-site-packages reached the base interpreter's packages only, so no torch
+    outer = tmp_path / "outer"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(outer)], check=True)
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site_dir = subprocess.run([str(outer / "bin" / "python"), "-c", purelib], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    (Path(site_dir) / "system_torch_stand_in.py").write_text("WHERE = 'outer venv'\n")
+    inner = tmp_path / "inner"
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "mkvenv.sh"), str(outer / "bin" / "python"), str(inner), "",
+                          "--without-pip", "--system-site-packages"], capture_output=True, text=True, check=True)
+    assert "sees its packages" in out.stdout
+    seen = subprocess.run([str(inner / "bin" / "python"), "-c", "import system_torch_stand_in as m; print(m.WHERE)"],
+                          capture_output=True, text=True, check=False)
+    assert seen.returncode == 0 and seen.stdout.strip() == "outer venv", seen.stderr
+    # without --system-site-packages the new venv stays isolated
+    alone = tmp_path / "alone"
+    subprocess.run(["bash", str(ROOT / "scripts" / "mkvenv.sh"), str(outer / "bin" / "python"), str(alone), "",
+                    "--without-pip"], check=True)
+    assert subprocess.run([str(alone / "bin" / "python"), "-c", "import system_torch_stand_in"],
+                          capture_output=True, check=False).returncode != 0
