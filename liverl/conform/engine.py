@@ -78,7 +78,9 @@ class VLLMPolicy:
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(
             model=self.path, tokenizer=tok_path, tensor_parallel_size=int(engine["tensor_parallel_size"]),
             gpu_memory_utilization=float(engine["gpu_memory_utilization"]), max_model_len=self.max_model_len,
-            dtype=str(engine["dtype"]), seed=int(engine["seed"]), enable_prefix_caching=True))
+            dtype=str(engine["dtype"]), seed=int(engine["seed"]), enable_prefix_caching=True,
+            **({"kv_cache_memory_bytes": int(engine["kv_cache_memory_bytes"])}
+               if engine.get("kv_cache_memory_bytes") else {})))
 
     @classmethod
     def from_plan(cls, cfg: DictConfig, s: Any) -> VLLMPolicy:
