@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from liverl.launch.ray_auth import check_gcs, use_token_if_found
+from liverl.launch.ray_auth import attached, use_token_if_found
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused, reachable
 from liverl.rundir import Plan
 
@@ -24,14 +24,8 @@ def node_gpus(address: str) -> list[tuple[str, int]]:
 
         nodes = list_nodes(address=address, filters=[("state", "=", "ALIVE")], timeout=30)
         return [(n.node_ip, int(n.resources_total.get("GPU", 0))) for n in nodes]
-    import ray
-
-    check_gcs(address)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
+    with attached(address) as ray:
         return _alive(ray.nodes())
-    finally:
-        ray.shutdown()
 
 
 def _alive(nodes: list[dict]) -> list[tuple[str, int]]:
@@ -52,20 +46,13 @@ def pool_slots(nodes: list[tuple[str, int]], gpus_per_node: int) -> int:
 
 def wait_for_nodes(address: str, nodes: int, gpus_per_node: int, timeout: float) -> tuple[bool, list[tuple[str, int]]]:
     """Poll the GCS until `nodes` alive nodes with >= gpus_per_node GPUs joined, or the timeout passes."""
-    import ray
-
-    check_gcs(address)
-
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
+    with attached(address) as ray:
         deadline = time.monotonic() + timeout
         while True:
             seen = _alive(ray.nodes())
             if fitting(seen, gpus_per_node) >= nodes or time.monotonic() >= deadline:
                 return fitting(seen, gpus_per_node) >= nodes, seen
             time.sleep(2)
-    finally:
-        ray.shutdown()
 
 
 def ray_preflight(plan: Plan, address: str) -> None:

@@ -29,7 +29,7 @@ from liverl.guardrails.gpu_probe import gpus_here, host_memory_here, version_tup
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
 from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
 from liverl.launch.node_facts import differences, node_facts, scaffold_runs_trials
-from liverl.launch.ray_auth import check_gcs
+from liverl.launch.ray_auth import attached
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
 from liverl.rundir import LIVERL_YAML, VERL_YAML, Plan, update_run
 
@@ -90,9 +90,7 @@ def probe_nodes(
     token = secrets.token_hex(16)
     (directory / "launcher.token").write_text(token)
     remote = ray.remote(num_cpus=0)(task or probe_here)
-    check_gcs(address)
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
+    with attached(address):
         nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
         refs = [
             remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
@@ -101,8 +99,6 @@ def probe_nodes(
             for n in nodes
         ]
         raw = ray.get(refs, timeout=PROBE_TIMEOUT_S)
-    finally:
-        ray.shutdown()
     reports = [NodeReport(**r) for r in raw]
     for r in reports:  # the launcher reads what each node wrote
         node_file = directory / f"node-{r.node_id}.token"

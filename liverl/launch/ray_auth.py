@@ -12,6 +12,7 @@ job's driver runs on the head, which has its own token); a job gets RAY_AUTH_MOD
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -94,6 +95,20 @@ def check_gcs(address: str) -> None:
         return
     reachable(address)
     _handshake(address, os.environ.get(MODE, ""), token_source())
+
+
+@contextlib.contextmanager
+def attached(address: str):
+    """A Ray driver attached to the cluster at address (HOST:PORT), the token checked first (check_gcs), detached
+    on the way out; yields the ray module. For LiveRL's own short looks at a cluster (node list, probe tasks)."""
+    import ray
+
+    check_gcs(address)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @functools.lru_cache(maxsize=16)
