@@ -29,6 +29,9 @@ _CHUNK = 1 << 22  # bytes read at a time: memory stays flat on long runs
 _ATTEMPT_RE = re.compile(r"^metrics(?:\.(\d+))?\.jsonl$")
 # what LiveRL writes itself beside verl's metrics (liverl/scaffold/filter_algos.py: the fully-async filter figures)
 LIVERL_METRICS = "liverl_metrics.jsonl"
+# where LiveRL's own per-step figures go when verl's logger cannot take them (liverl/scaffold/filter_algos.py);
+# the plan sets it to RUN_DIR/LIVERL_METRICS (liverl/recipe/filter_plan.py)
+LIVERL_METRICS_ENV = "LIVERL_METRICS_PATH"
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STEP_RE = re.compile(r"(?:^|[\s)\]])step:(\d+) - ")
 _WRAPPED_RE = re.compile(r"^[A-Za-z_][\w.]*\((.*)\)$")

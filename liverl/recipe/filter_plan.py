@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from liverl.guardrails.verl_keys import FILTER_BYPASS_LOSS, FILTER_POLICY_LOSS, HARBOR_LOOP
 from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
 from liverl.health.streams import LIVERL_METRICS as METRICS_FILE
+from liverl.health.streams import LIVERL_METRICS_ENV
 
 SAMPLER_PATH = "pkg://liverl.scaffold.traj_filter"
 SAMPLER_NAME = "TrajectoryFilterReplayBuffer"
@@ -77,7 +78,7 @@ def filter_env(cfg: Any, verl_cfg: Any, run_dir: Any) -> dict[str, str]:
     others = [m for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m and m != ALGOS_MODULE]
     env = {"VERL_USE_EXTERNAL_MODULES": ",".join([*others, ALGOS_MODULE])}
     if cfg.mode.name != "sync":
-        env["LIVERL_METRICS_PATH"] = f"{run_dir}/{METRICS_FILE}"
+        env[LIVERL_METRICS_ENV] = f"{run_dir}/{METRICS_FILE}"
     return env
 
 

@@ -40,11 +40,11 @@ from verl.trainer.ppo.core_algos import (
 
 from liverl.guardrails.verl_keys import FILTER_BYPASS_LOSS, FILTER_POLICY_LOSS
 from liverl.guardrails.verl_keys import FILTER_ESTIMATOR as ESTIMATOR
+from liverl.health.streams import LIVERL_METRICS_ENV as METRICS_ENV
 from liverl.scaffold.loop_metrics import KEPT_SCORE
 
 METRIC_INVALID = "trajectory_filter/invalid_ratio"
 METRIC_UNBASELINED = "trajectory_filter/unbaselined_rows"
-METRICS_ENV = "LIVERL_METRICS_PATH"
 _CALLS = {"n": 0}
 
 
