@@ -63,7 +63,7 @@ def probe_here(
     probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor: dict | None = None
 ) -> dict[str, Any]:
     """What runs on each node: read the launcher's token, write this node's, report the image's facts."""
-    out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
+    out = facts_here(probe_dir, token, node_id, ip, modules, harbor)
     directory = Path(probe_dir)
     try:
         out["saw_token"] = (directory / "launcher.token").read_text() == token
@@ -71,6 +71,15 @@ def probe_here(
         out["wrote"] = True
     except OSError as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+def facts_here(
+    probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor: dict | None = None
+) -> dict[str, Any]:
+    """The probe without the run directory's token exchange: the image's facts, GPUs and host memory (the cluster
+    check, which has no shared run directory to test)."""
+    out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
     out.update(node_facts(modules, harbor))
     out["gpus"], out["host_bytes"] = gpus_here(), host_memory_here()
     return out
@@ -233,7 +242,7 @@ def cluster_mismatches(address: str, harbor: dict | None = None) -> list[str]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="liverl-cluster-check-") as tmp:  # no run directory here: facts only
-        reports = probe_nodes(address, Path(tmp), CLUSTER_MODULES, harbor=harbor)
+        reports = probe_nodes(address, Path(tmp), CLUSTER_MODULES, task=facts_here, harbor=harbor)
     ref = reference(node_facts(CLUSTER_MODULES, harbor), reports)
     lines = []
     for r in reports:
