@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -159,3 +160,20 @@ def test_make_smoke_runs_the_tiny_smoke_on_a_gpu_host(monkeypatch: pytest.Monkey
     assert smoke.local_gpus() == 0
     smoke.main([])
     assert "launcher=dryrun" in calls[-1] and "topology=1node,2node,3node" in calls[-1]
+
+
+@pytest.mark.parametrize(("first_code", "resume_steps", "launched"), [(0, 2, [3, 5]), (1, 2, [3]), (0, 0, [3])])
+def test_run_then_resume_relaunches_for_the_further_steps_only_after_a_good_first_launch(
+    tmp_path: Path, first_code: int, resume_steps: int, launched: list[int]
+) -> None:
+    from liverl.tiny.smoke import run_then_resume
+
+    log = tmp_path / "launches.txt"
+
+    def command(steps: int) -> list[str]:  # a launch that records its step count and exits like a failed/ok run
+        code = first_code if steps == 3 else 0
+        return [sys.executable, "-c", f"open({str(log)!r}, 'a').write('{steps}\\n'); raise SystemExit({code})"]
+
+    code, result = run_then_resume(command, 3, resume_steps, tmp_path / "run")
+    assert [int(x) for x in log.read_text().split()] == launched
+    assert code == first_code and result["attempts"] == [] and result["resumed_from"] is None

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from liverl.tiny import agentic
 from liverl.tiny.generate import generate
-from liverl.tiny.smoke import finish, report
+from liverl.tiny.smoke import finish, run_then_resume
 
 LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"  # liverl/conform/run.py uses the same class
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,10 +100,9 @@ def main(argv: list[str]) -> int:
     run_dir = (a.run_dir or a.dir / f"smoke_agentic_{a.scaffold}").resolve()
     if a.dry_run:
         return subprocess.call(command(a.scaffold, files, run_dir, a.steps, "dryrun", a.overrides))
-    code = subprocess.call(command(a.scaffold, files, run_dir, a.steps, "local", a.overrides))
-    if code == 0 and a.resume_steps > 0:
-        code = subprocess.call(command(a.scaffold, files, run_dir, a.steps + a.resume_steps, "local", a.overrides))
-    return finish("LiveRL agentic smoke", code, report(run_dir), a.resume_steps)
+    code, result = run_then_resume(lambda steps: command(a.scaffold, files, run_dir, steps, "local", a.overrides),
+                                   a.steps, a.resume_steps, run_dir)
+    return finish("LiveRL agentic smoke", code, result, a.resume_steps)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from liverl.tiny.generate import generate
@@ -63,18 +64,33 @@ def report(run_dir: Path) -> dict:
     }
 
 
-def train(run_dir: Path, steps: int, args: argparse.Namespace, env: dict[str, str]) -> tuple[int, float]:
-    """One launch: (exit code, wall seconds of the whole launch: plan, Ray, vLLM and FSDP start-up, steps,
-    checkpoints)."""
-    cmd = [
+def train_command(run_dir: Path, steps: int, args: argparse.Namespace) -> list[str]:
+    return [
         sys.executable, "-m", "liverl.train", "experiment=smoke_tiny", f"topology={args.topology}",
         f"engine={args.engine}", "launcher=local", f"total_training_steps={steps}", f"hydra.run.dir={run_dir}",
         *args.overrides,
     ]
-    print("LiveRL smoke: " + " ".join(cmd[1:]), flush=True)
-    start = time.monotonic()
-    code = subprocess.call(cmd, env=env)
-    return code, round(time.monotonic() - start, 1)
+
+
+def run_then_resume(command: Callable[[int], list[str]], steps: int, resume_steps: int, run_dir: Path,
+                    env: dict[str, str] | None = None) -> tuple[int, dict]:
+    """Launch `command(steps)`, then (when it succeeded and resume_steps > 0) `command(steps + resume_steps)` into the
+    same run directory, which resumes from the first launch's checkpoint. Returns (exit code, report(run_dir)) with
+    each attempt's wall seconds (plan, Ray, vLLM and trainer start-up, steps, checkpoints)."""
+    walls = []
+    code = 0
+    for total in (steps, steps + resume_steps) if resume_steps > 0 else (steps,):
+        cmd = command(total)
+        print("LiveRL smoke: " + " ".join(cmd[1:]), flush=True)
+        start = time.monotonic()
+        code = subprocess.call(cmd, env=env)
+        walls.append(round(time.monotonic() - start, 1))
+        if code != 0:
+            break
+    result = report(run_dir)
+    for attempt, wall in zip(result["attempts"], walls, strict=False):  # an attempt may have left no metrics
+        attempt["wall_s"] = wall
+    return code, result
 
 
 def main(argv: list[str]) -> int:
@@ -93,14 +109,8 @@ def main(argv: list[str]) -> int:
         generate(tiny, tied=not args.untied)
     run_dir = (args.run_dir or Path("runs") / f"smoke_tiny_{args.topology}_{args.engine}").resolve()
     env = {**os.environ, "LIVERL_TINY_DIR": str(tiny)}
-    code, wall = train(run_dir, args.steps, args, env)
-    walls = [wall]
-    if code == 0 and args.resume_steps > 0:
-        code, wall = train(run_dir, args.steps + args.resume_steps, args, env)
-        walls.append(wall)
-    result = report(run_dir)
-    for attempt, wall in zip(result["attempts"], walls, strict=False):  # an attempt may have left no metrics
-        attempt["wall_s"] = wall
+    code, result = run_then_resume(lambda steps: train_command(run_dir, steps, args), args.steps, args.resume_steps,
+                                   run_dir, env)
     return finish("LiveRL smoke", code, result, args.resume_steps)
 
 
