@@ -29,9 +29,11 @@ case ${1:-} in
     start=$SECONDS
     [[ -f $STASH/wheelhouse.sha256 ]] || { echo "wheelhouse_parts.sh: $STASH/wheelhouse.sha256 was not stashed" >&2; exit 2; }
     mkdir -p "$dest"
-    (cd "$STASH" && cat wheelhouse.tar.part-* >wheelhouse.tar && sha256sum -c wheelhouse.sha256)
-    tar -C "$dest" -xf "$STASH/wheelhouse.tar"
-    rm -f "$STASH/wheelhouse.tar"
+    # the joined parts are checked, then unpacked as a stream (no second copy of the wheelhouse on the host's disk)
+    sum=$(cat "$STASH"/wheelhouse.tar.part-* | sha256sum | cut -d' ' -f1)
+    [[ $sum == "$(cut -d' ' -f1 "$STASH/wheelhouse.sha256")" ]] ||
+      { echo "wheelhouse_parts.sh: the joined parts' sha256 is not $STASH/wheelhouse.sha256's: a part is missing or damaged (stash it again)" >&2; exit 2; }
+    cat "$STASH"/wheelhouse.tar.part-* | tar -C "$dest" -xf -
     (cd "$dest" && sha256sum --quiet -c SHA256SUMS)
     echo "wheelhouse_parts.sh: $dest ($(du -sh "$dest" | cut -f1)) unpacked and checked in $((SECONDS - start)) s" ;;
   *)
