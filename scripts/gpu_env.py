@@ -63,6 +63,9 @@ def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+NO_DEPS = {norm(p.split("==")[0]): p for p in NO_DEPS_PINS}  # normalized name -> pin
+
+
 def read_lock(path: Path) -> list[tuple[str, str, str]]:
     """(name, version, tag) of every pin; tag '' for none."""
     pins = []
@@ -114,9 +117,9 @@ def compile_lock(report: Path) -> str:
     torch = {n for n in closure([("torch", ())]) if n == "torch" or n.startswith(TORCH_BINARIES[1:])}
     optional = set(installs) - closure(roots, stop=frozenset(OPTIONAL_ROOTS))  # reached only through them
     lines = []
-    for name in sorted([*installs, *(norm(p.split("==")[0]) for p in NO_DEPS_PINS)]):
+    for name in sorted([*installs, *NO_DEPS]):
         if name not in installs:
-            lines.append(next(p for p in NO_DEPS_PINS if norm(p.split("==")[0]) == name))
+            lines.append(NO_DEPS[name])
             continue
         item = installs[name]
         tag = ("torch" if name in torch else "optional" if name in optional
@@ -170,8 +173,8 @@ def check(lock: Path, report: Path) -> list[str]:
     installs = json.loads(report.read_text())["install"]
     resolved = {norm(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
     pinned = {norm(n): v for n, v, _ in read_lock(lock)}
-    for extra in NO_DEPS_PINS:
-        pinned.pop(norm(extra.split("==")[0]))
+    for name in NO_DEPS:
+        pinned.pop(name)
     problems = [f"{n}: locked {v}, resolved {resolved.get(n, 'nothing')}" for n, v in pinned.items()
                 if resolved.get(n) != v]
     return problems + [f"{n}=={v}: resolved but not locked" for n, v in resolved.items() if n not in pinned]
@@ -209,8 +212,7 @@ def main(argv: list[str]) -> int:
             host = {norm(k): v.strip() for k, v in host.items()}
             chosen = [x for x in chosen if not same_release(host.get(norm(x[0]), ""), x[1])]
         if args.resolved:
-            beside = {norm(p.split("==")[0]) for p in NO_DEPS_PINS}
-            chosen = [x for x in chosen if norm(x[0]) not in beside]
+            chosen = [x for x in chosen if norm(x[0]) not in NO_DEPS]
         print("\n".join(f"{n}=={v}" for n, v, _ in chosen))
     elif args.command == "plan":
         return _plan(args)
