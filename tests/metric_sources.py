@@ -20,7 +20,7 @@ NOT_IN_FIXTURES: dict[str, tuple[str, str, str]] = {
                                                 'metrics["rollout_is_eff_sample_size"]', _IS_ON),
     "rollout/moe/routed_experts_found": ("verl/trainer/ppo/metric_utils.py:330",
                                          'metrics["rollout/moe/routed_experts_found"]', _R3_SYNC),
-    "trajectory_filter/invalid_ratio": ("liverl/scaffold/filter_algos.py:45", '"trajectory_filter/invalid_ratio"',
+    "trajectory_filter/invalid_ratio": ("liverl/scaffold/filter_algos.py:46", '"trajectory_filter/invalid_ratio"',
                                         _FILTER),
     "trajectory_filter/reason/": ("liverl/scaffold/traj_filter.py:33", '"trajectory_filter/reason/"', _FILTER),
 }
