@@ -97,3 +97,22 @@ def test_a_captured_harness_prompt_carries_the_toy_instruction(tokenizer) -> Non
     stale = {"ohsdk": dict(CAPTURED["ohsdk"], instruction="Another task.")}
     with pytest.raises(ValueError, match=r"^harness\.ohsdk\.instruction: not in the captured messages"):
         transcripts.transcripts(1, harness=stale, scaffolds=("ohsdk",))
+
+
+@pytest.mark.parametrize(("reply", "command"), [
+    ('Writing.\n<tool_call>{"name": "Bash", "arguments": {"command": "echo hi > a.txt"}}</tool_call><|im_end|>',
+     "echo hi > a.txt"),
+    ('<tool_call>{"name": "terminal", "arguments": {"command": "ls"}}</tool_call>', None),  # another harness's tool
+    ('<tool_call>{"name": "Bash", "arguments": {"command": "ls"</tool_call>', None),  # broken JSON
+    ('<tool_call>{"name": "Bash", "arguments": {"command": 42}}</tool_call>', None),  # not a string
+    ("Done.<|im_end|>", None),
+])
+def test_the_first_turn_score_reads_a_shell_call_as_the_hermes_parser_would(reply: str, command: str | None) -> None:
+    assert warm_start._shell_command(reply, "Bash") == command
+
+
+def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Path, tmp_path: Path) -> None:
+    report = warm_start.warm_start(tiny, tmp_path / "ws", steps=2, lr=3e-3, batch_size=2, examples=4, eval_tasks=4)
+    turn = json.loads((tmp_path / "ws" / "warm_start.json").read_text())["first_turn"]
+    assert turn == report["first_turn"] and turn["tasks"] == 4
+    assert 0.0 <= turn["solved_rate"] <= turn["tool_call_rate"] <= 1.0

@@ -54,7 +54,7 @@ def _assistant(content: str, tool: str | None = None, command: str | None = None
     return msg
 
 
-def _prompt(task: ToyTask, scaffold: str, harness: dict | None) -> tuple[list[dict], list[dict]]:
+def first_request(task: ToyTask, scaffold: str, harness: dict | None) -> tuple[list[dict], list[dict]]:
     """The episode's first request: the captured harness request with the toy instruction, else the stand-in."""
     captured = (harness or {}).get(scaffold)
     if not captured:
@@ -78,7 +78,7 @@ def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 
         content = content.replace("return ", "return 1") if task.kind == "func" else content.split()[0]
     command = dataclasses.replace(task, content=content).solve_command
     thought = rng.choice(["", "I will write the file.\n", f"Writing {task.name}.\n"])
-    prompt, tools = _prompt(task, scaffold, harness)
+    prompt, tools = first_request(task, scaffold, harness)
     messages = [*prompt, _assistant(thought, tool, command), {"role": "tool", "content": ""}]
     if rng.random() < 0.3:  # sometimes look at the result first: a 2-call episode
         messages += [_assistant("", tool, f"cat {task.name}"), {"role": "tool", "content": content + "\n"}]

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from liverl.tiny.transcripts import transcripts
+from liverl.tiny.agentic import KINDS, make_task
+from liverl.tiny.transcripts import SHELL, first_request, transcripts
 
 HEADER = "<|im_start|>assistant\n"
 IM_END = "<|im_end|>"
@@ -89,9 +92,48 @@ def step_loss(model, batch, device: str):
     return value
 
 
+def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,
+             scaffolds: tuple[str, ...] | None = None, max_new_tokens: int = 160) -> dict:
+    """The warm-started policy's first turn on n fresh toy tasks (another seed than training), sampled at
+    temperature 1 as the rollout samples: the share of replies holding a hermes call of the scaffold's shell tool
+    with a string command (`tool_call_rate`: what RL needs to see at all), and the share whose command is the task's
+    own solution (`solved_rate`)."""
+    import torch
+
+    rng = random.Random(f"eval-{seed}")
+    scaffolds = tuple(scaffolds or sorted(SHELL))
+    calls = solved = 0
+    model.eval()
+    for i in range(n):
+        scaffold = scaffolds[i % len(scaffolds)]
+        task = make_task(KINDS[i % len(KINDS)], rng)
+        messages, tools = first_request(task, scaffold, harness)
+        text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
+        ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)], device=device)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            out = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
+                                 top_k=0, top_p=1.0, pad_token_id=tokenizer.pad_token_id)
+        reply = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=False)
+        command = _shell_command(reply, SHELL[scaffold])
+        calls += command is not None
+        solved += command == task.solve_command
+    return {"tasks": n, "tool_call_rate": calls / n if n else None, "solved_rate": solved / n if n else None}
+
+
+def _shell_command(reply: str, tool: str) -> str | None:
+    """The command of the first hermes call of `tool` in a reply, when it parses; else None."""
+    match = re.search(r"<tool_call>(.*?)</tool_call>", reply, re.S)
+    try:
+        call = json.loads(match.group(1)) if match else None
+    except json.JSONDecodeError:
+        return None
+    args = call.get("arguments") if isinstance(call, dict) and call.get("name") == tool else None
+    return args["command"] if isinstance(args, dict) and isinstance(args.get("command"), str) else None
+
+
 def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, batch_size: int = 16,
                examples: int = 512, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
-               scaffolds: tuple[str, ...] | None = None) -> dict:
+               scaffolds: tuple[str, ...] | None = None, eval_tasks: int = 0) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -115,13 +157,15 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
         if step % 25 == 0 or step == steps - 1:  # progress, for a run watched from another shell
             print(f"warm_start: step {step + 1}/{steps} loss {losses[-1]:.4f} "
                   f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    seconds = round(time.monotonic() - started, 1)
+    scores = evaluate(model, tokenizer, device, eval_tasks, seed, harness, scaffolds) if eval_tasks else None
     out.mkdir(parents=True, exist_ok=True)
     model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     if (model_dir / "generation_config.json").is_file():
         shutil.copy(model_dir / "generation_config.json", out / "generation_config.json")
     report = {"steps": steps, "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-              "losses": losses, "device": device, "seconds": round(time.monotonic() - started, 1)}
+              "losses": losses, "device": device, "seconds": seconds, "first_turn": scores}
     (out / "warm_start.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -139,6 +183,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--harness", type=Path, default=None,
                    help="captured harness requests (tests/scaffold/capture_prompts.py): the real prompts")
     p.add_argument("--scaffold", action="append", default=None, help="only these scaffolds' transcripts")
+    p.add_argument("--eval", type=int, default=32, help="fresh tasks whose first turn is sampled after training "
+                   "(warm_start.json first_turn: tool_call_rate, solved_rate); 0: none")
     a = p.parse_args(argv)
     if a.steps < 1:
         print(f"steps: must be at least 1 (got: {a.steps})", file=sys.stderr)
@@ -150,7 +196,7 @@ def main(argv: list[str]) -> int:
     harness = json.loads(a.harness.read_text()) if a.harness else None
     try:
         report = warm_start(a.model, a.out, a.steps, a.lr, a.batch, a.examples, a.seed, a.noise, harness,
-                            tuple(a.scaffold) if a.scaffold else None)
+                            tuple(a.scaffold) if a.scaffold else None, a.eval)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
