@@ -106,9 +106,16 @@ def test_a_captured_harness_prompt_carries_the_toy_instruction(tokenizer) -> Non
     ('<tool_call>{"name": "Bash", "arguments": {"command": "ls"</tool_call>', None),  # broken JSON
     ('<tool_call>{"name": "Bash", "arguments": {"command": 42}}</tool_call>', None),  # not a string
     ("Done.<|im_end|>", None),
+    # a broken block is skipped and the next one read; arguments as a JSON string (both as the hermes parser does)
+    ('<tool_call>{oops</tool_call><tool_call>{"name": "Bash", "arguments": "{\\"command\\": \\"ls\\"}"}</tool_call>',
+     "ls"),
 ])
 def test_the_first_turn_score_reads_a_shell_call_as_the_hermes_parser_would(reply: str, command: str | None) -> None:
     assert warm_start._shell_command(reply, "Bash") == command
+    # the twin it must agree with: what the scaffold's parser hands the harness
+    calls = [c for c in parse(reply, "hermes").tool_calls
+             if c.name == "Bash" and isinstance(c.arguments.get("command"), str)]
+    assert (calls[0].arguments["command"] if calls else None) == command
 
 
 def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Path, tmp_path: Path) -> None:
