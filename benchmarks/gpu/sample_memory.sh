@@ -40,6 +40,18 @@ gpu_peaks() {
   awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$1" 2>/dev/null
 }
 
+detach() {
+  # detach NAME CMD...: CMD in a new session (setsid: it outlives the call), tagged LIVERL_GPU_TAG=NAME for the memory
+  # sampler, log in $RUNS/NAME.log, "exit-code seconds" in $RUNS/NAME.rc (what `wait` reads). One sampler per host:
+  # a second one doubled every sample (seen when RUNS was cleared while one ran)
+  local name=$1; shift
+  mkdir -p "$RUNS"
+  pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
+  LIVERL_GPU_TAG="$name" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
+    'start=$(date +%s); "${@:2}" > "$1.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1.rc"' \
+    _ "$RUNS/$name" "$@" < /dev/null &
+}
+
 case "${1:-}" in
   conform-engine)
     # the conformance gate's engine side (vLLM through LiveRL's session, trainer log-probs, their agreement)
@@ -73,28 +85,21 @@ case "${1:-}" in
     gpu_peaks "$OUT/gpu_mem.csv"
     exit "$code" ;;
   start)
-    # start NAME ARGS: one smoke in a new session (setsid), tagged LIVERL_GPU_TAG=NAME for the memory sampler
+    # start NAME ARGS: one smoke (python -m liverl.tiny.smoke) detached
     name="${2:?NAME}"; shift 2
     gpu_env
     mkdir -p "$RUNS"
-    tiny="${LIVERL_TINY_DIR:-/tmp/tiny}"
-    [ -f "$tiny/tiny.json" ] || "$PY" -m liverl.tiny.generate "$tiny" > "$RUNS/generate.log" 2>&1
-    # one sampler per host: a second one doubled every sample (seen when RUNS was cleared while one ran)
-    pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
-    LIVERL_GPU_TAG="$name" LIVERL_TINY_DIR="$tiny" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
-      'start=$(date +%s); "$PY" -m liverl.tiny.smoke --tiny-dir "$0" --run-dir "$1" "${@:3}" > "$2.log" 2>&1;
-       echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$tiny" "$RUNS/$name" "$RUNS/$name" "$@" < /dev/null &
+    export LIVERL_TINY_DIR="${LIVERL_TINY_DIR:-/tmp/tiny}"
+    [ -f "$LIVERL_TINY_DIR/tiny.json" ] || "$PY" -m liverl.tiny.generate "$LIVERL_TINY_DIR" > "$RUNS/generate.log" 2>&1
+    detach "$name" "$PY" -m liverl.tiny.smoke --tiny-dir "$LIVERL_TINY_DIR" --run-dir "$RUNS/$name" "$@"
     echo "started $name: $*" ;;
   agentic)
     # agentic NAME SCAFFOLD [OVERRIDES...]: python -m liverl.smoke scaffold=SCAFFOLD (what make smoke SCAFFOLD=... runs)
-    # in a new session, tagged for the memory sampler; its run directory is $LIVERL_TINY_AGENTIC_DIR/smoke_agentic_SCAFFOLD
+    # detached; its run directory is $LIVERL_TINY_AGENTIC_DIR/smoke_agentic_SCAFFOLD
     name="${2:?NAME}" scaffold="${3:?SCAFFOLD}"; shift 3
     gpu_env
-    mkdir -p "$RUNS"
-    pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
-    LIVERL_GPU_TAG="$name" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
-      'start=$(date +%s); cd "$0" && "$PY" -m liverl.smoke scaffold="$1" "${@:3}" > "$2.log" 2>&1;
-       echo "$? $(( $(date +%s) - start ))" > "$2.rc"' "$REPO" "$scaffold" "$RUNS/$name" "$@" < /dev/null &
+    cd "$REPO"
+    detach "$name" "$PY" -m liverl.smoke scaffold="$scaffold" "$@"
     echo "started $name: scaffold=$scaffold $*" ;;
   sample)
     # every 2 s: each GPU's memory, and each GPU process's memory with the smoke (LIVERL_GPU_TAG) it belongs to
