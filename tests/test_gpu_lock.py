@@ -157,7 +157,7 @@ def _package_tgz(path: Path, files: dict[str, str]) -> None:
 
 
 def _path_without_npm(tmp_path: Path) -> str:
-    """A PATH with the tools the script uses and no npm (the offline GPU host has no Node.js)."""
+    """A PATH with the tools the script uses and no npm (a host without Node.js)."""
     import shutil
 
     bin_dir = tmp_path / "bin"
@@ -168,7 +168,8 @@ def _path_without_npm(tmp_path: Path) -> str:
 
 
 def test_without_npm_the_claude_cli_is_unpacked_from_the_wheelhouse_and_runs(tmp_path: Path) -> None:
-    # the GPU host of 2026-12-06 has Python 3.12 and no Node.js; the CLI's linux-x64 package holds a native binary
+    # an offline GPU host may have Python 3.12 and no Node.js (the device image lists none); the CLI's linux-x64
+    # package holds a native binary
     wh = tmp_path / "wh"
     wh.mkdir()
     _package_tgz(wh / "anthropic-ai-claude-code-9.9.9.tgz", {"bin/claude.exe": "placeholder", "package.json": "{}"})
