@@ -204,3 +204,21 @@ def tokenizer(tmp_path_factory):
     from scaffold.tokenizer_fixture import build_tokenizer
 
     return build_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_agentic_model(tmp_path_factory) -> Path:
+    """The tiny agentic model (liverl.tiny.generate --agentic) at a CPU size (1 layer, hidden 64): its folder, with the
+    agentic tokenizer and chat template. Built once per session for the warm-start and harness tests."""
+    from liverl.tiny.generate import generate
+
+    out = tmp_path_factory.mktemp("tiny_agentic")
+    return Path(generate(out, layers=1, hidden=64, heads=2, vocab=600, train=2, val=1, agentic=True)["model"])
+
+
+@pytest.fixture(scope="session")
+def agentic_tokenizer(tiny_agentic_model: Path):
+    """The tiny agentic model's tokenizer (transformers' AutoTokenizer)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_agentic_model)

@@ -15,20 +15,16 @@ import pytest
 from liverl.scaffold.render import Renderer
 from liverl.scaffold.toolcalls import parse
 from liverl.tiny import transcripts, warm_start
-from liverl.tiny.generate import generate
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny")
-    return Path(generate(out, layers=1, hidden=64, heads=2, vocab=600, train=2, val=1, agentic=True)["model"])
+@pytest.fixture
+def tiny(tiny_agentic_model: Path) -> Path:
+    return tiny_agentic_model
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(tiny)
+@pytest.fixture
+def tokenizer(agentic_tokenizer):
+    return agentic_tokenizer
 
 
 def test_vocabulary_equals_tokenizer(tiny: Path, tokenizer) -> None:

@@ -19,8 +19,8 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from liverl.conform.observe import ObservedLoop, Recorder, Trial
 from liverl.conform.settings import Settings, load_double
+from liverl.tiny.agentic import LOCAL_ENV
 
-LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"
 # verl's agent loop samples with the rollout's temperature/top_p/top_k and calculate_log_probs
 # (experimental/agent_loop/agent_loop.py:590-596); their defaults: trainer/config/rollout/rollout.yaml:17-23,237
 SAMPLING_DEFAULTS = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "calculate_log_probs": True}

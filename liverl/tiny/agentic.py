@@ -26,6 +26,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+# Harbor's import path of LiveRL's local environment (no docker, this host): the agentic smoke and the conformance
+# gate (liverl/conform/run.py) select it; Harbor imports the class in .venv-harbor
+LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"
+
 DATA_SOURCE = "liverl_tiny_agentic"
 KINDS = ("file", "func")
 NAMES = ("notes", "hello", "answer", "result", "output", "greeting", "data", "report", "memo", "todo")

@@ -20,10 +20,10 @@ import sys
 from pathlib import Path
 
 from liverl.tiny import agentic
+from liverl.tiny.agentic import LOCAL_ENV
 from liverl.tiny.generate import generate
 from liverl.tiny.smoke import finish, run_then_resume
 
-LOCAL_ENV = "liverl.scaffold.local_env:LocalEnvironment"  # liverl/conform/run.py uses the same class
 ROOT = Path(__file__).resolve().parents[2]
 # the pinned claude CLI (make install-scaffold) and the OpenHands SDK runtime, as conf/conform/default.yaml finds them:
 AGENT_BIN = ROOT / ".npm-claude" / "node_modules" / ".bin"

@@ -14,18 +14,8 @@ from policy_double import ScriptedPolicy
 from test_real_agents import claude_code, openhands
 
 from liverl.tiny import agentic, transcripts, warm_start
-from liverl.tiny.generate import generate
 
 pytestmark = pytest.mark.harbor
-
-
-@pytest.fixture(scope="module")
-def agentic_tokenizer(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    out = tmp_path_factory.mktemp("tiny")
-    return AutoTokenizer.from_pretrained(generate(out, layers=1, hidden=64, heads=2, vocab=600, train=2, val=1,
-                                                  agentic=True)["model"])
 
 
 def assistant_turns(tokenizer, example: dict) -> list[str]:
