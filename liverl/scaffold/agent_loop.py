@@ -3,8 +3,11 @@
 Selected by the scaffold group: RUN_DIR/agent_loop.yaml holds {name: liverl_harbor, _target_: this class,
 scaffold, tool_call_parser, harbor: {...}, trajectory_filter: {...}}; verl registers each entry of
 `actor_rollout_ref.rollout.agent.agent_loop_config_path` (verl/experimental/agent_loop/agent_loop.py:530-536) and
-instantiates the entry per sample with the extra keys as constructor arguments (agent_loop.py:681-692). The
-decorator below registers the same class under the same name for code that imports it.
+instantiates the entry per sample with the extra keys as constructor arguments (agent_loop.py:681-692). The class
+is deliberately not decorated with verl's `@register`: the worker imports this module at its first instantiate, and
+the decorator would then replace the file's entry with a bare {"_target_"} (agent_loop.py:470-476), so every later
+sample on that worker would get no harbor settings (seen on the GPU host: KeyError 'agent_timeout_sec' on 24 of 32
+trials, then verl's "response_mask must contain at least one valid token").
 
 Per sample: open a proxy session -> run the trial in .venv-harbor (the agent talks to the session) -> termination
 reason -> AgentLoopOutput of the trained chain (session.py): prompt ids, response ids, mask (1 sampled, 0
@@ -25,16 +28,14 @@ import weakref
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput, register
+from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
 from liverl.guardrails.verl_keys import ENV_SETUP_FAILED, TIMEOUT
-from liverl.recipe.filter_plan import HARBOR_LOOP
 from liverl.scaffold import loop_metrics, reach, termination
 from liverl.scaffold.proxy import get_proxy
 from liverl.scaffold.session import Limits, Session, routed_experts_of
 from liverl.scaffold.trial import run_trial, trial_spec
 
-NAME = HARBOR_LOOP
 VAL_SPLITS = {"val", "validation", "test"}
 DEFAULT_FILTER = {"filter": "liverl", "drop_reasons": [TIMEOUT, ENV_SETUP_FAILED]}
 _CAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop (one per verl worker) -> its semaphore
@@ -86,7 +87,6 @@ def is_validation(kwargs: dict[str, Any]) -> bool:
     return bool(kwargs.get("validate")) or (isinstance(extra, dict) and extra.get("split") in VAL_SPLITS)
 
 
-@register(NAME)
 class HarborAgentLoop(AgentLoopBase):
     def __init__(self, *args, scaffold: str = "claude_code", tool_call_parser: str = "qwen3_coder",
                  harbor: dict | None = None, trajectory_filter: dict | None = None, **kwargs):
