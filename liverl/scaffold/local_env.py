@@ -25,6 +25,11 @@ from pathlib import Path
 from harbor.environments.base import BaseEnvironment, ExecResult
 
 MAPPED = ("/installed-agent", "/solution", "/tests", "/logs", "/app", "/opt")
+# the runner's own Python settings stay out of the task's commands, as a container's would: Harbor runs with LiveRL
+# (and, where the trainer's packages sit on PYTHONPATH, those) on the path, and a runtime's own interpreter there
+# imported them instead of its own (the OpenHands SDK runtime failed its install check on the GPU host:
+# "FastMCP client support is not installed"). A task or agent that sets them (exec's env) still gets its values.
+RUNNER_ONLY = ("PYTHONPATH", "PYTHONHOME")
 
 
 class LocalEnvironment(BaseEnvironment):
@@ -86,7 +91,8 @@ class LocalEnvironment(BaseEnvironment):
 
     async def exec(self, command: str, cwd: str | None = None, env: dict | None = None,
                    timeout_sec: int | None = None, user=None) -> ExecResult:
-        merged = dict(os.environ, HOME=str(self.root / "home"))
+        merged = {k: v for k, v in os.environ.items() if k not in RUNNER_ONLY}
+        merged["HOME"] = str(self.root / "home")
         merged.update({k: self.remap(str(v)) for k, v in (self._merge_env(env) or {}).items()})
         proc = await asyncio.create_subprocess_exec(
             "bash", "-c", self.remap(command), cwd=self.remap(cwd or "/app/"), env=merged,

@@ -60,6 +60,14 @@ def test_wrong_answer_gets_reward_0(tokenizer, tmp_path: Path) -> None:
     assert not out.extra_fields["trajectory_filter_drop"] and sum(out.response_mask) > 0
 
 
+def test_the_tasks_commands_do_not_get_the_runners_python_path(tokenizer, tmp_path: Path) -> None:
+    # Harbor's runner has LiveRL on PYTHONPATH (liverl/paths.py harbor_env): a container would not hand it to the
+    # task; on the GPU host the trainer's packages on it shadowed the OpenHands SDK runtime's own
+    policy = ScriptedPolicy(tokenizer, solver('[ -z "${PYTHONPATH+set}" ] && echo 42 > answer.txt'))
+    out = run_sample(make_loop(tokenizer, policy, harbor_settings(tmp_path)), write_task(tmp_path))
+    assert out.reward_score == 1.0
+
+
 def test_slow_agent_times_out_and_is_dropped(tokenizer, tmp_path: Path) -> None:
     policy = ScriptedPolicy(tokenizer, solver(), delay_sec=4.0)
     harbor = harbor_settings(tmp_path, agent_timeout_sec=2)
