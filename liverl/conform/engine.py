@@ -10,6 +10,7 @@ same tokens, whose log-probs the actor would compute for them (the policy loss's
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import ConfigError, Problem
+
+SPAWN_ENV = "VLLM_WORKER_MULTIPROC_METHOD"  # vllm/envs.py: how vLLM starts its worker processes
 
 
 def trainer_logprobs(model: Any, prompt_ids: list[int], response_ids: list[int], chunk: int = 1024) -> list[float]:
@@ -74,6 +77,10 @@ class VLLMPolicy:
         tok_path = tokenizer_path or self.path
         self.tokenizer = AutoTokenizer.from_pretrained(tok_path)
         self.settings = dict(engine)
+        # vLLM forks its engine core by default; this process may have touched CUDA already (the GPU host: "Cannot
+        # re-initialize CUDA in forked subprocess" and no engine), so the engine core is spawned (`python -m
+        # liverl.conform` is import-safe); a value the user set stays
+        os.environ.setdefault(SPAWN_ENV, "spawn")
         self.max_model_len = int(max_model_len)
         self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(
             model=self.path, tokenizer=tok_path, tensor_parallel_size=int(engine["tensor_parallel_size"]),

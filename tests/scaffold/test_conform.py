@@ -123,3 +123,36 @@ def test_the_rule_reads_the_checkpoints_template_and_skips_what_it_cannot_read(t
     assert [f.severity for f in conformance(f"model.path={tmp_path}")] == ["SKIP"]  # no template there
     assert [f.severity for f in conformance(f"model.path={ckpt}", structure_only=True)] == ["SKIP"]
     assert conformance("scaffold=single_turn", f"model.path={tmp_path}") == []  # no harness, nothing to check
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "spawn"), ("fork", "fork")])
+def test_the_engine_core_is_spawned_unless_the_user_chose(tiny_agentic_model, monkeypatch, preset, expected) -> None:
+    # On the GPU host the forked engine core died ("Cannot re-initialize CUDA in forked subprocess"). vLLM cannot run
+    # here: a double of its two engine classes records the start method it would read when the engine starts.
+    import sys
+    import types
+
+    from liverl.conform.engine import SPAWN_ENV, VLLMPolicy
+
+    seen = {}
+
+    class AsyncLLMDouble:
+        @classmethod
+        def from_engine_args(cls, args):
+            seen["method"] = __import__("os").environ.get(SPAWN_ENV)
+            seen["model"] = args["model"]
+            return cls()
+
+    modules = {"vllm": types.ModuleType("vllm"), "vllm.engine": types.ModuleType("vllm.engine"),
+               "vllm.engine.arg_utils": types.SimpleNamespace(AsyncEngineArgs=lambda **kw: kw),
+               "vllm.v1": types.ModuleType("vllm.v1"), "vllm.v1.engine": types.ModuleType("vllm.v1.engine"),
+               "vllm.v1.engine.async_llm": types.SimpleNamespace(AsyncLLM=AsyncLLMDouble)}
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    if preset is None:
+        monkeypatch.delenv(SPAWN_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPAWN_ENV, preset)
+    engine = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.5, "dtype": "bfloat16", "seed": 0}
+    VLLMPolicy(str(tiny_agentic_model), max_model_len=1024, engine=engine)
+    assert seen == {"method": expected, "model": str(tiny_agentic_model)}
