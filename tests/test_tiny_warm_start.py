@@ -119,3 +119,23 @@ def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Pa
     turn = json.loads((tmp_path / "ws" / "warm_start.json").read_text())["first_turn"]
     assert turn == report["first_turn"] and turn["tasks"] == 4
     assert 0.0 <= turn["solved_rate"] <= turn["tool_call_rate"] <= 1.0
+
+
+def test_the_shared_prompt_runs_once_per_step_and_the_loss_is_the_full_forwards(tiny: Path, tokenizer) -> None:
+    # a harness's system prompt and tools (~20-24k tokens) are the same in every example: the step runs them once
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    long_rules = dict(CAPTURED["ohsdk"], messages=[{"role": "system", "content": "Harness rules, at length. " * 120},
+                                                   CAPTURED["ohsdk"]["messages"][1]])
+    shared, stream = warm_start.batches(tokenizer, 8, 4, 0, 0.2, {"ohsdk": long_rules}, ("ohsdk",))
+    batch = next(stream)
+    assert shared >= warm_start.MIN_SHARED
+    assert all(torch.equal(ids[:shared], batch[0][0][:shared]) for ids, _ in batch)
+    assert all(bool((labels[: shared + 1] == -100).all()) for _, labels in batch)  # nothing trained in the prefix
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    whole = warm_start.step_loss(model, batch, "cpu")
+    model.zero_grad()
+    assert abs(warm_start.step_loss(model, batch, "cpu", shared) - whole) < 1e-4 * whole
+    # the stand-in prompt shares too little to be worth a separate pass
+    assert warm_start.batches(tokenizer, 8, 4, 0, 0.2)[0] == 0

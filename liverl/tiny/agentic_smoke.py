@@ -56,7 +56,8 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
         if not (warm / "warm_start.json").is_file():
             from liverl.tiny.warm_start import warm_start
 
-            warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None)
+            warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None,
+                       eval_tasks=32)
         model = warm
     return {"model": str(model), "train": paths["train"], "val": paths["val"]}
 
@@ -87,7 +88,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--resume-steps", type=int, default=1)
     p.add_argument("--tasks", type=int, default=64)
-    p.add_argument("--warm-steps", type=int, default=300)
+    # 300 steps on the harnesses' prompts (GPU host, 2026-12-06): loss 6.7 -> 0.17-0.21, tool calls in 47% (claude-code)
+    # and 97% (OpenHands SDK) of first turns, none solving its task; the shared-prefix pass makes steps 3-24x cheaper
+    p.add_argument("--warm-steps", type=int, default=1000)
     p.add_argument("--dir", type=Path, default=Path(os.environ.get("LIVERL_TINY_AGENTIC_DIR", "runs/tiny_agentic")))
     p.add_argument("--run-dir", type=Path, default=None, help="default: DIR/smoke_agentic_SCAFFOLD")
     p.add_argument("overrides", nargs="*", help="more liverl.train overrides")

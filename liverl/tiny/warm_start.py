@@ -22,6 +22,7 @@ from liverl.tiny.agentic import KINDS, make_task
 from liverl.tiny.transcripts import SHELL, first_request, transcripts
 
 HEADER = "<|im_start|>assistant\n"
+MIN_SHARED = 256  # shared prefix tokens below which every example runs whole
 IM_END = "<|im_end|>"
 
 
@@ -59,37 +60,78 @@ def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
 
 def batches(tokenizer, n_examples: int, batch_size: int, seed: int, noise: float, harness: dict | None = None,
             scaffolds: tuple[str, ...] | None = None):
-    """Endless batches: lists of (input ids, labels with -100 outside the assistant tokens), one tensor pair per
-    example, unpadded. Each example runs alone: no attention mask, so a harness's ~30k-token prompt never
-    materialises a batch x length x length mask (transformers builds one for a padded batch)."""
+    """(shared, endless batches): lists of (input ids, labels with -100 outside the assistant tokens), one tensor
+    pair per example, unpadded, and the length of the prefix every example shares (`shared_prefix`). Each example
+    runs alone: no attention mask, so a harness's ~30k-token prompt never materialises a batch x length x length
+    mask (transformers builds one for a padded batch)."""
     import torch
 
     data = [(torch.tensor(ids), torch.tensor([t if m else -100 for t, m in zip(ids, mask, strict=True)]))
             for ids, mask in (encode(tokenizer, t) for t in transcripts(n_examples, seed, noise, harness, scaffolds))]
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(len(data), generator=gen).tolist()
-        for start in range(0, len(order) - batch_size + 1, batch_size):
-            yield [data[i] for i in order[start: start + batch_size]]
+
+    def stream():
+        gen = torch.Generator().manual_seed(seed)
+        while True:
+            order = torch.randperm(len(data), generator=gen).tolist()
+            for start in range(0, len(order) - batch_size + 1, batch_size):
+                yield [data[i] for i in order[start: start + batch_size]]
+
+    return shared_prefix(data), stream()
 
 
-def step_loss(model, batch, device: str):
+def shared_prefix(data: list) -> int:
+    """Tokens every example starts with, up to (not including) the first trained token of any: a harness's system
+    prompt and tool list, ~20-24k of its ~20-30k tokens. 0 when that is under MIN_SHARED tokens."""
+    import torch
+
+    shortest = min(len(ids) for ids, _ in data)
+    heads = torch.stack([ids[:shortest] for ids, _ in data])
+    same = (heads == heads[0]).all(0)
+    common = int(same.long().argmin()) if not bool(same.all()) else shortest
+    first_trained = min(int((labels != -100).nonzero()[0]) for _, labels in data)
+    common = min(common, first_trained - 1, shortest - 1)
+    return common if common >= MIN_SHARED else 0
+
+
+def step_loss(model, batch, device: str, shared: int = 0):
     """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated example by example;
     returns the loss value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's
-    ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention."""
+    ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention.
+
+    With `shared` > 0 the shared prefix runs once per step, without gradient, and each example runs only its own
+    tail against that prefix's keys and values: the loss is the full forward's (no trained token lies in the
+    prefix), the gradient leaves out only the prefix's own activations. A claude-code example then costs its last
+    ~6k tokens instead of ~30k, an OpenHands SDK one ~100 tokens instead of ~20k."""
     import torch
 
     total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
+    cache = None
+    if shared:
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True).past_key_values
     value = 0.0
     for ids, labels in batch:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
+            if cache is None:
+                logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
+            else:
+                logits = model(input_ids=ids[None, shared:].to(device), past_key_values=cache,
+                               use_cache=True).logits[0, :-1]
+                _back_to_prefix(cache, shared)
         logits = logits.float()
-        loss = torch.nn.functional.cross_entropy(logits, labels[1:].to(device), ignore_index=-100,
+        loss = torch.nn.functional.cross_entropy(logits, labels[shared + 1:].to(device), ignore_index=-100,
                                                  reduction="sum") / total
         loss.backward()
         value += float(loss.detach())
     return value
+
+
+def _back_to_prefix(cache, shared: int) -> None:
+    """The cache as the prefix pass left it: this example's keys and values cut off, and the rest cut loose from this
+    example's graph (the next example's forward would otherwise reach into it after its backward freed it)."""
+    cache.crop(shared)
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
 
 
 def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,
@@ -154,10 +196,10 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     model.train()
     losses: list[float] = []
     started = time.monotonic()
-    stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
+    shared, stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
     for step in range(steps):
         opt.zero_grad()
-        losses.append(step_loss(model, next(stream), device))
+        losses.append(step_loss(model, next(stream), device, shared))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % 25 == 0 or step == steps - 1:  # progress, for a run watched from another shell
@@ -171,7 +213,7 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     if (model_dir / "generation_config.json").is_file():
         shutil.copy(model_dir / "generation_config.json", out / "generation_config.json")
     report = {"steps": steps, "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-              "losses": losses, "device": device, "seconds": seconds, "first_turn": scores}
+              "losses": losses, "device": device, "seconds": seconds, "shared_prefix": shared, "first_turn": scores}
     (out / "warm_start.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
