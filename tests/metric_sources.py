@@ -9,7 +9,6 @@ _BYPASS = "the actor's bypass-mode policy loss (actor policy_loss.loss_mode=bypa
 _IS_ON = "rollout importance sampling on (rollout_is=token|sequence; the fixtures run rollout_is=null), decoupled mode"
 _R3_SYNC = ("R3 router replay on a MoE in sync mode, rollout.moe_load_balance_metrics_interval > 0 (conf/engine/"
             "veomni.yaml sets 1; the GPU fixtures run dense models)")
-_FILTER = "LiveRL's trajectory filter (sync, GRPO, the Harbor agent loop; the fixtures run scaffold=single_turn)"
 
 # name -> (file:line that emits it, the words on that line that name it, the mode it needs)
 NOT_IN_FIXTURES: dict[str, tuple[str, str, str]] = {
@@ -20,7 +19,4 @@ NOT_IN_FIXTURES: dict[str, tuple[str, str, str]] = {
                                                 'metrics["rollout_is_eff_sample_size"]', _IS_ON),
     "rollout/moe/routed_experts_found": ("verl/trainer/ppo/metric_utils.py:330",
                                          'metrics["rollout/moe/routed_experts_found"]', _R3_SYNC),
-    "trajectory_filter/invalid_ratio": ("liverl/scaffold/filter_algos.py:46", '"trajectory_filter/invalid_ratio"',
-                                        _FILTER),
-    "trajectory_filter/reason/": ("liverl/scaffold/traj_filter.py:33", '"trajectory_filter/reason/"', _FILTER),
 }

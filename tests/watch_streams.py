@@ -52,6 +52,7 @@ FAULTS: dict[str, tuple[str, str]] = {
     "turns_collapse": ("tool_call_collapse", "CRIT"),
     "same_reward": ("same_reward_groups", "WARN"),
     "nan_grad": ("nonfinite_values", "WARN"),
+    "parse_failures": ("tool_parse_failures", "WARN"),
 }
 
 
@@ -115,6 +116,9 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         "timing_s/step": 300 + rng.normal(0, 20),
         "timing_s/gen": 60 + rng.normal(0, 10),
         "actor/perf/max_memory_reserved_gb": 100 + rng.normal(0, 2),
+        # LiveRL's Harbor loop: model calls per trial, and among them the turns whose tool call did not parse (~1%)
+        "scaffold/turns/mean": 24 + rng.normal(0, 2),
+        "scaffold/parse_failures/mean": 0.25 + rng.normal(0, 0.05),
     }
     if "idle_high" in on:
         m["fully_async/trainer/idle_ratio"] = 0.8 + rng.normal(0, 0.03)
@@ -159,6 +163,8 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         m["actor/perf/max_memory_reserved_gb"] = 138 + rng.normal(0, 1)
     if "clip_high" in on:
         m["response_length/clip_ratio"] = 0.3
+    if "parse_failures" in on:  # a third of the turns' tool calls stop parsing (a template or parser change)
+        m["scaffold/parse_failures/mean"] = m["scaffold/turns/mean"] / 3
     if "nan_grad" in on and step == _start(faults["nan_grad"]):
         m["actor/grad_norm"] = float("nan")
     counts = {r: share * BATCH * (1 - invalid) for r, share in reasons.items()}

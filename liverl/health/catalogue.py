@@ -27,6 +27,9 @@ GEN_TIME = ("timing_s/gen",)
 # the engine worker's perf/max_memory_* (verl/workers/engine_workers.py:219-220) reach the log renamed actor/
 # (verl/trainer/ppo/ray_trainer.py:1371): the plain perf/ names are never logged
 MEMORY = ("actor/perf/max_memory_reserved_gb", "actor/perf/max_memory_allocated_gb")
+# LiveRL's own per-step scaffold figures (liverl/scaffold/loop_metrics.py batch_metrics; the Harbor agent loop only)
+PARSE_FAILURES = ("scaffold/parse_failures/mean",)  # per trial: turns whose tool-call block did not parse
+SCAFFOLD_TURNS = ("scaffold/turns/mean",)  # per trial: model calls answered
 # R3: whether the rollout returned routed experts (verl's v1 trainer, rollout.moe_load_balance_metrics_interval > 0)
 ROUTES_FOUND = ("rollout/moe/routed_experts_found",)
 PLOT_SERIES = (SCORE, RESP_LEN, IDLE, KL, PEARSON, PARTIAL, INVALID, ESS, LR, GRAD, TURNS)
@@ -40,6 +43,6 @@ def wanted_keys(cfg: DictConfig) -> tuple[set[str], tuple[str, ...]]:
     """Metric keys (and prefixes) that checks, advice and plots read."""
     keys: set[str] = set(cfg.nonfinite.metrics)
     for group in (SCORE, KL, ESS, PEARSON, IDLE, PARTIAL, INVALID, LR, GRAD, TURNS, RESP_LEN, CLIP,
-                  ADV_MAX, ADV_MIN, STEP_TIME, GEN_TIME, MEMORY, ROUTES_FOUND):
+                  ADV_MAX, ADV_MIN, STEP_TIME, GEN_TIME, MEMORY, ROUTES_FOUND, PARSE_FAILURES, SCAFFOLD_TURNS):
         keys.update(group)
     return keys, (REASON_PREFIX,)

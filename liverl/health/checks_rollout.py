@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 
 from liverl.health import remedies
-from liverl.health.catalogue import RESP_LEN
+from liverl.health.catalogue import RESP_LEN, SCAFFOLD_TURNS
 from liverl.health.findings import Finding, RunView
 from liverl.health.signals import breakdown, fmt, reason_shares, runs_of, sustained
 
@@ -157,3 +157,25 @@ def check_ess(ctx: RunView, key: str) -> list[Finding]:
                        "sequence-level IS weights on long responses leave few effective samples.", fix)
 
     return sustained(steps, v < c.warn_below, v < c.crit_below, c.min_steps, make)
+
+
+def check_parse_failures(ctx: RunView, key: str) -> list[Finding]:
+    """Turns whose tool call the scaffold's parser could not read: the agent acts on nothing and its episode ends."""
+    c = ctx.cfg.parse_failures
+    steps, fails = ctx.stream.series(key)
+    turn_steps, turns = ctx.stream.series(SCAFFOLD_TURNS[0])
+    steps, at_fail, at_turns = np.intersect1d(steps, turn_steps, return_indices=True)
+    share = fails[at_fail] / np.maximum(turns[at_turns], 1e-9)
+    scaffold, parsers = ctx.get("scaffold.name"), ctx.get("model.tool_call_parser")  # a parser per scaffold
+    parser = parsers.get(scaffold) if hasattr(parsers, "get") else parsers
+
+    def make(sev: str, first: int, when: str) -> Finding:
+        return Finding("tool_parse_failures", sev, key, first, float(share[-1]),
+                       f"{share[-1]:.0%} of the policy's turns held a tool call the parser could not read (> "
+                       f"{c.warn_above}, {when}): those turns act on nothing and the agent usually stops.",
+                       "Check that the tool-call parser matches what the model writes (model.tool_call_parser."
+                       f"{scaffold}: {parser}; python -m liverl.conform conform.policy=engine "
+                       "measures it on the served model); a policy that has not learnt the format yet needs a warm "
+                       "start first.")
+
+    return sustained(steps, share > c.warn_above, share > c.crit_above, c.min_steps, make)
