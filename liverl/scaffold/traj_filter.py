@@ -75,4 +75,20 @@ class TrajectoryFilterReplayBuffer(ReplayBuffer):
             fields = extra_fields_of(data)
             metrics.update(filter_metrics(fields))
             metrics.update(batch_metrics(fields))
+            nothing_left(global_steps, fields)
         return batch, metrics
+
+
+def nothing_left(step: int, extra_fields: list[dict | None]) -> None:
+    """Stop, saying why, when the filter dropped every trajectory of a batch: verl would go on and stop in its
+    rollout correction with "response_mask must contain at least one valid token (1)" (rollout_corr_helper.py:838),
+    which is how a GPU-host run whose agent runtime never started ended (2026-12-06)."""
+    fields = [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
+    if not fields or not all(f.get("trajectory_filter_drop") for f in fields):
+        return
+    reasons = [str(f["termination_reason"]) for f in fields]
+    counts = ", ".join(f"{r}: {reasons.count(r)}" for r in sorted(set(reasons)))
+    raise RuntimeError(
+        f"step {step}: the trajectory filter dropped all {len(fields)} trajectories of the batch ({counts}), so "
+        "nothing is left to train on. env_setup_failed: the sandbox or the agent's runtime does not start (read "
+        "RUN_DIR/trials/*/exception.txt); timeout: raise scaffold.harbor.agent_timeout_sec or give the tasks less work")

@@ -194,3 +194,14 @@ def test_the_trial_cap_is_the_workers_share_of_the_rollout(overrides, expected) 
     verl = build(compose_liverl(list(overrides))).verl
     assert verl.actor_rollout_ref.rollout.agent.num_workers == 8
     assert trial_cap(verl) == expected(verl) > 1
+
+
+def test_a_batch_whose_every_trajectory_was_dropped_stops_saying_why() -> None:
+    # on the GPU host every OpenHands SDK trial failed its runtime check and verl stopped in its rollout correction
+    # ("response_mask must contain at least one valid token"), far from the cause
+    dropped = [ROWS[1], ROWS[2], ROWS[2]]
+    with pytest.raises(RuntimeError, match=r"step 3: the trajectory filter dropped all 3 trajectories of the batch "
+                                           r"\(env_setup_failed: 2, timeout: 1\)"):
+        traj_filter.nothing_left(3, dropped)
+    traj_filter.nothing_left(3, [*dropped, ROWS[0]])  # one kept trajectory is enough to train on
+    traj_filter.nothing_left(3, [])
