@@ -77,3 +77,24 @@ def test_scaffold_means_the_harness_for_smoke_and_yes_or_no_for_install(args: li
     install = subprocess.run(["make", "-n", "install", "GPU=", *args], cwd=ROOT, env=env, capture_output=True,
                              text=True, check=True).stdout
     assert ("install-scaffold" in install) is installs_scaffold
+
+
+def test_a_cached_warm_start_of_another_length_is_done_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from liverl.tiny import agentic_smoke, warm_start
+
+    calls = []
+
+    def record(model, out, steps, **kw):  # the warm start itself is tested in tests/test_tiny_warm_start.py
+        calls.append(steps)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps}))
+
+    monkeypatch.setattr(warm_start, "warm_start", record)
+    (tmp_path / "warm").mkdir()
+    (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 300}))  # an older, shorter one
+    files = agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
+    assert calls == [1000] and files["model"] == str(tmp_path / "warm")
+    agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
+    assert calls == [1000]  # cached now

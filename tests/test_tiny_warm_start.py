@@ -121,7 +121,7 @@ def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Pa
     assert 0.0 <= turn["solved_rate"] <= turn["tool_call_rate"] <= 1.0
 
 
-def test_the_shared_prompt_runs_once_per_step_and_the_loss_is_the_full_forwards(tiny: Path, tokenizer) -> None:
+def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gradient(tiny: Path, tokenizer) -> None:
     # a harness's system prompt and tools (~20-24k tokens) are the same in every example: the step runs them once
     import torch
     from transformers import AutoModelForCausalLM
@@ -135,7 +135,11 @@ def test_the_shared_prompt_runs_once_per_step_and_the_loss_is_the_full_forwards(
     assert all(bool((labels[: shared + 1] == -100).all()) for _, labels in batch)  # nothing trained in the prefix
     model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
     whole = warm_start.step_loss(model, batch, "cpu")
+    grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     assert abs(warm_start.step_loss(model, batch, "cpu", shared) - whole) < 1e-4 * whole
+    # and the same gradient: the examples' gradients on the prefix's keys and values go back through it
+    for before, p in zip(grads, model.parameters(), strict=True):
+        assert torch.allclose(p.grad, before, rtol=1e-3, atol=1e-6)
     # the stand-in prompt shares too little to be worth a separate pass
     assert warm_start.batches(tokenizer, 8, 4, 0, 0.2)[0] == 0

@@ -167,7 +167,7 @@ def check_parse_failures(ctx: RunView, key: str) -> list[Finding]:
     steps, at_fail, at_turns = np.intersect1d(steps, turn_steps, return_indices=True)
     share = fails[at_fail] / np.maximum(turns[at_turns], 1e-9)
     scaffold, parsers = ctx.get("scaffold.name"), ctx.get("model.tool_call_parser")  # a parser per scaffold
-    parser = parsers.get(scaffold) if hasattr(parsers, "get") else parsers
+    parser = (parsers.get(scaffold) if scaffold else None) if hasattr(parsers, "get") else parsers
 
     def make(sev: str, first: int, when: str) -> Finding:
         return Finding("tool_parse_failures", sev, key, first, float(share[-1]),

@@ -25,11 +25,12 @@ from pathlib import Path
 from harbor.environments.base import BaseEnvironment, ExecResult
 
 MAPPED = ("/installed-agent", "/solution", "/tests", "/logs", "/app", "/opt")
-# the runner's own Python settings stay out of the task's commands, as a container's would: Harbor runs with LiveRL
-# (and, where the trainer's packages sit on PYTHONPATH, those) on the path, and a runtime's own interpreter there
-# imported them instead of its own (the OpenHands SDK runtime failed its install check on the GPU host:
-# "FastMCP client support is not installed"). A task or agent that sets them (exec's env) still gets its values.
-RUNNER_ONLY = ("PYTHONPATH", "PYTHONHOME")
+# the runner's own Python settings (its path, home and venv) stay out of the task's commands, as a container's would:
+# Harbor runs with LiveRL (and, where the trainer's packages sit on PYTHONPATH, those) on the path, and a runtime's
+# own interpreter there imported them instead of its own (the OpenHands SDK runtime failed its install check on the
+# GPU host: "FastMCP client support is not installed"). A task or agent that sets them (exec's env) still gets its
+# values.
+RUNNER_ONLY = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
 
 
 class LocalEnvironment(BaseEnvironment):

@@ -84,8 +84,8 @@ def nothing_left(step: int, extra_fields: list[dict | None]) -> None:
     rollout correction with "response_mask must contain at least one valid token (1)" (rollout_corr_helper.py:838),
     which is how a GPU-host run whose agent runtime never started ended (2026-12-06)."""
     fields = [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
-    if not fields or not all(f.get("trajectory_filter_drop") for f in fields):
-        return
+    if not fields or len(fields) < len(extra_fields) or not all(f.get("trajectory_filter_drop") for f in fields):
+        return  # a kept trajectory, or rows of another agent loop, which the filter does not judge
     reasons = [str(f["termination_reason"]) for f in fields]
     counts = ", ".join(f"{r}: {reasons.count(r)}" for r in sorted(set(reasons)))
     raise RuntimeError(

@@ -53,7 +53,8 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
         captured = base / "harness.json"
         harness = json.loads(captured.read_text()) if captured.is_file() else None
         warm = base / (f"warm_{scaffold}" if harness else "warm")
-        if not (warm / "warm_start.json").is_file():
+        done = warm / "warm_start.json"  # a warm start of another length is done again
+        if not done.is_file() or json.loads(done.read_text()).get("steps") != warm_steps:
             from liverl.tiny.warm_start import warm_start
 
             warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None,

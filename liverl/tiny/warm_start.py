@@ -98,40 +98,47 @@ def step_loss(model, batch, device: str, shared: int = 0):
     returns the loss value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's
     ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention.
 
-    With `shared` > 0 the shared prefix runs once per step, without gradient, and each example runs only its own
-    tail against that prefix's keys and values: the loss is the full forward's (no trained token lies in the
-    prefix), the gradient leaves out only the prefix's own activations. A claude-code example then costs its last
-    ~6k tokens instead of ~30k, an OpenHands SDK one ~100 tokens instead of ~20k."""
+    With `shared` > 0 the prefix every example shares runs once per step and each example runs only its own tail
+    against that prefix's keys and values (detached copies, whose gradients add up over the examples and go back
+    through the prefix once at the end): the same loss and gradient as running every example whole (no trained
+    token lies in the prefix). A claude-code example then costs its last ~6k tokens instead of ~30k, an OpenHands SDK
+    one ~100 tokens instead of ~20k."""
     import torch
 
     total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
-    cache = None
+    cache, kv, leaves = None, [], []
     if shared:
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True).past_key_values
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True,
+                          logits_to_keep=1).past_key_values
+        kv = [t for layer in cache.layers for t in (layer.keys, layer.values)]
+        leaves = [t.detach().requires_grad_() for t in kv]
     value = 0.0
     for ids, labels in batch:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
             if cache is None:
                 logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
             else:
+                _prefix_only(cache, leaves)
                 logits = model(input_ids=ids[None, shared:].to(device), past_key_values=cache,
                                use_cache=True).logits[0, :-1]
-                _back_to_prefix(cache, shared)
         logits = logits.float()
         loss = torch.nn.functional.cross_entropy(logits, labels[shared + 1:].to(device), ignore_index=-100,
                                                  reduction="sum") / total
         loss.backward()
         value += float(loss.detach())
+    if cache is not None:
+        _prefix_only(cache, leaves)
+        torch.autograd.backward(kv, [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+                                     for leaf in leaves])
     return value
 
 
-def _back_to_prefix(cache, shared: int) -> None:
-    """The cache as the prefix pass left it: this example's keys and values cut off, and the rest cut loose from this
-    example's graph (the next example's forward would otherwise reach into it after its backward freed it)."""
-    cache.crop(shared)
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys.detach(), layer.values.detach()
+def _prefix_only(cache, leaves: list) -> None:
+    """The cache holding only the prefix's keys and values, as the leaves the examples' gradients gather on (each
+    example's forward appends its own; the next example must not read them, nor reach into a freed graph)."""
+    for i, layer in enumerate(cache.layers):
+        layer.keys, layer.values = leaves[2 * i], leaves[2 * i + 1]
 
 
 def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,

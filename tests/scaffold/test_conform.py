@@ -149,10 +149,9 @@ def test_the_engine_core_is_spawned_unless_the_user_chose(tiny_agentic_model, mo
                "vllm.v1.engine.async_llm": types.SimpleNamespace(AsyncLLM=AsyncLLMDouble)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setenv(SPAWN_ENV, preset or "unset")  # recorded, so the engine's setdefault is undone after the test
     if preset is None:
-        monkeypatch.delenv(SPAWN_ENV, raising=False)
-    else:
-        monkeypatch.setenv(SPAWN_ENV, preset)
+        monkeypatch.delenv(SPAWN_ENV)
     engine = {"tensor_parallel_size": 1, "gpu_memory_utilization": 0.5, "dtype": "bfloat16", "seed": 0}
     VLLMPolicy(str(tiny_agentic_model), max_model_len=1024, engine=engine)
     assert seen == {"method": expected, "model": str(tiny_agentic_model)}

@@ -205,3 +205,4 @@ def test_a_batch_whose_every_trajectory_was_dropped_stops_saying_why() -> None:
         traj_filter.nothing_left(3, dropped)
     traj_filter.nothing_left(3, [*dropped, ROWS[0]])  # one kept trajectory is enough to train on
     traj_filter.nothing_left(3, [])
+    traj_filter.nothing_left(3, [*dropped, {"other_loop": True}])  # a row the filter does not judge
