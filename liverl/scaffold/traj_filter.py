@@ -33,9 +33,14 @@ from liverl.scaffold.loop_metrics import batch_metrics
 METRIC_REASON = "trajectory_filter/reason/"
 
 
+def judged(extra_fields: list[dict | None]) -> list[dict]:
+    """The rows the filter judged: those of the Harbor loop, which carry a termination reason."""
+    return [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
+
+
 def filter_metrics(extra_fields: list[dict | None]) -> dict[str, float]:
     """invalid_ratio (share dropped) and, per termination reason, how many trajectories ended that way."""
-    fields = [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
+    fields = judged(extra_fields)
     if not fields:
         return {}
     reasons = [f["termination_reason"] for f in fields]
@@ -83,7 +88,7 @@ def nothing_left(step: int, extra_fields: list[dict | None]) -> None:
     """Stop, saying why, when the filter dropped every trajectory of a batch: verl would go on and stop in its
     rollout correction with "response_mask must contain at least one valid token (1)" (rollout_corr_helper.py:838),
     which is how a GPU-host run whose agent runtime never started ended (2026-12-06)."""
-    fields = [f for f in extra_fields if isinstance(f, dict) and "termination_reason" in f]
+    fields = judged(extra_fields)
     if not fields or len(fields) < len(extra_fields) or not all(f.get("trajectory_filter_drop") for f in fields):
         return  # a kept trajectory, or rows of another agent loop, which the filter does not judge
     reasons = [str(f["termination_reason"]) for f in fields]
