@@ -41,8 +41,10 @@ def main(argv: list[str]) -> int:
     if harness and harness != "single_turn":
         rest = [a for a in argv if not a.startswith(("scaffold=", "topology="))]
         dry = [] if local_gpus() and has_vllm() else ["--dry-run"]
+        # --steps=N, --resume-steps=N, --warm-steps=N (make smoke ARGS="--steps=4"): the agentic smoke's own options
+        flags = [a for a in rest if a.startswith("--")]
         return subprocess.call([sys.executable, "-m", "liverl.tiny.agentic_smoke", f"--scaffold={harness}", *dry,
-                                "--", *rest])
+                                *flags, "--", *(a for a in rest if a not in flags)])
     gpus = 0 if os.environ.get("RAY_ADDRESS") else local_gpus()
     if gpus and has_vllm() and not any(a.startswith("model=") for a in argv):
         # this host's GPUs, no model named: the tiny offline smoke (liverl.tiny.smoke), trained, then resumed

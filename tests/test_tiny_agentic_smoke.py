@@ -56,6 +56,9 @@ def test_smoke_runs_the_agentic_smoke_for_real_on_a_gpu_host(monkeypatch: pytest
     monkeypatch.setattr(smoke, "has_vllm", lambda: False)
     smoke.main(["scaffold=claude_code"])
     assert calls[-1][1:] == ["-m", "liverl.tiny.agentic_smoke", "--scaffold=claude_code", "--dry-run", "--"]
+    smoke.main(["scaffold=ohsdk", "--steps=4", "x=1", "--resume-steps=1"])  # the smoke's options stay options
+    assert calls[-1][1:] == ["-m", "liverl.tiny.agentic_smoke", "--scaffold=ohsdk", "--dry-run", "--steps=4",
+                             "--resume-steps=1", "--", "x=1"]
     smoke.main(["scaffold=single_turn"])  # the single-turn smoke is not the agentic one
     assert "liverl.tiny.agentic_smoke" not in calls[-1]
 
