@@ -97,6 +97,7 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
     reasons = {"agent_completed": 0.8, "overlong": 0.08, "max_turns_reached": 0.1, "timeout": 0.02,
                "env_setup_failed": 0.0}
     base = base_rows()
+    calls = 24 + rng.normal(0, 2)  # model calls per trial
     m = {
         **base[(step - 1) % len(base)],
         "actor/lr": 1e-6,
@@ -106,7 +107,7 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         "critic/advantages/max": 2.0 + rng.normal(0, 0.1),
         "critic/advantages/min": -2.0 + rng.normal(0, 0.1),
         "critic/advantages/mean": rng.normal(0, 0.01),
-        "num_turns/mean": 25 + rng.normal(0, 2),
+        "num_turns/mean": 2 * calls,  # verl's count: user + assistant + tool messages + 1, 2 per model call
         "response_length/clip_ratio": 0.02,
         "fully_async/trainer/idle_ratio": 0.2 + rng.normal(0, 0.04),
         "fully_async/partial/partial_ratio": 0.15 + rng.normal(0, 0.04),
@@ -117,7 +118,7 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         "timing_s/gen": 60 + rng.normal(0, 10),
         "actor/perf/max_memory_reserved_gb": 100 + rng.normal(0, 2),
         # LiveRL's Harbor loop: model calls per trial, and among them the turns whose tool call did not parse (~1%)
-        "scaffold/turns/mean": 24 + rng.normal(0, 2),
+        "scaffold/turns/mean": calls,
         "scaffold/parse_failures/mean": 0.25 + rng.normal(0, 0.05),
     }
     if "idle_high" in on:
@@ -154,7 +155,9 @@ def step_metrics(step: int, rng: np.random.Generator, faults: Faults, extra: int
         score = 0.0
         m["critic/advantages/max"] = m["critic/advantages/min"] = 0.0
     if "turns_collapse" in on:
-        m["num_turns/mean"] = max(1.0, 25 - 8 * (step - _start(faults["turns_collapse"])))
+        calls = max(1.0, 24 - 8 * (step - _start(faults["turns_collapse"])))  # 1: one call, no tool result
+        m["scaffold/turns/mean"], m["num_turns/mean"] = calls, 2 * calls  # verl: a one-call trial reads 2
+        m["scaffold/parse_failures/mean"] = 0.01 * calls  # it stops calling tools (unparsed calls: tool_parse_failures)
     if "same_reward" in on:
         m["critic/advantages/max"] = m["critic/advantages/min"] = 0.0
     if "gen_bound" in on:  # sync run: most of the step is rollout generation

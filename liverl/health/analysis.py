@@ -101,7 +101,8 @@ CHECKS: tuple[Check, ...] = (
     Check("lr_zero", (LR,), check_lr_zero),
     Check("grad_starvation", (GRAD,), check_grad_starvation),
     Check("reward_flat_zero", (SCORE,), check_reward_zero),
-    Check("tool_call_collapse", (TURNS,), check_turns),
+    # model calls per trial: LiveRL's own count first, else verl's message count (checks_training.check_turns)
+    Check("tool_call_collapse", ((*SCAFFOLD_TURNS, *TURNS),), check_turns),
     Check("same_reward_groups", (ADV_MAX, ADV_MIN), check_same_reward),
     Check("stalled", (STEP_TIME,), check_stall),
     Check("nonfinite_values", (), check_nonfinite),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from liverl.health.catalogue import ADV_MIN, INVALID, RESP_LEN, SCORE, TERMINAL_STATUS
+from liverl.health.catalogue import ADV_MIN, INVALID, RESP_LEN, SCORE, TERMINAL_STATUS, TURNS
 from liverl.health.findings import Finding, RunView
 from liverl.health.signals import fmt, mean_between, runs_of, sustained, window_diff
 
@@ -109,22 +109,36 @@ def check_reward_zero(ctx: RunView, key: str) -> list[Finding]:
 
 
 def check_turns(ctx: RunView, key: str) -> list[Finding]:
-    """num_turns/mean collapsing toward 1: tool calls are no longer parsed."""
+    """Model calls per trial near 1: the agent answers without acting, or its tool calls do not parse.
+
+    Read in model calls: LiveRL's scaffold/turns/mean, else verl's num_turns/mean halved. verl counts the user,
+    assistant and tool messages, one more than the tool rounds plus the calls (verl tool_agent_loop.py:203; LiveRL's
+    loop the same, liverl/scaffold/agent_loop.py): a trial of c calls reads 2c, one that never called a tool 2, so
+    a threshold on the raw count never fired (the real claude-code stream: 2.1-2.4 with 91% one-call trials)."""
     c = ctx.cfg.num_turns
+    if ctx.get("scaffold.name") == "single_turn":  # one model call per sample by design, no tools
+        return []
     steps, v = ctx.stream.series(key)
+    if key in TURNS:
+        v = v / 2.0
     baseline = float(np.median(v[: c.baseline_steps]))
     scaffold = ctx.get("scaffold.name", "<scaffold>")
     warn = v <= c.collapse_at
     if baseline > 2 * c.collapse_at:
         warn = warn | (v <= c.decline_factor * baseline)
+    never = baseline <= c.collapse_at  # one call per trial from the start: a policy that does not act yet
 
     def make(sev: str, first: int, when: str) -> Finding:
-        return Finding("tool_call_collapse", sev, key, first, float(v[-1]),
-                       f"Turns per episode fell toward 1 ({when}; early median {fmt(baseline)}): the agent "
-                       "stops making tool calls, usually a tool-call parse failure.",
+        what = (f"The agent makes about one model call per trial ({when}; {fmt(float(v[-1]))} calls per trial): "
+                "it answers without using its tools, or its tool calls do not parse, so it never acts."
+                if never else
+                f"Model calls per trial fell toward 1 ({when}; early median {fmt(baseline)}): the agent stops "
+                "making tool calls, usually a tool-call parse failure.")
+        return Finding("tool_call_collapse", sev, key, first, float(v[-1]), what,
                        "Match the tool-call parser to the model (Qwen XML tool calls need "
-                       f"model.tool_call_parser.{scaffold}=qwen3_coder, not hermes) and look for "
-                       "JSONDecodeError in the vLLM log.")
+                       f"model.tool_call_parser.{scaffold}=qwen3_coder, not hermes; tool_parse_failures shows "
+                       "unreadable calls) and look for JSONDecodeError in the vLLM log; a policy that has not learnt "
+                       "to call the harness's tools needs supervised warm-up on its tool-call format before RL.")
 
     return sustained(steps, warn, v <= c.collapse_at, c.min_steps, make)
 
