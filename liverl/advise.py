@@ -83,7 +83,9 @@ def carried_overrides(run: DictConfig) -> list[str]:
             continue
         if key in raw and ((isinstance(raw[key], str) and "${" in raw[key]) or resolved[key] == value):
             continue
-        out.append(f"{key}={hydra_value(value)}")
+        # a key the groups do not have was added with Hydra's `+` (LiveRL's tree is struct); verl's subtree is open
+        added = "+" if key not in raw and not key.startswith("verl.") else ""
+        out.append(f"{added}{key}={hydra_value(value)}")
     return out
 
 

@@ -185,3 +185,19 @@ def test_env_setup_failures_on_claude_code_point_at_the_install_first(tmp_path: 
     commands_run(row, tmp_path)
     fix = watch_fix(run, "env_setup_failed")
     assert fix.index("install in the task image") < fix.index("scaffold=ohsdk")
+
+
+def test_a_real_agentic_runs_printed_command_runs_as_printed(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # tests/fixtures/gpu_agentic_claude_code (1 x H100, 2026-12-06): its own overrides include a list
+    # (verl.trainer.logger=[console,file], which rich once read as markup and printed as `logger=`) and a key its groups
+    # lack (+scaffold.harbor.agent_path_prepend, printed without its `+`): the printed line failed to compose
+    run = tmp_path / "gpu_agentic_claude_code"
+    shutil.copytree(FIXTURES / "gpu_agentic_claude_code", run)
+    assert advise.main([str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    printed = [line.strip() for line in out if line.strip().startswith("python -m liverl.train")]
+    assert len(printed) == 1, out
+    assert "'verl.trainer.logger=[console,file]'" in printed[0]
+    assert "+scaffold.harbor.agent_path_prepend=" in printed[0]
+    dry_run(printed[0], tmp_path)

@@ -12,6 +12,7 @@ from liverl.health.signals import fmt
 def render_report(report: Report, console: Any = None) -> None:
     """Print the report as rich tables."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -26,8 +27,9 @@ def render_report(report: Report, console: Any = None) -> None:
         for col in ("severity", "finding", "first step", "current", "what is wrong", "fix"):
             table.add_column(col, overflow="fold")
         for f in report.findings:
-            table.add_row(f"[{colors[f.severity]}]{f.severity}[/]", f"{f.id}\n({f.metric})",
-                          str(f.first_step), fmt(f.current), f.message, f.fix)
+            # the texts are plain: a fix such as `[console,file]` or `trainer.logger=[...]` is not rich markup
+            table.add_row(f"[{colors[f.severity]}]{f.severity}[/]", escape(f"{f.id}\n({f.metric})"),
+                          str(f.first_step), fmt(f.current), escape(f.message), escape(f.fix))
         console.print(table)
     else:
         console.print("[green]No findings.[/green]")
@@ -44,6 +46,7 @@ def render_report(report: Report, console: Any = None) -> None:
 def render_advice(advice: list[Advice], run_dir: str) -> None:
     """Print the table and the launch lines."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -55,7 +58,8 @@ def render_advice(advice: list[Advice], run_dir: str) -> None:
     for col in ("signal", "lever", "verdict", "this run", "overrides"):
         table.add_column(col, overflow="fold")
     for a in advice:
-        table.add_row(a.signal, a.lever, f"[{colors[a.verdict]}]{a.verdict}[/]", a.evidence, " ".join(a.overrides))
+        table.add_row(escape(a.signal), escape(a.lever), f"[{colors[a.verdict]}]{a.verdict}[/]", escape(a.evidence),
+                      escape(" ".join(a.overrides)))
     console.print(table)
     acting = [a for a in advice if a.verdict in ACT]
     if not acting:
@@ -65,11 +69,12 @@ def render_advice(advice: list[Advice], run_dir: str) -> None:
         if not a.command:
             continue
         head = a.lever if a.verdict in ACT else f"If you choose to ({a.lever})"
-        console.print(f"{head}:", highlight=False, soft_wrap=True)
+        # commands are printed as text, not rich markup: `verl.trainer.logger=[console,file]` keeps its brackets
+        console.print(f"{head}:", highlight=False, soft_wrap=True, markup=False)
         if a.smoke_command:
             console.print(f"  # no smoke pass recorded for its scaffold x topology x engine: smoke first\n"
-                          f"  {a.smoke_command}\n  # then", highlight=False, soft_wrap=True)
-        console.print(f"  {a.command}", highlight=False, soft_wrap=True)
+                          f"  {a.smoke_command}\n  # then", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"  {a.command}", highlight=False, soft_wrap=True, markup=False)
 
 
 # verdicts that ask the user to act (their command is printed as the thing to do, not as an option)
