@@ -101,3 +101,22 @@ def test_a_cached_warm_start_of_another_length_is_done_again(tmp_path: Path, mon
     assert calls == [1000] and files["model"] == str(tmp_path / "warm")
     agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
     assert calls == [1000]  # cached now
+
+
+def test_the_smokes_result_says_what_the_warm_start_brought(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from liverl.tiny import agentic_smoke
+
+    warm = tmp_path / "warm_ohsdk"
+    warm.mkdir()
+    turn = {"tasks": 32, "tool_call_rate": 0.59375, "solved_rate": 0.0, "weights": "bf16"}
+    (warm / "warm_start.json").write_text(json.dumps({"steps": 1000, "first_turn": turn}))
+    monkeypatch.setattr(agentic_smoke, "prepare", lambda *a: {"model": str(warm), "train": "t", "val": "v"})
+    # the two launches need a GPU and vLLM: stood in for by their report
+    monkeypatch.setattr(agentic_smoke, "run_then_resume",
+                        lambda *a: (0, {"run_dir": "r", "attempts": [], "resumed_from": "ck/global_step_4"}))
+    assert agentic_smoke.main(["--scaffold", "ohsdk", "--dir", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("LiveRL agentic smoke result: "))
+    assert json.loads(line.split(": ", 1)[1])["warm_start"] == turn

@@ -114,11 +114,18 @@ def test_the_first_turn_score_reads_a_shell_call_as_the_hermes_parser_would(repl
     assert (calls[0].arguments["command"] if calls else None) == command
 
 
-def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Path, tmp_path: Path) -> None:
+def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    judged = []
+    evaluate = warm_start.evaluate
+    monkeypatch.setattr(warm_start, "evaluate", lambda model, *a, **k: judged.append(
+        all(bool((p == p.bfloat16().float()).all()) for p in model.parameters())) or evaluate(model, *a, **k))
     report = warm_start.warm_start(tiny, tmp_path / "ws", steps=2, lr=3e-3, batch_size=2, examples=4, eval_tasks=4)
     turn = json.loads((tmp_path / "ws" / "warm_start.json").read_text())["first_turn"]
     assert turn == report["first_turn"] and turn["tasks"] == 4
     assert 0.0 <= turn["solved_rate"] <= turn["tool_call_rate"] <= 1.0
+    # judged on the weights vLLM serves (bf16, as saved), not on the fp32 weights training ends with
+    assert judged == [True] and turn["weights"] == "bf16"
 
 
 def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gradient(tiny: Path, tokenizer) -> None:

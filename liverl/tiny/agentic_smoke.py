@@ -106,6 +106,9 @@ def main(argv: list[str]) -> int:
         return subprocess.call(command(a.scaffold, files, run_dir, a.steps, "dryrun", a.overrides))
     code, result = run_then_resume(lambda steps: command(a.scaffold, files, run_dir, steps, "local", a.overrides),
                                    a.steps, a.resume_steps, run_dir)
+    # what the policy brought to RL: its first turns on fresh tasks after the warm start (tool calls, solved)
+    done = Path(files["model"]) / "warm_start.json"
+    result["warm_start"] = json.loads(done.read_text()).get("first_turn") if done.is_file() else None
     return finish("LiveRL agentic smoke", code, result, a.resume_steps)
 
 
