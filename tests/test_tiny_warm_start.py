@@ -128,7 +128,9 @@ def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Pa
     assert judged == [True] and turn["weights"] == "bf16"
 
 
-def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gradient(tiny: Path, tokenizer) -> None:
+@pytest.mark.parametrize("per_forward", [4, 3, 1])  # tails per forward (MASK_BUDGET): all, 3 + 1, one by one
+def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gradient(
+        tiny: Path, tokenizer, per_forward: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # a harness's system prompt and tools (~20-24k tokens) are the same in every example: the step runs them once
     import torch
     from transformers import AutoModelForCausalLM
@@ -140,6 +142,9 @@ def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gr
     assert shared >= warm_start.MIN_SHARED
     assert all(torch.equal(ids[:shared], batch[0][0][:shared]) for ids, _ in batch)
     assert all(bool((labels[: shared + 1] == -100).all()) for _, labels in batch)  # nothing trained in the prefix
+    assert len({len(ids) for ids, _ in batch}) > 1  # tails of different lengths: padded in a forward
+    width = max(len(ids) for ids, _ in batch) - shared
+    monkeypatch.setattr(warm_start, "MASK_BUDGET", per_forward * width * (shared + width))
     model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
     whole = warm_start.step_loss(model, batch, "cpu")
     grads = [p.grad.clone() for p in model.parameters()]
@@ -150,3 +155,12 @@ def test_the_shared_prompt_runs_once_per_step_with_the_full_forwards_loss_and_gr
         assert torch.allclose(p.grad, before, rtol=1e-3, atol=1e-6)
     # the stand-in prompt shares too little to be worth a separate pass
     assert warm_start.batches(tokenizer, 8, 4, 0, 0.2)[0] == 0
+
+
+def test_the_learning_rate_warms_up_then_decays_to_its_floor() -> None:
+    steps = 1000
+    factors = [warm_start.lr_factor(s, steps) for s in range(steps)]
+    peak = factors.index(max(factors))
+    assert factors[0] < 0.05 and max(factors) == 1.0 and peak == steps // 20 - 1
+    assert all(a >= b for a, b in zip(factors[peak:], factors[peak + 1:], strict=False))  # never rises again
+    assert factors[-1] == pytest.approx(warm_start.LR_FLOOR)

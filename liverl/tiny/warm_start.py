@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import re
 import shutil
@@ -24,6 +25,10 @@ from liverl.tiny.transcripts import SHELL, first_request, transcripts
 HEADER = "<|im_start|>assistant\n"
 MIN_SHARED = 256  # shared prefix tokens below which every example runs whole
 IM_END = "<|im_end|>"
+LR_FLOOR = 0.1  # the learning rate's last share of its peak (lr_factor)
+# attention-mask elements one forward of tails may build against the shared prefix (step_loss): ~0.75 GB as bool;
+# four of claude-code's ~6k-token tails against its ~30k-token prompt
+MASK_BUDGET = 7.5e8
 
 
 def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
@@ -94,51 +99,71 @@ def shared_prefix(data: list) -> int:
 
 
 def step_loss(model, batch, device: str, shared: int = 0):
-    """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated example by example;
-    returns the loss value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's
-    ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention.
+    """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated; returns the loss
+    value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's ~30k-token prompt
+    then takes the flash-attention kernel instead of fp32 attention.
 
-    With `shared` > 0 the prefix every example shares runs once per step and each example runs only its own tail
-    against that prefix's keys and values (detached copies, whose gradients add up over the examples and go back
-    through the prefix once at the end): the same loss and gradient as running every example whole (no trained
-    token lies in the prefix). A claude-code example then costs its last ~6k tokens instead of ~30k, an OpenHands SDK
-    one ~100 tokens instead of ~20k."""
+    With `shared` > 0 the prefix every example shares runs once per step, and the examples' tails run as one batch
+    (right-padded: under causal attention no real token sees the padding, which no label reads) against that
+    prefix's keys and values (detached leaves, expanded over the batch, whose gradients go back through the prefix
+    once at the end): the same loss and gradient as running every example whole (no trained token lies in the
+    prefix). A claude-code example then costs its last ~6k tokens instead of ~30k, an OpenHands SDK one ~100 tokens
+    instead of ~20k, and a step a few forwards instead of one per example (a tiny model's step is launch-bound on a
+    GPU; MASK_BUDGET bounds each forward's attention mask).
+    Without it each example runs whole, alone: no attention mask, no padding."""
     import torch
 
     total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
-    cache, kv, leaves = None, [], []
-    if shared:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True,
-                          logits_to_keep=1).past_key_values
-        kv = [t for layer in cache.layers for t in (layer.keys, layer.values)]
-        leaves = [t.detach().requires_grad_() for t in kv]
-    value = 0.0
-    for ids, labels in batch:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            if cache is None:
+    if not shared:
+        value = 0.0
+        for ids, labels in batch:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
                 logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
-            else:
-                _prefix_only(cache, leaves)
-                logits = model(input_ids=ids[None, shared:].to(device), past_key_values=cache,
-                               use_cache=True).logits[0, :-1]
-        logits = logits.float()
-        loss = torch.nn.functional.cross_entropy(logits, labels[shared + 1:].to(device), ignore_index=-100,
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels[1:].to(device), ignore_index=-100,
+                                                     reduction="sum") / total
+            loss.backward()
+            value += float(loss.detach())
+        return value
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True,
+                      logits_to_keep=1).past_key_values
+    kv = [t for layer in cache.layers for t in (layer.keys, layer.values)]
+    leaves = [t.detach().requires_grad_() for t in kv]
+    width = max(len(ids) for ids, _ in batch) - shared
+    tails = torch.zeros(len(batch), width, dtype=torch.long)
+    targets = torch.full((len(batch), width - 1), -100, dtype=torch.long)
+    for i, (ids, labels) in enumerate(batch):
+        tails[i, : len(ids) - shared] = ids[shared:]
+        targets[i, : len(ids) - shared - 1] = labels[shared + 1:]
+    # as many tails per forward as keep its attention mask (tails x width x (prefix + width)) within MASK_BUDGET:
+    # the SDK's ~100-token tails all at once, claude-code's ~6k-token ones a few at a time
+    per = max(1, int(MASK_BUDGET // (width * (shared + width))))
+    value = 0.0
+    for at in range(0, len(batch), per):
+        rows = slice(at, at + per)
+        n = len(tails[rows])
+        for i, layer in enumerate(cache.layers):  # the prefix for each tail (views: their gradients sum on the leaves)
+            layer.keys, layer.values = (t.expand(n, *t.shape[1:]) for t in leaves[2 * i: 2 * i + 2])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            logits = model(input_ids=tails[rows].to(device), past_key_values=cache, use_cache=True).logits[:, :-1]
+        loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                                 targets[rows].reshape(-1).to(device), ignore_index=-100,
                                                  reduction="sum") / total
         loss.backward()
         value += float(loss.detach())
-    if cache is not None:
-        _prefix_only(cache, leaves)
-        torch.autograd.backward(kv, [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
-                                     for leaf in leaves])
+    torch.autograd.backward(kv, [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves])
     return value
 
 
-def _prefix_only(cache, leaves: list) -> None:
-    """The cache holding only the prefix's keys and values, as the leaves the examples' gradients gather on (each
-    example's forward appends its own; the next example must not read them, nor reach into a freed graph)."""
-    for i, layer in enumerate(cache.layers):
-        layer.keys, layer.values = leaves[2 * i], leaves[2 * i + 1]
+def lr_factor(step: int, steps: int) -> float:
+    """The learning rate's share at `step`: a linear warm-up over the first 5% of steps, then a cosine decay to
+    LR_FLOOR: the last steps settle the weights instead of leaving them where a constant rate's noise put them (the
+    GPU host's claude-code warm start, constant 1e-3: loss flat at ~0.20 from step 200 to 1000)."""
+    warmup = max(1, steps // 20)
+    if step < warmup:
+        return (step + 1) / warmup
+    done = (step - warmup) / max(1, steps - warmup - 1)  # the last step at the floor
+    return LR_FLOOR + (1 - LR_FLOOR) * 0.5 * (1 + math.cos(math.pi * min(1.0, done)))
 
 
 def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,
@@ -200,6 +225,7 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
         raise ValueError(f"model.vocab_size: must equal the tokenizer's vocabulary (got: {model.config.vocab_size} "
                          f"vs {len(tokenizer)}); regenerate with python -m liverl.tiny.generate DIR --agentic")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps))
     model.train()
     losses: list[float] = []
     started = time.monotonic()
@@ -209,6 +235,7 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
         losses.append(step_loss(model, next(stream), device, shared))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sched.step()
         if step % 25 == 0 or step == steps - 1:  # progress, for a run watched from another shell
             print(f"warm_start: step {step + 1}/{steps} loss {losses[-1]:.4f} "
                   f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
