@@ -95,6 +95,32 @@ def test_a_captured_harness_prompt_carries_the_toy_instruction(tokenizer) -> Non
         transcripts.transcripts(1, harness=stale, scaffolds=("ohsdk",))
 
 
+def test_a_fresh_trials_directory_name_replaces_the_captured_one_everywhere() -> None:
+    import random
+    import re
+
+    import liverl
+
+    # the name LiveRL's local environment gives each trial (claude-code writes it into its prompt three times); the
+    # module imports Harbor (its own Python), so its source is read
+    source = (Path(liverl.__file__).parent / "scaffold" / "local_env.py").read_text()
+    assert f'mkdtemp(prefix="{transcripts.WORKDIR_PREFIX}")' in source
+    old = "liverl-localenv-vrsed_xx"
+    captured = {"claude_code": {
+        "instruction": "Write 42.", "tools": [transcripts.shell_tool("Bash")],
+        "messages": [{"role": "system", "content": f"memory at /tmp/{old}/logs (-tmp-{old.replace('_', '-')}-app)"},
+                     {"role": "user", "content": "Write 42."},
+                     {"role": "system", "content": f"Primary working directory: /tmp/{old}/app"}]}}
+    task = transcripts.make_task("file", random.Random(0))
+    same = transcripts.first_request(task, "claude_code", captured)[0]
+    assert sum(old in m["content"] for m in same) == 2  # training keeps the captured prompt (its prefix is shared)
+    messages, tools = transcripts.first_request(task, "claude_code", captured, workdir=random.Random(1))
+    text = json.dumps(messages)
+    names = set(re.findall(r"liverl-localenv-[a-z0-9]{8}", text))
+    assert "vrsed" not in text and len(names) == 1 and text.count(names.pop()) == 3
+    assert messages[1]["content"] == task.instruction and tools == captured["claude_code"]["tools"]
+
+
 @pytest.mark.parametrize(("reply", "command"), [
     ('Writing.\n<tool_call>{"name": "Bash", "arguments": {"command": "echo hi > a.txt"}}</tool_call><|im_end|>',
      "echo hi > a.txt"),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 
 from liverl.tiny.agentic import KINDS, ToyTask, make_task
 
@@ -38,6 +39,9 @@ AGENT_CHAT_TEMPLATE = (
 )
 
 SHELL = {"claude_code": "Bash", "ohsdk": "terminal"}
+# the local environment's temporary directory: tempfile.mkdtemp(prefix=...) in liverl/scaffold/local_env.py, 8 more
+# characters (tests/test_tiny_warm_start.py holds the two equal)
+WORKDIR_PREFIX = "liverl-localenv-"
 SYSTEM = "You are a coding agent working in a shell. Use the tools to complete the task, then say Done."
 
 
@@ -54,8 +58,11 @@ def _assistant(content: str, tool: str | None = None, command: str | None = None
     return msg
 
 
-def first_request(task: ToyTask, scaffold: str, harness: dict | None) -> tuple[list[dict], list[dict]]:
-    """The episode's first request: the captured harness request with the toy instruction, else the stand-in."""
+def first_request(task: ToyTask, scaffold: str, harness: dict | None,
+                  workdir: random.Random | None = None) -> tuple[list[dict], list[dict]]:
+    """The episode's first request: the captured harness request with the toy instruction, else the stand-in. With
+    `workdir`, the local environment's temporary directory in it gets a fresh name, as every trial's does (claude-code
+    names it three times, the SDK in a tool's description)."""
     captured = (harness or {}).get(scaffold)
     if not captured:
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": task.instruction}], \
@@ -65,7 +72,13 @@ def first_request(task: ToyTask, scaffold: str, harness: dict | None) -> tuple[l
         raise ValueError(f"harness.{scaffold}.instruction: not in the captured messages (got: {old[:60]!r}); "
                          "capture again with tests/scaffold/capture_prompts.py")
     messages = [dict(m, content=(m.get("content") or "").replace(old, task.instruction)) for m in captured["messages"]]
-    return messages, list(captured["tools"])
+    tools = list(captured["tools"])
+    if workdir is not None:
+        name = WORKDIR_PREFIX + "".join(workdir.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
+        fresh = json.loads(re.sub(re.escape(WORKDIR_PREFIX) + r"[A-Za-z0-9_-]{8}", name,
+                                  json.dumps({"messages": messages, "tools": tools})))
+        messages, tools = fresh["messages"], fresh["tools"]
+    return messages, tools
 
 
 def transcript(task: ToyTask, scaffold: str, rng: random.Random, noise: float = 0.2,

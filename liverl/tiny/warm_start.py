@@ -168,10 +168,10 @@ def lr_factor(step: int, steps: int) -> float:
 
 def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,
              scaffolds: tuple[str, ...] | None = None, max_new_tokens: int = 160) -> dict:
-    """The warm-started policy's first turn on n fresh toy tasks (another seed than training), sampled at
-    temperature 1 as the rollout samples: the share of replies holding a hermes call of the scaffold's shell tool
-    with a string command (`tool_call_rate`: what RL needs to see at all), and the share whose command is the task's
-    own solution (`solved_rate`)."""
+    """The warm-started policy's first turn on n fresh toy tasks (another seed than training), each with a fresh
+    trial directory name as a trial's prompt has it, sampled at temperature 1 as the rollout samples: the share of
+    replies holding a hermes call of the scaffold's shell tool with a string command (`tool_call_rate`: what RL needs
+    to see at all), and the share whose command is the task's own solution (`solved_rate`)."""
     import torch
 
     rng = random.Random(f"eval-{seed}")
@@ -181,7 +181,7 @@ def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | N
     for i in range(n):
         scaffold = scaffolds[i % len(scaffolds)]
         task = make_task(KINDS[i % len(KINDS)], rng)
-        messages, tools = first_request(task, scaffold, harness)
+        messages, tools = first_request(task, scaffold, harness, workdir=rng)  # a fresh trial's directory name
         text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)], device=device)
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
