@@ -116,13 +116,13 @@ def check_turns(ctx: RunView, key: str) -> list[Finding]:
     loop the same, liverl/scaffold/agent_loop.py): a trial of c calls reads 2c, one that never called a tool 2, so
     a threshold on the raw count never fired (the real claude-code stream: 2.1-2.4 with 91% one-call trials)."""
     c = ctx.cfg.num_turns
-    if ctx.get("scaffold.name") == "single_turn":  # one model call per sample by design, no tools
+    scaffold = ctx.get("scaffold.name", "<scaffold>")
+    if scaffold == "single_turn":  # one model call per sample by design, no tools
         return []
     steps, v = ctx.stream.series(key)
     if key in TURNS:
         v = v / 2.0
     baseline = float(np.median(v[: c.baseline_steps]))
-    scaffold = ctx.get("scaffold.name", "<scaffold>")
     warn = v <= c.collapse_at
     if baseline > 2 * c.collapse_at:
         warn = warn | (v <= c.decline_factor * baseline)
