@@ -90,17 +90,21 @@ def test_a_cached_warm_start_of_another_length_is_done_again(tmp_path: Path, mon
     calls = []
 
     def record(model, out, steps, **kw):  # the warm start itself is tested in tests/test_tiny_warm_start.py
-        calls.append(steps)
+        calls.append((steps, kw["forward"]))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "warm_start.json").write_text(json.dumps({"steps": steps}))
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"]}))
 
     monkeypatch.setattr(warm_start, "warm_start", record)
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 300}))  # an older, shorter one
     files = agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
-    assert calls == [1000] and files["model"] == str(tmp_path / "warm")
+    assert calls == [(1000, "bf16")] and files["model"] == str(tmp_path / "warm")
     agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
-    assert calls == [1000]  # cached now
+    assert calls == [(1000, "bf16")]  # cached now
+    # one of the same length trained under autocast (before the served forward; no "forward" in its report)
+    (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 1000}))
+    agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
+    assert calls == [(1000, "bf16")] * 2
 
 
 def test_the_smokes_result_says_what_the_warm_start_brought(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -142,15 +142,17 @@ def test_the_first_turn_score_reads_a_shell_call_as_the_hermes_parser_would(repl
 
 def test_the_warm_start_reports_its_first_turn_behaviour_on_fresh_tasks(tiny: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
     judged = []
     evaluate = warm_start.evaluate
     monkeypatch.setattr(warm_start, "evaluate", lambda model, *a, **k: judged.append(
-        all(bool((p == p.bfloat16().float()).all()) for p in model.parameters())) or evaluate(model, *a, **k))
+        {p.dtype for p in model.parameters()} == {torch.bfloat16}) or evaluate(model, *a, **k))
     report = warm_start.warm_start(tiny, tmp_path / "ws", steps=2, lr=3e-3, batch_size=2, examples=4, eval_tasks=4)
     turn = json.loads((tmp_path / "ws" / "warm_start.json").read_text())["first_turn"]
     assert turn == report["first_turn"] and turn["tasks"] == 4
     assert 0.0 <= turn["solved_rate"] <= turn["tool_call_rate"] <= 1.0
-    # judged on the weights vLLM serves (bf16, as saved), not on the fp32 weights training ends with
+    # judged as vLLM serves the model (bf16 weights, bf16 compute), not on the fp32 weights training ends with
     assert judged == [True] and turn["weights"] == "bf16"
 
 
@@ -190,3 +192,33 @@ def test_the_learning_rate_warms_up_then_decays_to_its_floor() -> None:
     assert factors[0] < 0.05 and max(factors) == 1.0 and peak == steps // 20 - 1
     assert all(a >= b for a, b in zip(factors[peak:], factors[peak + 1:], strict=False))  # never rises again
     assert factors[-1] == pytest.approx(warm_start.LR_FLOOR)
+
+
+def test_the_served_forward_trains_a_bf16_copy_and_steps_the_fp32_weights(tiny: Path, tokenizer,
+                                                                           tmp_path: Path) -> None:
+    # forward="bf16": the loss and gradient come from the weights as vLLM serves them (bf16), the update lands on the
+    # fp32 weights; the gradient is the fp32 one up to bf16 rounding, not another function's
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    batch = next(warm_start.batches(tokenizer, 4, 2, 0, 0.2)[1])
+    model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+    exact = warm_start.step_loss(model, batch, "cpu")
+    grads = torch.cat([p.grad.flatten() for p in model.parameters()])
+    model.zero_grad()
+    served = copy.deepcopy(model).to(torch.bfloat16)
+    with torch.no_grad():
+        next(served.parameters()).add_(1.0)  # stale: step_served refreshes the copy from the fp32 weights first
+    value = warm_start.step_served(model, served, batch, "cpu")
+    assert {p.dtype for p in served.parameters()} == {torch.bfloat16}
+    assert {p.grad.dtype for p in model.parameters()} == {torch.float32}
+    assert abs(value - exact) < 0.02 * exact
+    mixed = torch.cat([p.grad.flatten() for p in model.parameters()])
+    assert torch.nn.functional.cosine_similarity(mixed, grads, dim=0) > 0.99
+    report = warm_start.warm_start(tiny, tmp_path / "ws", steps=3, lr=3e-3, batch_size=2, examples=4,
+                                   forward="bf16")
+    assert report["forward"] == "bf16" and report["last_loss"] < report["first_loss"]
+    with pytest.raises(ValueError, match="forward: unknown"):
+        warm_start.warm_start(tiny, tmp_path / "ws2", steps=1, forward="fp8")

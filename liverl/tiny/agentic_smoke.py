@@ -36,6 +36,9 @@ SCAFFOLDS = ("claude_code", "ohsdk")
 # claude-code's first request 29.6k tokens, the OpenHands SDK's 19.7k.
 WINDOW = {"prompt": 36864, "response": 2048}
 MAX_POSITIONS = 40960
+# the warm start trains the weights as vLLM serves them (liverl.tiny.warm_start forward="bf16"); a cached one trained
+# otherwise is done again
+FORWARD = "bf16"
 
 
 def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: str) -> dict[str, str]:
@@ -53,12 +56,13 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
         captured = base / "harness.json"
         harness = json.loads(captured.read_text()) if captured.is_file() else None
         warm = base / (f"warm_{scaffold}" if harness else "warm")
-        done = warm / "warm_start.json"  # a warm start of another length is done again
-        if not done.is_file() or json.loads(done.read_text()).get("steps") != warm_steps:
+        done = warm / "warm_start.json"  # a warm start of another length or forward is done again
+        report = json.loads(done.read_text()) if done.is_file() else {}
+        if (report.get("steps"), report.get("forward", "autocast")) != (warm_steps, FORWARD):
             from liverl.tiny.warm_start import warm_start
 
             warm_start(model, warm, steps=warm_steps, harness=harness, scaffolds=(scaffold,) if harness else None,
-                       eval_tasks=32)
+                       eval_tasks=32, forward=FORWARD)
         model = warm
     return {"model": str(model), "train": paths["train"], "val": paths["val"]}
 

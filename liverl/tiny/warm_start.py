@@ -10,6 +10,7 @@ to the tokenizer's), the tokenizer and OUT_DIR/warm_start.json (first and last l
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import random
@@ -29,6 +30,7 @@ LR_FLOOR = 0.1  # the learning rate's last share of its peak (lr_factor)
 # attention-mask elements one forward of tails may build against the shared prefix (step_loss): ~0.75 GB as bool;
 # four of claude-code's ~6k-token tails against its ~30k-token prompt
 MASK_BUDGET = 7.5e8
+FORWARDS = ("autocast", "bf16")  # warm_start(forward=...)
 
 
 def encode(tokenizer, example: dict) -> tuple[list[int], list[int]]:
@@ -98,10 +100,10 @@ def shared_prefix(data: list) -> int:
     return common if common >= MIN_SHARED else 0
 
 
-def step_loss(model, batch, device: str, shared: int = 0):
+def step_loss(model, batch, device: str, shared: int = 0, autocast: bool | None = None):
     """Mean next-token cross-entropy over the batch's trained tokens, its gradient accumulated; returns the loss
-    value. On CUDA the forward runs under bf16 autocast (fp32 weights and optimizer): a harness's ~30k-token prompt
-    then takes the flash-attention kernel instead of fp32 attention.
+    value. On CUDA the forward runs under bf16 autocast unless `autocast` is False (a bf16 model: `forward="bf16"`):
+    a harness's ~30k-token prompt then takes the flash-attention kernel instead of fp32 attention.
 
     With `shared` > 0 the prefix every example shares runs once per step, and the examples' tails run as one batch
     (right-padded: under causal attention no real token sees the padding, which no label reads) against that
@@ -113,18 +115,19 @@ def step_loss(model, batch, device: str, shared: int = 0):
     Without it each example runs whole, alone: no attention mask, no padding."""
     import torch
 
+    cast = device == "cuda" if autocast is None else autocast
     total = sum(int((labels[1:] != -100).sum()) for _, labels in batch)
     if not shared:
         value = 0.0
         for ids, labels in batch:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cast):
                 logits = model(input_ids=ids[None].to(device)).logits[0, :-1]
             loss = torch.nn.functional.cross_entropy(logits.float(), labels[1:].to(device), ignore_index=-100,
                                                      reduction="sum") / total
             loss.backward()
             value += float(loss.detach())
         return value
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cast):
         cache = model(input_ids=batch[0][0][None, :shared].to(device), use_cache=True,
                       logits_to_keep=1).past_key_values
     kv = [t for layer in cache.layers for t in (layer.keys, layer.values)]
@@ -144,7 +147,7 @@ def step_loss(model, batch, device: str, shared: int = 0):
         n = len(tails[rows])
         for i, layer in enumerate(cache.layers):  # the prefix for each tail (views: their gradients sum on the leaves)
             layer.keys, layer.values = (t.expand(n, *t.shape[1:]) for t in leaves[2 * i: 2 * i + 2])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cast):
             logits = model(input_ids=tails[rows].to(device), past_key_values=cache, use_cache=True).logits[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                                  targets[rows].reshape(-1).to(device), ignore_index=-100,
@@ -152,6 +155,22 @@ def step_loss(model, batch, device: str, shared: int = 0):
         loss.backward()
         value += float(loss.detach())
     torch.autograd.backward(kv, [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves])
+    return value
+
+
+def step_served(model, served, batch, device: str, shared: int = 0) -> float:
+    """step_loss on `served`, a bf16 copy of `model` refreshed from its fp32 weights, the copy's gradient handed to
+    the fp32 weights (what AdamW steps): the policy is trained in the numbers vLLM serves it in, not only judged in
+    them. Parameters pair up in order (deepcopy keeps tied embeddings tied)."""
+    import torch
+
+    with torch.no_grad():
+        for copy_, weight in zip(served.parameters(), model.parameters(), strict=True):
+            copy_.copy_(weight)
+    served.zero_grad(set_to_none=True)
+    value = step_loss(served, batch, device, shared, autocast=False)
+    for copy_, weight in zip(served.parameters(), model.parameters(), strict=True):
+        weight.grad = None if copy_.grad is None else copy_.grad.float()
     return value
 
 
@@ -169,7 +188,8 @@ def lr_factor(step: int, steps: int) -> float:
 def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | None = None,
              scaffolds: tuple[str, ...] | None = None, max_new_tokens: int = 160) -> dict:
     """The warm-started policy's first turn on n fresh toy tasks (another seed than training), each with a fresh
-    trial directory name as a trial's prompt has it, sampled at temperature 1 as the rollout samples: the share of
+    trial directory name as a trial's prompt has it, sampled at temperature 1 as the rollout samples, computed in the
+    model's own dtype (no autocast: a bf16 model runs as vLLM and verl's trainer run it): the share of
     replies holding a hermes call of the scaffold's shell tool with a string command (`tool_call_rate`: what RL needs
     to see at all), and the share whose command is the task's own solution (`solved_rate`)."""
     import torch
@@ -184,7 +204,7 @@ def evaluate(model, tokenizer, device: str, n: int, seed: int, harness: dict | N
         messages, tools = first_request(task, scaffold, harness, workdir=rng)  # a fresh trial's directory name
         text = tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)], device=device)
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
+        with torch.no_grad():
             out = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0,
                                  top_k=0, top_p=1.0, pad_token_id=tokenizer.pad_token_id)
         reply = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=False)
@@ -213,9 +233,16 @@ def _shell_command(reply: str, tool: str) -> str | None:
 
 def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, batch_size: int = 16,
                examples: int = 512, seed: int = 0, noise: float = 0.2, harness: dict | None = None,
-               scaffolds: tuple[str, ...] | None = None, eval_tasks: int = 0) -> dict:
+               scaffolds: tuple[str, ...] | None = None, eval_tasks: int = 0, forward: str = "bf16") -> dict:
+    """`forward`: "bf16" (default) runs a bf16 copy of the fp32 weights, as vLLM serves the model (bf16 residual
+    stream and norms too), its gradient applied to the fp32 weights and AdamW states (step_served); "autocast" runs
+    the fp32 weights under bf16 autocast (CUDA; fp32 on CPU), what the warm start did before the served policy was
+    found to act far less than the one it judged."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if forward not in FORWARDS:
+        raise ValueError(f"forward: unknown (got: {forward}); one of {list(FORWARDS)}")
 
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -230,9 +257,12 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
     losses: list[float] = []
     started = time.monotonic()
     shared, stream = batches(tokenizer, examples, batch_size, seed, noise, harness, scaffolds)
+    served = copy.deepcopy(model).to(torch.bfloat16) if forward == "bf16" else None
     for step in range(steps):
         opt.zero_grad()
-        losses.append(step_loss(model, next(stream), device, shared))
+        batch = next(stream)
+        losses.append(step_loss(model, batch, device, shared) if served is None
+                      else step_served(model, served, batch, device, shared))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -240,18 +270,19 @@ def warm_start(model_dir: Path, out: Path, steps: int = 300, lr: float = 1e-3, b
             print(f"warm_start: step {step + 1}/{steps} loss {losses[-1]:.4f} "
                   f"{time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     seconds = round(time.monotonic() - started, 1)
-    # judged on the weights vLLM will serve: rounded to bf16 as saved (the GPU host's claude-code policy called its
-    # tool in 59% of first turns judged on fp32 weights, then in about 10% of its trials' first turns served in bf16)
-    model.to(torch.bfloat16).float()
+    # judged as vLLM serves it: bf16 weights and bf16 compute (the GPU host's claude-code policy called its tool in
+    # 59% of first turns judged on fp32 weights under autocast, then in about 10% of its trials' first turns)
+    model.to(torch.bfloat16)
     scores = evaluate(model, tokenizer, device, eval_tasks, seed, harness, scaffolds) if eval_tasks else None
     if scores:
         scores["weights"] = "bf16"
     out.mkdir(parents=True, exist_ok=True)
-    model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     if (model_dir / "generation_config.json").is_file():
         shutil.copy(model_dir / "generation_config.json", out / "generation_config.json")
-    report = {"steps": steps, "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+    report = {"steps": steps, "forward": forward, "first_loss": losses[0] if losses else None,
+              "last_loss": losses[-1] if losses else None,
               "losses": losses, "device": device, "seconds": seconds, "shared_prefix": shared, "first_turn": scores}
     (out / "warm_start.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -267,6 +298,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--examples", type=int, default=512)
     p.add_argument("--noise", type=float, default=0.2, help="share of transcripts that write a wrong content")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--forward", choices=FORWARDS, default="bf16",
+                   help="bf16: train a bf16 copy of the weights, as vLLM serves them (fp32 weights and optimizer); "
+                   "autocast: the fp32 weights under bf16 autocast")
     p.add_argument("--harness", type=Path, default=None,
                    help="captured harness requests (tests/scaffold/capture_prompts.py): the real prompts")
     p.add_argument("--scaffold", action="append", default=None, help="only these scaffolds' transcripts")
@@ -283,7 +317,7 @@ def main(argv: list[str]) -> int:
     harness = json.loads(a.harness.read_text()) if a.harness else None
     try:
         report = warm_start(a.model, a.out, a.steps, a.lr, a.batch, a.examples, a.seed, a.noise, harness,
-                            tuple(a.scaffold) if a.scaffold else None, a.eval)
+                            tuple(a.scaffold) if a.scaffold else None, a.eval, a.forward)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
