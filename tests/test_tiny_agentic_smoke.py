@@ -82,29 +82,39 @@ def test_scaffold_means_the_harness_for_smoke_and_yes_or_no_for_install(args: li
     assert ("install-scaffold" in install) is installs_scaffold
 
 
-def test_a_cached_warm_start_of_another_length_is_done_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_warm_start_of_another_length_forward_or_host_is_done_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    from liverl.tiny import agentic_smoke, warm_start
+    from liverl.tiny import agentic_smoke, transcripts, warm_start
 
     calls = []
+    host = transcripts.this_host()
 
     def record(model, out, steps, **kw):  # the warm start itself is tested in tests/test_tiny_warm_start.py
-        calls.append((steps, kw["forward"]))
+        calls.append((out.name, steps, kw["forward"]))
         out.mkdir(parents=True, exist_ok=True)
-        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"]}))
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"], "host": host}))
 
     monkeypatch.setattr(warm_start, "warm_start", record)
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 300}))  # an older, shorter one
     files = agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
-    assert calls == [(1000, "bf16")] and files["model"] == str(tmp_path / "warm")
+    assert calls == [("warm", 1000, "autocast")] and files["model"] == str(tmp_path / "warm")
     agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
-    assert calls == [(1000, "bf16")]  # cached now
-    # one of the same length trained under autocast (before the served forward; no "forward" in its report)
-    (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 1000}))
-    agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
-    assert calls == [(1000, "bf16")] * 2
+    assert len(calls) == 1  # cached now
+    # with a captured harness: one warm start per scaffold, each trained as its served policy acted best
+    (tmp_path / "harness.json").write_text(json.dumps({s: {"messages": []} for s in agentic_smoke.SCAFFOLDS}))
+    for scaffold in agentic_smoke.SCAFFOLDS:
+        agentic_smoke.prepare(tmp_path, 4, 1000, False, scaffold)
+    assert calls[1:] == [("warm_claude_code", 1000, "bf16"), ("warm_ohsdk", 1000, "autocast")]
+    # one trained on another machine, or another day: its requests named another kernel or date than this host's
+    report = tmp_path / "warm_claude_code" / "warm_start.json"
+    report.write_text(json.dumps({"steps": 1000, "forward": "bf16", "host": dict(host, os_release="5.15.0-x")}))
+    agentic_smoke.prepare(tmp_path, 4, 1000, False, "claude_code")
+    assert calls[-1] == ("warm_claude_code", 1000, "bf16") and len(calls) == 4
+    agentic_smoke.prepare(tmp_path, 4, 1000, False, "claude_code")
+    assert len(calls) == 4
 
 
 def test_the_smokes_result_says_what_the_warm_start_brought(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -6,6 +6,7 @@ A tiny config (1 layer, hidden 64) so a few CPU steps take about a second.
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -198,8 +199,6 @@ def test_the_served_forward_trains_a_bf16_copy_and_steps_the_fp32_weights(tiny: 
                                                                            tmp_path: Path) -> None:
     # forward="bf16": the loss and gradient come from the weights as vLLM serves them (bf16), the update lands on the
     # fp32 weights; the gradient is the fp32 one up to bf16 rounding, not another function's
-    import copy
-
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -208,7 +207,11 @@ def test_the_served_forward_trains_a_bf16_copy_and_steps_the_fp32_weights(tiny: 
     exact = warm_start.step_loss(model, batch, "cpu")
     grads = torch.cat([p.grad.flatten() for p in model.parameters()])
     model.zero_grad()
-    served = copy.deepcopy(model).to(torch.bfloat16)
+    served = warm_start.served_copy(model)
+    # RoPE's frequencies stay fp32, as vLLM and a model loaded in bf16 hold them: rounded to bf16 (what
+    # model.to(torch.bfloat16) does) the policy trained on the GPU host served 0-2% tool calls where it judged 40%
+    assert served.model.rotary_emb.inv_freq.dtype == torch.float32
+    assert torch.equal(served.model.rotary_emb.inv_freq, model.model.rotary_emb.inv_freq)
     with torch.no_grad():
         next(served.parameters()).add_(1.0)  # stale: step_served refreshes the copy from the fp32 weights first
     value = warm_start.step_served(model, served, batch, "cpu")
@@ -222,3 +225,49 @@ def test_the_served_forward_trains_a_bf16_copy_and_steps_the_fp32_weights(tiny: 
     assert report["forward"] == "bf16" and report["last_loss"] < report["first_loss"]
     with pytest.raises(ValueError, match="forward: unknown"):
         warm_start.warm_start(tiny, tmp_path / "ws2", steps=1, forward="fp8")
+
+
+def test_the_judged_policy_is_the_one_vllm_loads(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the warm start's score is worth what the served model does: the model it judges gives the same logits as the
+    # saved one loaded in bf16 (as verl and vLLM load it), RoPE frequencies included, on a ~30k-token position
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.randint(3, 500, (1, 64))
+    positions = torch.arange(29_000, 29_064)[None]
+    judged = []
+    evaluate = warm_start.evaluate
+
+    def record(model, *a, **k):
+        with torch.no_grad():
+            judged.append(model(input_ids=ids, position_ids=positions).logits.float())
+        return evaluate(model, *a, **k)
+
+    monkeypatch.setattr(warm_start, "evaluate", record)
+    for forward in warm_start.FORWARDS:
+        judged.clear()
+        warm_start.warm_start(tiny, tmp_path / forward, steps=2, lr=3e-3, batch_size=2, examples=4, eval_tasks=1,
+                              forward=forward)
+        served = AutoModelForCausalLM.from_pretrained(tmp_path / forward, dtype=torch.bfloat16)
+        with torch.no_grad():
+            assert torch.equal(served(input_ids=ids, position_ids=positions).logits.float(), judged[0]), forward
+
+
+def test_the_requests_name_this_host_as_a_trials_would() -> None:
+    # what a harness writes about the machine and the moment (claude-code's environment turn, the SDK's system
+    # prompt): the capture's values, replaced by this host's; nothing else changes
+    env = ("# Environment\n - Primary working directory: /tmp/liverl-localenv-abcdefgh/app\n - Platform: linux\n"
+           " - OS Version: Linux 6.18.44-fc-v1252\n - Shell: bash\nToday's date is 2026-12-06.")
+    sdk = "<CURRENT_DATETIME>\nThe current date and time is: 2026-12-06T00:08\n</CURRENT_DATETIME>"
+    captured = {"claude_code": {"instruction": "x", "tools": [], "messages": [
+        {"role": "user", "content": "x"}, {"role": "system", "content": env}]},
+        "ohsdk": {"instruction": "x", "tools": [], "messages": [{"role": "system", "content": sdk}]}}
+    host = {"os_release": "5.15.0-105-generic", "date": "2027-01-31", "datetime": "2027-01-31T23:59"}
+    out = transcripts.as_host(captured, host)
+    assert out["claude_code"]["messages"][1]["content"] == env.replace("6.18.44-fc-v1252", "5.15.0-105-generic") \
+        .replace("2026-12-06", "2027-01-31")
+    assert out["ohsdk"]["messages"][0]["content"] == sdk.replace("2026-12-06T00:08", "2027-01-31T23:59")
+    assert out["claude_code"]["messages"][0] == captured["claude_code"]["messages"][0]
+    assert transcripts.as_host(None, host) is None
+    mine = transcripts.this_host()
+    assert set(mine) == set(transcripts.HOST_FIELDS) and mine["os_release"] == platform.release()

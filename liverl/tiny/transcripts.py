@@ -14,7 +14,9 @@ its messages, with the captured task's instruction replaced by the toy task's, b
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import platform
 import random
 import re
 
@@ -43,6 +45,35 @@ SHELL = {"claude_code": "Bash", "ohsdk": "terminal"}
 # characters (tests/test_tiny_warm_start.py holds the two equal)
 WORKDIR_PREFIX = "liverl-localenv-"
 SYSTEM = "You are a coding agent working in a shell. Use the tools to complete the task, then say Done."
+
+
+# what a harness writes about the machine and the moment into its first request: claude-code's "# Environment" turn
+# names the kernel (`os.release()`) and the day, the OpenHands SDK's system prompt the date and time to the minute.
+# A capture holds the capturing machine's; a trial's request holds its host's (the GPU host: "6.18.44-fc-v1272-gpu"
+# where the capture said "6.18.44-fc-v1252"), and a policy warm-started on the one and served the other acted far
+# less (claude-code: 31% of first turns with a tool call against 48%, judged as served on the GPU host).
+HOST_FIELDS = {
+    "os_release": r"(?<=OS Version: Linux )[^\s\"\\]+",
+    "date": r"(?<=Today's date is )\d{4}-\d{2}-\d{2}",
+    "datetime": r"(?<=The current date and time is: )\d{4}-\d{2}-\d{2}T\d{2}:\d{2}",
+}
+
+
+def this_host(now: datetime.datetime | None = None) -> dict[str, str]:
+    """HOST_FIELDS' values on this machine, now."""
+    now = now or datetime.datetime.now()
+    return {"os_release": platform.release(), "date": now.date().isoformat(),
+            "datetime": now.strftime("%Y-%m-%dT%H:%M")}
+
+
+def as_host(harness: dict | None, host: dict[str, str]) -> dict | None:
+    """The captured requests as `host` would send them: each HOST_FIELDS value in their messages replaced."""
+    if not harness:
+        return harness
+    text = json.dumps(harness)
+    for field, pattern in HOST_FIELDS.items():
+        text = re.sub(pattern, host[field], text)
+    return json.loads(text)
 
 
 def shell_tool(name: str) -> dict:
