@@ -83,10 +83,21 @@ def carried_overrides(run: DictConfig) -> list[str]:
             continue
         if key in raw and ((isinstance(raw[key], str) and "${" in raw[key]) or resolved[key] == value):
             continue
-        # a key the groups do not have was added with Hydra's `+` (LiveRL's tree is struct); verl's subtree is open
-        added = "+" if key not in raw and not key.startswith("verl.") else ""
+        added = "+" if key not in raw and _closed(base, key) else ""
         out.append(f"{added}{key}={hydra_value(value)}")
     return out
+
+
+def _closed(base: DictConfig, key: str) -> bool:
+    """Whether Hydra needs `+` to add `key` to the composed tree: its nearest existing parent is struct (LiveRL's
+    groups are; the `verl` subtree is open, verl's keys being checked against verl's own config instead)."""
+    node = base
+    for part in key.split(".")[:-1]:
+        child = node.get(part) if part in node else None
+        if not isinstance(child, DictConfig):
+            break
+        node = child
+    return bool(OmegaConf.is_struct(node))
 
 
 def run_environment(base: Path) -> dict[str, str]:

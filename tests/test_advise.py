@@ -180,3 +180,13 @@ def test_cofit_row_uses_the_memory_model_when_no_memory_metric(tmp_path: Path) -
     fits = _plan(tmp_path / "fits", "model=qwen3_30b_a3b", "engine=fsdp", "window.prompt=2048", "window.response=2048")
     row = {a.id: a for a in advise.advise(fits, h200)}["moe_cofit"]
     assert row.verdict == "stay" and row.evidence.startswith("MoE predicted to fit")
+
+
+def test_a_carried_key_gets_hydras_plus_where_the_composed_tree_is_closed() -> None:
+    # asked of the composed tree, not of the key's name: LiveRL's groups are struct (a key they lack needs `+`),
+    # verl's subtree is open (a new verl key composes without it)
+    base = advise.compose_liverl([], run_dir="/tmp/run")
+    assert advise._closed(base, "scaffold.harbor.agent_path_prepend")
+    assert advise._closed(base, "brand_new_top_level_key")
+    assert not advise._closed(base, "verl.actor_rollout_ref.rollout.some_new_knob")
+    assert not advise._closed(base, "verl.new_subtree.deeper.knob")
