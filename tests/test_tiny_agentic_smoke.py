@@ -134,3 +134,26 @@ def test_the_smokes_result_says_what_the_warm_start_brought(tmp_path: Path, monk
     assert agentic_smoke.main(["--scaffold", "ohsdk", "--dir", str(tmp_path)]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("LiveRL agentic smoke result: "))
     assert json.loads(line.split(": ", 1)[1])["warm_start"] == turn
+
+
+def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from liverl.tiny import agentic_smoke, warm_start
+
+    def record(model, out, steps, **kw):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
+                                                        "host": agentic_smoke.this_host()}))
+
+    monkeypatch.setattr(warm_start, "warm_start", record)
+    agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
+    note = capsys.readouterr().err
+    assert "no captured first request of claude_code" in note and "tests/scaffold/capture_prompts.py" in note
+    assert str(tmp_path / "harness.json") in note
+    (tmp_path / "harness.json").write_text(json.dumps({"claude_code": {"messages": []}}))
+    agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
+    assert "no captured first request" not in capsys.readouterr().err
+    agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")  # captured for claude-code only
+    assert "no captured first request of ohsdk" in capsys.readouterr().err

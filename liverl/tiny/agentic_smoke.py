@@ -60,6 +60,11 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
     if not dry_run:
         captured = base / "harness.json"
         harness = json.loads(captured.read_text()) if captured.is_file() else None
+        if scaffold not in (harness or {}):
+            print(f"agentic smoke: no captured first request of {scaffold} in {captured}: the warm start trains on a "
+                  f"short stand-in prompt, and the policy meets {scaffold}'s own (~20-30k tokens) only in RL. Capture "
+                  f"it first: PYTHONPATH=$PWD:$PWD/tests/scaffold:$PWD/tests python tests/scaffold/capture_prompts.py "
+                  f"{tiny / 'model'} {captured} (docs/gpu-smoke.md)", file=sys.stderr)
         warm = base / (f"warm_{scaffold}" if harness else "warm")
         forward = FORWARD[scaffold] if harness else "autocast"
         done = warm / "warm_start.json"  # one of another length, forward or host is done again
