@@ -70,9 +70,15 @@ def as_host(harness: dict | None, host: dict[str, str]) -> dict | None:
     """The captured requests as `host` would send them: each HOST_FIELDS value in their messages replaced."""
     if not harness:
         return harness
-    text = json.dumps(harness)
-    for field, pattern in HOST_FIELDS.items():
-        text = re.sub(pattern, host[field], text)
+    return _rewrite(harness, [(pattern, host[field]) for field, pattern in HOST_FIELDS.items()])
+
+
+def _rewrite(obj, subs: list[tuple[str, str]]):
+    """`obj` (captured messages and tools) with each regex `pattern` in its JSON text replaced by `value`: the one way
+    a capture's machine- or trial-specific strings are swapped (as_host, first_request's trial directory)."""
+    text = json.dumps(obj)
+    for pattern, value in subs:
+        text = re.sub(pattern, value, text)
     return json.loads(text)
 
 
@@ -106,8 +112,8 @@ def first_request(task: ToyTask, scaffold: str, harness: dict | None,
     tools = list(captured["tools"])
     if workdir is not None:
         name = WORKDIR_PREFIX + "".join(workdir.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
-        fresh = json.loads(re.sub(re.escape(WORKDIR_PREFIX) + r"[A-Za-z0-9_-]{8}", name,
-                                  json.dumps({"messages": messages, "tools": tools})))
+        trial_dir = re.escape(WORKDIR_PREFIX) + r"[A-Za-z0-9_-]{8}"
+        fresh = _rewrite({"messages": messages, "tools": tools}, [(trial_dir, name)])
         messages, tools = fresh["messages"], fresh["tools"]
     return messages, tools
 
