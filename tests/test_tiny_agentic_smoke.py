@@ -144,9 +144,11 @@ def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
 
     def record(model, out, steps, **kw):
         out.mkdir(parents=True, exist_ok=True)
+        calls.append((out.name, kw["forward"], kw["harness"], kw["scaffolds"]))
         (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
                                                         "host": agentic_smoke.this_host()}))
 
+    calls: list[tuple] = []
     monkeypatch.setattr(warm_start, "warm_start", record)
     agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
     note = capsys.readouterr().err
@@ -155,5 +157,10 @@ def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
     (tmp_path / "harness.json").write_text(json.dumps({"claude_code": {"messages": []}}))
     agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
     assert "no captured first request" not in capsys.readouterr().err
-    agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")  # captured for claude-code only
+    files = agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")  # captured for claude-code only
     assert "no captured first request of ohsdk" in capsys.readouterr().err
+    # what it says is what it does: the SDK gets the stand-in prompt's warm start (warm, autocast; cached from the
+    # first call), not one trained on claude-code's file
+    assert files["model"] == str(tmp_path / "warm")
+    assert calls == [("warm", "autocast", None, None),
+                     ("warm_claude_code", "bf16", {"claude_code": {"messages": []}}, ("claude_code",))]

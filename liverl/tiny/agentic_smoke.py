@@ -47,8 +47,8 @@ HOST_KEYS = ("os_release", "date")
 
 
 def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: str) -> dict[str, str]:
-    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}. With
-    DIR/harness.json (the harnesses' captured first requests: tests/scaffold/capture_prompts.py) the warm start
+    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}. Where
+    DIR/harness.json holds this scaffold's captured first request (tests/scaffold/capture_prompts.py), the warm start
     trains on the scaffold's real prompt (DIR/warm_SCAFFOLD), else on the short stand-in (DIR/warm)."""
     tiny = base / "tiny"
     if not (tiny / "tiny.json").is_file():
@@ -60,7 +60,8 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
     if not dry_run:
         captured = base / "harness.json"
         harness = json.loads(captured.read_text()) if captured.is_file() else None
-        if scaffold not in (harness or {}):
+        if scaffold not in (harness or {}):  # the stand-in prompt, as without the file (warm, autocast)
+            harness = None
             print(f"agentic smoke: no captured first request of {scaffold} in {captured}: the warm start trains on a "
                   f"short stand-in prompt, and the policy meets {scaffold}'s own (~20-30k tokens) only in RL. Capture "
                   f"it first: PYTHONPATH=$PWD:$PWD/tests/scaffold:$PWD/tests python tests/scaffold/capture_prompts.py "
