@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,10 @@ def test_scaffold_means_the_harness_for_smoke_and_yes_or_no_for_install(args: li
     assert ("install-scaffold" in install) is installs_scaffold
 
 
+def NO_CAPTURE(*args) -> list[str]:  # the capture's command where it cannot run (no GPU here): it fails fast
+    return [sys.executable, "-c", "raise SystemExit(3)"]
+
+
 def test_a_cached_warm_start_of_another_length_forward_or_host_is_done_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
@@ -97,6 +102,7 @@ def test_a_cached_warm_start_of_another_length_forward_or_host_is_done_again(
         (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"], "host": host}))
 
     monkeypatch.setattr(warm_start, "warm_start", record)
+    monkeypatch.setattr(agentic_smoke, "capture_command", NO_CAPTURE)
     (tmp_path / "warm").mkdir()
     (tmp_path / "warm" / "warm_start.json").write_text(json.dumps({"steps": 300}))  # an older, shorter one
     files = agentic_smoke.prepare(tmp_path, 4, 1000, False, "ohsdk")
@@ -150,10 +156,13 @@ def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
 
     calls: list[tuple] = []
     monkeypatch.setattr(warm_start, "warm_start", record)
+    monkeypatch.setattr(agentic_smoke, "capture_command", NO_CAPTURE)
     agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
     note = capsys.readouterr().err
-    assert "no captured first request of claude_code" in note and "tests/scaffold/capture_prompts.py" in note
-    assert str(tmp_path / "harness.json") in note
+    # the capture with the served model failed (here: no GPU): it says where its log is, then how to capture on CPU
+    assert f"capture of claude_code's first request failed (exit 3; {tmp_path / 'capture_claude_code.log'})" in note
+    assert "no captured first request of claude_code" in note and "conform.policy=double" in note
+    assert f"conform.capture={tmp_path / 'harness.json'}" in note
     (tmp_path / "harness.json").write_text(json.dumps({"claude_code": {"messages": []}}))
     agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
     assert "no captured first request" not in capsys.readouterr().err
@@ -164,3 +173,35 @@ def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
     assert files["model"] == str(tmp_path / "warm")
     assert calls == [("warm", "autocast", None, None),
                      ("warm_claude_code", "bf16", {"claude_code": {"messages": []}}, ("claude_code",))]
+
+
+@pytest.mark.harbor
+@pytest.mark.slow
+def test_the_smoke_captures_the_harness_prompt_it_warm_starts_on(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # the capture's command as the smoke builds it, its policy swapped for the tests' scripted one (no GPU here to
+    # serve the tiny model): a real OpenHands SDK trial of a generated toy task through LiveRL's proxy
+    import json
+
+    from liverl.tiny import agentic_smoke, warm_start
+
+    calls = []
+
+    def record(model, out, steps, **kw):
+        calls.append((out.name, kw["forward"], kw["harness"], kw["scaffolds"]))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
+                                                        "host": agentic_smoke.this_host()}))
+
+    served = agentic_smoke.capture_command
+    monkeypatch.setattr(agentic_smoke, "capture_command", lambda *a: [
+        "conform.policy=double" if arg == "conform.policy=engine" else arg for arg in served(*a)])
+    monkeypatch.setattr(warm_start, "warm_start", record)
+    files = agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")
+    harness = json.loads((tmp_path / "harness.json").read_text())
+    assert list(harness) == ["ohsdk"] and files["model"] == str(tmp_path / "warm_ohsdk")
+    instructions = {p.read_text().strip() for p in (tmp_path / "tasks").glob("*/instruction.md")}
+    assert harness["ohsdk"]["instruction"] in instructions  # one of the toy tasks the smoke trains on
+    assert calls == [("warm_ohsdk", agentic_smoke.FORWARD["ohsdk"], harness, ("ohsdk",))]
+    agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")  # captured and warm-started once
+    assert len(calls) == 1 and (tmp_path / "capture_ohsdk.log").is_file()

@@ -74,7 +74,7 @@ def test_cli_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.startswith("model:") and "Traceback" not in proc.stderr
 
 
-CAPTURED = {"ohsdk": {  # the shape tests/scaffold/capture_prompts.py writes (synthetic text, not a harness's prose)
+CAPTURED = {"ohsdk": {  # the shape liverl.conform's conform.capture writes (synthetic text, not a harness's prose)
     "instruction": "Write the number 42 into answer.txt.",
     "messages": [{"role": "system", "content": "Harness rules."},
                  {"role": "user", "content": "<ctx>\nWrite the number 42 into answer.txt.\n</ctx>"}],

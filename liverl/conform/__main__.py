@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from liverl.conform import capture
 from liverl.conform.figures import summarise, verdict
 from liverl.conform.run import Policy, run_trials
 from liverl.conform.settings import conform_names, settings
@@ -48,6 +49,15 @@ def main(argv: Sequence[str]) -> int:
     finally:
         if policy.engine is not None:
             policy.engine.shutdown()
+    if s.capture is not None:
+        captured = capture.first_request(trials)
+        if captured is None:
+            print(f"conform.capture: no trial's session received a request, nothing recorded in {s.capture}",
+                  file=sys.stderr)
+        else:
+            capture.record(s.capture, s.scaffold, captured)
+            print(f"captured {s.scaffold}'s first request ({len(captured['messages'])} messages, "
+                  f"{len(captured['tools'])} tools) in {s.capture}", flush=True)
     missed = verdict(figures, s.thresholds)
     conform_ledger.record({"scaffold": s.scaffold, "chat_template_sha256": sha,
                            "chat_template": policy.template_source, "policy": s.policy, "passed": not missed,

@@ -36,6 +36,7 @@ class Settings:
     double: Path
     thresholds: dict[str, float]
     engine: dict[str, Any]
+    capture: Path | None = None
 
 
 def _root_path(value: Any) -> Path:
@@ -97,7 +98,7 @@ def settings(cfg: DictConfig) -> Settings:
                     environment=c["environment"], agent_bin=_root_path(c["agent_bin"]),
                     agent_runtime=_root_path(c["agent_runtime"]), prompt_length=c["prompt_length"],
                     response_length=c["response_length"], double=double, thresholds=dict(c["thresholds"]),
-                    engine=dict(c["engine"]))
+                    engine=dict(c["engine"]), capture=_root_path(c["capture"]) if c["capture"] else None)
 
 
 def conform_names(err: ConfigError) -> ConfigError:

@@ -144,6 +144,8 @@ class Session:
         self._rewrites = 0
         self._lock = asyncio.Lock()
         self._last: tuple[list[dict], list[dict], Any, Turn] | None = None
+        # the agent's first request as it came (messages, tools): what `liverl.conform conform.capture=` records
+        self.first_request: tuple[list[dict], list[dict]] | None = None
 
     @property
     def rewrites(self) -> int:
@@ -193,6 +195,8 @@ class Session:
     async def turn(self, messages: list[dict], tools: list[dict], max_tokens: int | None) -> Turn:
         async with self._lock:
             self.requests += 1
+            if self.first_request is None:
+                self.first_request = (messages, tools)
             last = self._last
             if last is not None and last[0] == messages and last[1] == tools and last[2] == max_tokens:
                 self.retries += 1

@@ -33,7 +33,7 @@ RUNTIME_MOUNT = "/opt/liverl-agent-runtime/openhands-sdk"  # conf/scaffold/ohsdk
 SCAFFOLDS = ("claude_code", "ohsdk")
 # a harness's own system prompt and tool list come first in every request (claude-code's and the SDK's run to
 # thousands of words): a long prompt window, a model whose positions cover it (vLLM refuses a max_model_len above
-# max_position_embeddings). Measured on CPU with this tokenizer (tests/scaffold/capture_prompts.py, the pinned CLIs):
+# max_position_embeddings). Measured on CPU with this tokenizer (liverl.conform conform.capture=, the pinned CLIs):
 # claude-code's first request 29.6k tokens, the OpenHands SDK's 19.7k.
 WINDOW = {"prompt": 36864, "response": 2048}
 MAX_POSITIONS = 40960
@@ -42,14 +42,42 @@ MAX_POSITIONS = 40960
 # calls; a bf16-trained one 44-62%), claude-code's in bf16 (38-56%, on this host's requests; under autocast 6-19%,
 # on the capture's kernel name). The stand-in prompt (no captured harness) trains under autocast.
 FORWARD = {"claude_code": "bf16", "ohsdk": "autocast"}
+# the capture's vLLM gets a fixed KV cache (no start-up profiling; two window-long sequences of the tiny model fit)
+CAPTURE_KV = 2 << 30
+# the same capture where no GPU serves a model: the tests' scripted policy drives the harness (a LiveRL checkout)
+CAPTURE_CPU = ("python", "-m", "liverl.conform", "conform.policy=double", "conform.tasks=1")
 # a cached warm start is done again when these differ from this host's (the request names them: HOST_FIELDS)
 HOST_KEYS = ("os_release", "date")
 
 
+def capture_command(scaffold: str, model: Path, task_dir: Path, out: Path) -> list[str]:
+    """The harness's first request captured from one real trial with `model` served by vLLM (the gate's engine
+    policy, liverl/conform/capture.py): the prompt the warm start trains on, as this host's trials send it."""
+    return [sys.executable, "-m", "liverl.conform", f"scaffold={scaffold}", "conform.policy=engine",
+            "experiment=smoke_tiny", f"model.path={model}", f"conform.task_dir={task_dir}", "conform.tasks=1",
+            "conform.concurrency=1", f"window.prompt={WINDOW['prompt']}", f"window.response={WINDOW['response']}",
+            f"conform.engine.kv_cache_memory_bytes={CAPTURE_KV}", f"conform.capture={out}"]
+
+
+def capture(base: Path, scaffold: str, model: Path, out: Path) -> dict | None:
+    """Run capture_command (log: DIR/capture_SCAFFOLD.log); the harnesses' captures after it, or None."""
+    log = base / f"capture_{scaffold}.log"
+    print(f"agentic smoke: capturing {scaffold}'s first request with the served model (log: {log})", flush=True)
+    with open(log, "w") as f:
+        code = subprocess.call(capture_command(scaffold, model, base / "tasks", out), stdout=f,
+                               stderr=subprocess.STDOUT, cwd=ROOT)
+    held = json.loads(out.read_text()) if out.is_file() else {}
+    if scaffold not in held:
+        print(f"agentic smoke: the capture of {scaffold}'s first request failed (exit {code}; {log})",
+              file=sys.stderr)
+        return None
+    return held
+
+
 def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: str) -> dict[str, str]:
-    """Build what is missing (cached): tiny model, tasks, warm start. Returns {model, train, val}. Where
-    DIR/harness.json holds this scaffold's captured first request (tests/scaffold/capture_prompts.py), the warm start
-    trains on the scaffold's real prompt (DIR/warm_SCAFFOLD), else on the short stand-in (DIR/warm)."""
+    """Build what is missing (cached): tiny model, tasks, harness prompt, warm start. Returns {model, train, val}.
+    The warm start trains on the scaffold's real first request (DIR/harness.json, captured once with the served
+    untrained model: `capture`) in DIR/warm_SCAFFOLD; where no capture can be had, on a short stand-in (DIR/warm)."""
     tiny = base / "tiny"
     if not (tiny / "tiny.json").is_file():
         generate(tiny, vocab=1024, train=2, val=1, agentic=True, max_positions=MAX_POSITIONS)
@@ -60,12 +88,14 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
     if not dry_run:
         captured = base / "harness.json"
         harness = json.loads(captured.read_text()) if captured.is_file() else None
-        if scaffold not in (harness or {}):  # the stand-in prompt, as without the file (warm, autocast)
+        if scaffold not in (harness or {}):
+            harness = capture(base, scaffold, model, captured)
+        if scaffold not in (harness or {}):  # the stand-in prompt (warm, autocast)
             harness = None
             print(f"agentic smoke: no captured first request of {scaffold} in {captured}: the warm start trains on a "
                   f"short stand-in prompt, and the policy meets {scaffold}'s own (~20-30k tokens) only in RL. Capture "
-                  f"it first: PYTHONPATH=$PWD:$PWD/tests/scaffold:$PWD/tests python tests/scaffold/capture_prompts.py "
-                  f"{tiny / 'model'} {captured} (docs/gpu-smoke.md)", file=sys.stderr)
+                  f"it on a CPU machine with the harness installed: {' '.join(CAPTURE_CPU)} scaffold={scaffold} "
+                  f"conform.capture={captured} (docs/gpu-smoke.md)", file=sys.stderr)
         warm = base / (f"warm_{scaffold}" if harness else "warm")
         forward = FORWARD[scaffold] if harness else "autocast"
         done = warm / "warm_start.json"  # one of another length, forward or host is done again

@@ -7,7 +7,7 @@ is the one each harness exposes (claude-code: `Bash`, OpenHands SDK: `terminal`,
 tests/scaffold/conform_double.py drives them). Without a captured harness prompt the system prompt is a short
 stand-in; the harnesses' own are far longer (measured with this tokenizer: about 29.6k prompt tokens for
 claude-code's first request, 19.7k for the OpenHands SDK's). `harness`: {scaffold: {"messages", "tools",
-"instruction"}}, a harness's real first request captured through LiveRL's proxy (tests/scaffold/capture_prompts.py);
+"instruction"}}, a harness's real first request captured through LiveRL's proxy (liverl.conform's conform.capture=FILE);
 its messages, with the captured task's instruction replaced by the toy task's, become the transcript's prompt.
 """
 
@@ -107,7 +107,7 @@ def first_request(task: ToyTask, scaffold: str, harness: dict | None,
     old = captured["instruction"].strip()
     if not any(old in (m.get("content") or "") for m in captured["messages"]):
         raise ValueError(f"harness.{scaffold}.instruction: not in the captured messages (got: {old[:60]!r}); "
-                         "capture again with tests/scaffold/capture_prompts.py")
+                         "capture again with python -m liverl.conform conform.capture=FILE")
     messages = [dict(m, content=(m.get("content") or "").replace(old, task.instruction)) for m in captured["messages"]]
     tools = list(captured["tools"])
     if workdir is not None:

@@ -323,7 +323,7 @@ def main(argv: list[str]) -> int:
                    help="autocast: the fp32 weights under bf16 autocast; bf16: train a bf16 copy of the weights, as "
                    "vLLM serves them (fp32 weights and optimizer)")
     p.add_argument("--harness", type=Path, default=None,
-                   help="captured harness requests (tests/scaffold/capture_prompts.py): the real prompts")
+                   help="captured harness requests (liverl.conform conform.capture=FILE): the real prompts")
     p.add_argument("--scaffold", action="append", default=None, help="only these scaffolds' transcripts")
     p.add_argument("--eval", type=int, default=32, help="fresh tasks whose first turn is sampled after training "
                    "(warm_start.json first_turn: tool_call_rate, solved_rate); 0: none")

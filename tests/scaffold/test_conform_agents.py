@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from harness import REPO
 from tokenizer_fixture import CHAT_TEMPLATE
 
 from liverl.conform.figures import KEYS
+from liverl.tiny.agentic import make_task
+from liverl.tiny.transcripts import first_request
 
 pytestmark = [pytest.mark.harbor, pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
@@ -68,8 +71,21 @@ def test_a_compacting_agent_fails_the_gate_with_the_figures_of_its_script(tokeni
 
 
 def test_openhands_sdk_passes_the_gate(tmp_path: Path) -> None:
-    code, fig, records, out = conform(tmp_path, "scaffold=ohsdk", "conform.policy=double", "conform.tasks=1")
+    held = tmp_path / "harness.json"  # a capture of the other harness is kept
+    other = {"messages": [{"role": "user", "content": "x"}], "tools": [], "instruction": "x"}
+    held.write_text(json.dumps({"claude_code": other}))
+    code, fig, records, out = conform(tmp_path, "scaffold=ohsdk", "conform.policy=double", "conform.tasks=1",
+                                      f"conform.capture={held}")
     assert code == 0, out
+    # conform.capture: the SDK's own first request, which the agentic warm start turns into its toy prompts
+    harness = json.loads(held.read_text())
+    assert harness["claude_code"] == other and "captured ohsdk's first request" in out
+    sdk = harness["ohsdk"]
+    assert sdk["messages"][0]["role"] == "system" and len(sdk["messages"][0]["content"]) > 2000
+    assert SHELL["ohsdk"][0] in {t["function"]["name"] for t in sdk["tools"]}
+    toy = make_task("file", random.Random(0))
+    messages, _ = first_request(toy, "ohsdk", harness, random.Random(0))
+    assert toy.instruction in messages[-1]["content"] and sdk["instruction"] not in json.dumps(messages)
     assert SHELL["ohsdk"][0] == "terminal"  # the tool the double calls is the SDK's own
     assert (fig["trials"], fig["turns"], fig["chains_per_trial"], fig["history_rewrites"]) == (1, TOOL_TURNS, 1.0, 0)
     assert fig["trained_turn_fraction"] == 1.0 and fig["trained_token_fraction"] == 1.0
