@@ -42,7 +42,8 @@ MAX_POSITIONS = 40960
 # calls; a bf16-trained one 44-62%), claude-code's in bf16 (38-56%, on this host's requests; under autocast 6-19%,
 # on the capture's kernel name). The stand-in prompt (no captured harness) trains under autocast.
 FORWARD = {"claude_code": "bf16", "ohsdk": "autocast"}
-# the capture's vLLM gets a fixed KV cache (no start-up profiling; two window-long sequences of the tiny model fit)
+# the capture's vLLM gets a fixed KV cache (no start-up profiling): 2 GiB hold ~2M tokens of the tiny model (1 KiB
+# a token), 53 full 38,912-token windows
 CAPTURE_KV = 2 << 30
 # the same capture where no GPU serves a model: the tests' scripted policy drives the harness (a LiveRL checkout)
 CAPTURE_CPU = ("python", "-m", "liverl.conform", "conform.policy=double", "conform.tasks=1")
