@@ -83,6 +83,22 @@ def test_scaffold_means_the_harness_for_smoke_and_yes_or_no_for_install(args: li
     assert ("install-scaffold" in install) is installs_scaffold
 
 
+def recording(calls: list[tuple]):
+    """A stand-in for warm_start (tested in tests/test_tiny_warm_start.py): notes (folder, forward, harness,
+    scaffolds) in `calls` and writes the report prepare's cache reads, for this host."""
+    import json
+
+    from liverl.tiny.agentic_smoke import this_host
+
+    def record(model, out, steps, **kw):
+        calls.append((out.name, kw["forward"], kw["harness"], kw["scaffolds"]))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
+                                                        "host": this_host()}))
+
+    return record
+
+
 def NO_CAPTURE(*args) -> list[str]:  # the capture's command where it cannot run (no GPU here): it fails fast
     return [sys.executable, "-c", "raise SystemExit(3)"]
 
@@ -148,14 +164,8 @@ def test_the_smoke_says_when_no_captured_prompt_is_there_to_warm_start_on(
 
     from liverl.tiny import agentic_smoke, warm_start
 
-    def record(model, out, steps, **kw):
-        out.mkdir(parents=True, exist_ok=True)
-        calls.append((out.name, kw["forward"], kw["harness"], kw["scaffolds"]))
-        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
-                                                        "host": agentic_smoke.this_host()}))
-
     calls: list[tuple] = []
-    monkeypatch.setattr(warm_start, "warm_start", record)
+    monkeypatch.setattr(warm_start, "warm_start", recording(calls))
     monkeypatch.setattr(agentic_smoke, "capture_command", NO_CAPTURE)
     agentic_smoke.prepare(tmp_path, 4, 2, False, "claude_code")
     note = capsys.readouterr().err
@@ -185,18 +195,11 @@ def test_the_smoke_captures_the_harness_prompt_it_warm_starts_on(tmp_path: Path,
 
     from liverl.tiny import agentic_smoke, warm_start
 
-    calls = []
-
-    def record(model, out, steps, **kw):
-        calls.append((out.name, kw["forward"], kw["harness"], kw["scaffolds"]))
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "warm_start.json").write_text(json.dumps({"steps": steps, "forward": kw["forward"],
-                                                        "host": agentic_smoke.this_host()}))
-
+    calls: list[tuple] = []
     served = agentic_smoke.capture_command
     monkeypatch.setattr(agentic_smoke, "capture_command", lambda *a: [
         "conform.policy=double" if arg == "conform.policy=engine" else arg for arg in served(*a)])
-    monkeypatch.setattr(warm_start, "warm_start", record)
+    monkeypatch.setattr(warm_start, "warm_start", recording(calls))
     files = agentic_smoke.prepare(tmp_path, 4, 2, False, "ohsdk")
     harness = json.loads((tmp_path / "harness.json").read_text())
     assert list(harness) == ["ohsdk"] and files["model"] == str(tmp_path / "warm_ohsdk")
