@@ -91,8 +91,7 @@ def prepare(base: Path, tasks: int, warm_steps: int, dry_run: bool, scaffold: st
         harness = json.loads(captured.read_text()) if captured.is_file() else None
         if scaffold not in (harness or {}):
             harness = capture(base, scaffold, model, captured)
-        if scaffold not in (harness or {}):  # the stand-in prompt (warm, autocast)
-            harness = None
+        if harness is None:  # no capture to be had: the stand-in prompt (warm, autocast)
             print(f"agentic smoke: no captured first request of {scaffold} in {captured}: the warm start trains on a "
                   f"short stand-in prompt, and the policy meets {scaffold}'s own (~20-30k tokens) only in RL. Capture "
                   f"it on a CPU machine with the harness installed: {' '.join(CAPTURE_CPU)} scaffold={scaffold} "
