@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.atomic import write_atomic
 from liverl.secrets import env_scrubber
 
 # the files of a plan, relative to the run directory
@@ -65,9 +66,7 @@ def update_run(run_dir: Path, _transition: dict[str, str] | None = None, **field
     if _transition:
         run["status"] = _transition["status"]
         run["history"].append(_transition)
-    tmp = path.with_name(f"{RUN_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(env_scrubber().scrub(json.dumps(run, indent=2)) + "\n")  # a reason may quote a secret
-    tmp.replace(path)
+    write_atomic(path, env_scrubber().scrub(json.dumps(run, indent=2)) + "\n")  # a reason may quote a secret
 
 
 def recorded_gpu(run_dir: str | os.PathLike) -> dict[str, Any] | None:

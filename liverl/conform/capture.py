@@ -11,10 +11,10 @@ replaced before anything is written.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from liverl.atomic import write_atomic
 from liverl.secrets import scrub
 
 
@@ -33,7 +33,4 @@ def record(path: Path, scaffold: str, captured: dict) -> None:
     """Merge `captured` into the JSON file at `path` under `scaffold` (written whole, then moved into place)."""
     held = json.loads(path.read_text()) if path.is_file() else {}
     held[scaffold] = json.loads(scrub(json.dumps(captured)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(held))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(held))

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from liverl.atomic import write_atomic
+
 LEDGER_ENV = "LIVERL_SMOKE_LEDGER"
 CLUSTER_ENV = "LIVERL_SMOKE_CLUSTER"  # set by a ray_job submit for its job: the cluster as the submit named it
 
@@ -53,12 +55,9 @@ def smoke_key(cfg: DictConfig, address: str | None) -> str:
 def record_smoke_pass(cfg: DictConfig, run_dir: Path, address: str | None) -> None:
     """Remember that a smoke run passed on this scaffold x topology x engine x cluster (official runs need one)."""
     path = ledger_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     ledger = read_ledger()
     ledger[smoke_key(cfg, address)] = {"run_dir": str(run_dir), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ledger, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(ledger, indent=2) + "\n")
 
 
 def record_if_smoke(run_dir: Path, address: str | None) -> bool:

@@ -18,6 +18,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from liverl.atomic import write_atomic
 from liverl.launch.jobs import job_status
 
 LOCK_NAME = ".liverl.lock"
@@ -159,9 +160,7 @@ class RunLock:
             f.write(json.dumps(asdict(self.holder)) + "\n")
 
     def _write(self, path: Path) -> None:
-        tmp = path.with_name(f"{LOCK_NAME}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self.holder)) + "\n")
-        tmp.replace(path)
+        write_atomic(path, json.dumps(asdict(self.holder)) + "\n")
 
     def hand_to_job(self, job_id: str, address: str) -> None:
         """The locks name a Ray job about to be submitted: it adopts them, and they stay until it ends."""

@@ -23,6 +23,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from liverl.atomic import write_atomic
+
 AUTO = "auto"
 ALL_INTERFACES = "0.0.0.0"
 DOCKER_HOST = "host.docker.internal"
@@ -84,8 +86,5 @@ def docker_overlay(harbor: dict[str, Any]) -> str | None:
         return None
     path = Path(str(harbor.get("trials_dir") or "trials")) / "liverl-proxy-host.compose.yaml"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(path)}.tmp")
-        tmp.write_text(OVERLAY)
-        tmp.replace(path)
+        write_atomic(path, OVERLAY)
     return str(path.resolve())
