@@ -37,15 +37,17 @@ gpu_env() {
 
 gpu_peaks() {
   # gpu_peaks CSV: the highest memory.used (MiB) per GPU in "time, gpu, MiB" samples
-  awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$1" 2>/dev/null
+  awk -F', ' '{if ($3 > m[$2]) m[$2] = $3} END {for (g in m) print "  gpu " g ": " m[g]}' "$1" 2>/dev/null || true  # none sampled yet
 }
 
 detach() {
   # detach NAME CMD...: CMD in a new session (setsid: it outlives the call), tagged LIVERL_GPU_TAG=NAME for the memory
-  # sampler, log in $RUNS/NAME.log, "exit-code seconds" in $RUNS/NAME.rc (what `wait` reads). One sampler per host:
+  # sampler, log in $RUNS/NAME.log, "exit-code seconds" in $RUNS/NAME.rc and $RUNS/NAME.started (what `wait` reads:
+  # only what was started here, so another log in $RUNS never keeps it waiting). One sampler per host:
   # a second one doubled every sample (seen when RUNS was cleared while one ran)
   local name=$1; shift
   mkdir -p "$RUNS"
+  touch "$RUNS/$name.started"
   pgrep -f "sample_memory.sh sample" > /dev/null || setsid bash "$0" sample > /dev/null 2>&1 < /dev/null &
   LIVERL_GPU_TAG="$name" LIVERL_SMOKE_LEDGER="$RUNS/$name.ledger.json" setsid bash -c \
     'start=$(date +%s); "${@:2}" > "$1.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1.rc"' \
@@ -65,6 +67,7 @@ case "${1:-}" in
     shift
     gpu_env
     mkdir -p "$RUNS"
+    touch "$RUNS/points-${1:?run|host}.started"
     OUT="$OUT" setsid bash -c 'start=$(date +%s); "$PY" "$0/benchmarks/memory/verl_points.py" "${@:3}" \
         --work "$1/points" > "$1/points-$2.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1/points-$2.rc";
       cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$OUT"/ 2>/dev/null' \
@@ -115,24 +118,28 @@ case "${1:-}" in
       sleep 2
     done ;;
   wait)
-    # wait SECONDS: until every started smoke wrote NAME.rc; a progress line a minute; then the peaks
+    # wait SECONDS: until every started smoke (NAME.started) wrote NAME.rc, looking every 5 s (device time is spent
+    # while this waits); a progress line a minute; then the peaks
     deadline=$(( $(date +%s) + ${2:?SECONDS} ))
+    next=0
     while :; do
-      pending=0
-      for log in "$RUNS"/*.log; do
-        n="${log%.log}"; [ "$(basename "$n")" = generate ] && continue
-        if [ -f "$n.rc" ]; then echo "$(basename "$n"): exit $(cat "$n.rc") (code, seconds)"; else pending=1
-          echo "$(basename "$n"): $(grep -aoE 'step:[0-9]+ -|LiveRL smoke: .*total_training_steps=[0-9]+|Error[A-Za-z]*: .{0,160}' "$log" | tail -1)"
+      pending=0 now=$(date +%s) lines=""
+      for started in "$RUNS"/*.started; do
+        [ -e "$started" ] || continue
+        n="${started%.started}"; log="$n.log"
+        if [ -f "$n.rc" ]; then lines+="$(basename "$n"): exit $(cat "$n.rc") (code, seconds)"$'\n'; else pending=1
+          lines+="$(basename "$n"): $(grep -aoE 'step:[0-9]+ -|LiveRL smoke: .*total_training_steps=[0-9]+|Error[A-Za-z]*: .{0,160}' "$log" 2>/dev/null | tail -1)"$'\n'
         fi
       done
-      [ "$pending" = 0 ] || [ "$(date +%s)" -ge "$deadline" ] && break
-      echo "--- $(date +%T)"; sleep 60
+      if [ "$pending" = 0 ] || [ "$now" -ge "$deadline" ]; then printf '%s' "$lines"; break; fi
+      if [ "$now" -ge "$next" ]; then printf '%s' "$lines"; echo "--- $(date +%T)"; next=$(( now + 60 )); fi
+      sleep $(( deadline - now < 5 ? deadline - now : 5 ))
     done
     echo "peak MiB per GPU (all smokes):"
     gpu_peaks "$RUNS/gpu_mem.csv"
     echo "peak MiB per smoke and GPU (sum of its processes at one sample; pids as nvidia-smi reports them):"
     awk -F', ' '!seen[$1 FS $2]++ {s[$1 FS $5 FS $3] += $4} END {for (k in s) {split(k, a, FS); key = a[2] " on " a[3];
-      if (s[k] > m[key]) m[key] = s[k]} for (k in m) print "  " k ": " m[k]}' "$RUNS/gpu_apps.csv" 2>/dev/null | sort ;;
+      if (s[k] > m[key]) m[key] = s[k]} for (k in m) print "  " k ": " m[k]}' "$RUNS/gpu_apps.csv" 2>/dev/null | sort || true ;;
   bundle)
     # bundle NAME...: metrics files, run.json, the smoke log and checkpoint listing of each run -> $OUT/NAME.tgz
     shift
