@@ -13,8 +13,8 @@ smokes and both conformance runs on the one GPU at once.
   0.016-0.078. Its relaunch resumed from global_step_4 and was writing global_step_5 when the device time ended
   (relaunch.log, from the run's log): metrics.1.jsonl is empty, as a relaunch cut mid-step leaves it.
 
-Later the same day, one H100, the same command for claude-code alone, its warm start (bf16, 1000 steps, 188 s) trained on
-the host's own first request (liverl.tiny.transcripts.as_host; tests/test_gpu_agentic_served_policy.py says why):
+Later the same day, one H100, the same command for claude-code alone, its warm start (bf16, 1000 steps, 188 s) trained
+on the host's own first request (liverl.tiny.transcripts.as_host; tests/test_gpu_agentic_served_policy.py says why):
 - tests/fixtures/gpu_agentic_claude_code_5steps: 4 steps, then a relaunch that resumed from global_step_4 and trained
   step 5; 47-62% of trials a step with two or more model calls, 54% over the run; 98 of 176 first replies called Bash.
 """

@@ -1,7 +1,7 @@
 """benchmarks/gpu/sample_memory.sh wait: it waits for the smokes it started, not for every log in the runs folder.
 
-On the GPU host (2026-12-06) a helper's own log in the same folder, which never gets an exit-code file, kept `wait` going
-for its full time after the smoke had ended: nine of the session's thirty device minutes.
+On the GPU host (2026-12-06) a helper's own log in the same folder, which never gets an exit-code file, kept `wait`
+going for its full time after the smoke had ended: nine of the session's thirty device minutes.
 """
 
 from __future__ import annotations
