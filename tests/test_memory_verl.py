@@ -130,3 +130,29 @@ def test_untied_fsdp2_keeps_no_lm_head_gathered_in_the_log_prob_pass(tmp_path):
     assert spec.lm_head_unit and a.tied is False
     resident = a.total_params() * (4 + 8) + terms.COEF["const"] + 2 * a.hidden
     assert b["phases"]["log_prob"] == int(resident + terms.logprob_logits(spec))
+
+
+def test_a_small_models_verl_peak_is_the_weight_syncs_bucket(tmp_path):
+    """The agentic smoke's tiny model on one H100 (tests/fixtures/gpu_agentic_claude_code_5steps): verl logged 2.08 GiB
+    allocated on every step, with training's own terms a few MiB. The 2 GiB is the weight sync's bucket
+    (checkpoint_engine.update_weights_bucket_megabytes: 2048), which verl's never-reset peak counter keeps in every
+    step's reading. Before the weight-sync phase the model predicted 0.5 GiB (the run's summary.txt)."""
+    run = ROOT / "tests/fixtures/gpu_agentic_claude_code_5steps"
+    from omegaconf import OmegaConf
+
+    cfg, verl = OmegaConf.load(run / "liverl.yaml"), OmegaConf.load(run / "verl.yaml")
+    cfg.model.path = str(run / "model")  # the run's checkpoint config (hidden 256, 2 layers, vocab 771, tied)
+    pred = memory_inputs.predict(cfg, verl)["trainer"]
+    rows = [json.loads(line)["data"] for name in ("metrics.jsonl", "metrics.1.jsonl")
+            for line in (run / name).read_text().splitlines()]
+    measured = max(r["actor/perf/max_memory_allocated_gb"] for r in rows) * 2**30
+    assert pred["peak_phase"] == "weight_sync"
+    assert abs(pred["peak_bytes"] / measured - 1) <= TOLERANCE, (pred["peak_bytes"] / 2**30, measured / 2**30)
+    assert "predicted trainer GPU peak 0.5 of" in (run / "summary.txt").read_text()  # what it said before
+
+
+def test_the_weight_sync_never_sets_the_peak_of_the_stored_large_points(tmp_path):
+    for point in POINTS:
+        cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / point["name"])
+        phases = memory_inputs.predict(cfg, verl)["trainer"]["phases"]
+        assert phases["weight_sync"] < 0.6 * max(phases.values()), (point["name"], phases)

@@ -101,6 +101,17 @@ def attn_implementation(cfg: Any, verl: Any) -> str:
     return str(impl)
 
 
+def sync_bucket_bytes(verl: Any) -> int:
+    """The weight sync's buffers on a trainer GPU. verl's default `naive` checkpoint engine sends through vLLM's
+    BucketedWeightSender: one torch.empty of update_weights_bucket_megabytes on the actor's GPU
+    (verl/workers/rollout/vllm_rollout/vllm_rollout.py:235-240, bucketed_weight_transfer.py:183), freed after each
+    sync (:201-221); the nccl and nixl engines keep a send and a receive buffer of that size
+    (verl/checkpoint_engine/nccl_checkpoint_engine.py:124-125, 169-173)."""
+    engine = _get(verl, "actor_rollout_ref.rollout.checkpoint_engine")
+    megabytes = int(_get(engine, "update_weights_bucket_megabytes", 2048) or 0)
+    return megabytes * 2**20 * (1 if str(_get(engine, "backend", "naive")) == "naive" else 2)
+
+
 def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
     """One trainer GPU's training step, and how many trainer GPUs there are."""
     actor = _get(verl, "actor_rollout_ref.actor")
@@ -123,7 +134,8 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False),
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
-        lm_head_unit=_get(actor, "strategy") == "fsdp2")  # verl/utils/fsdp_utils.py:549-571 (untied only)
+        lm_head_unit=_get(actor, "strategy") == "fsdp2",  # verl/utils/fsdp_utils.py:549-571 (untied only)
+        sync_bucket_bytes=sync_bucket_bytes(verl))
     return spec, gpus
 
 

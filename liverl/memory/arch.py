@@ -126,6 +126,13 @@ class Arch:
     def expert_params(self) -> int:
         return self.moe_layers * 3 * self.experts * self.hidden * self.moe_intermediate
 
+    def largest_tensor_params(self) -> int:
+        """The largest single parameter tensor: the embedding (or LM head), or an MoE layer's fused gate-up experts
+        tensor (experts x 2 x moe_intermediate x hidden, as transformers 5 stores Qwen3-MoE's), which the weight
+        sync gathers whole before splitting it (verl/workers/engine/fsdp/transformer_impl.py:1029-1035)."""
+        fused_experts = 2 * self.experts * self.moe_intermediate * self.hidden if self.moe else 0
+        return max(self.vocab * self.hidden, fused_experts, self.hidden * max(self.intermediate, 1))
+
     # ---- depth ------------------------------------------------------------------------------------
     def with_layers(self, layers: int) -> Arch:
         if layers < 1:

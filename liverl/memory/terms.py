@@ -6,6 +6,11 @@ A step has three phases and its peak is the largest of them (bytes, per GPU):
   backward  resident + root_unsharded + grads so far + saved_activations
             + max(logits(bwd), for each layer kind: layer_comm + layer_recompute_transient)
   optimizer resident_in_step + grads + foreach temporary (one optimizer-state-sized tensor)
+  weight_sync (plans only) the weights sent to vLLM after each update (and once before step 1): the resident
+            parameters and, unless offloaded, the optimizer states (gradients are freed), one whole parameter
+            tensor gathered from its shards, and the sender's bucket (`sync_bucket_bytes`). verl's peak metric
+            (actor/perf/max_memory_allocated_gb, verl/workers/engine_workers.py:219) is the process's high-water
+            mark, never reset, so this phase is in every step's reading; it is the peak only for small models.
   log_prob  (plans only) the forward-only old-log-prob pass, which verl runs with calculate_entropy=True
             (verl/trainer/ppo/v1/trainer_base.py:1653; ray_trainer.py:1300): resident + root_unsharded + layer_comm
             + its log-prob logits; the optimizer states stay resident (the measured step-2 peak is this phase)
@@ -93,6 +98,7 @@ class StepSpec:
     lm_head_unit: bool = False  # verl's FSDP2 wraps an untied lm_head (and embedding) as its own unit
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings)
+    sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
 
 
 def _attn_tok(a: Arch) -> float:
@@ -229,6 +235,10 @@ def breakdown(s: StepSpec) -> dict:
         phases["log_prob"] = (params + masters + optim_fb + COEF["const"] + root_unsharded
                               + max(lp, layers_bwd[worst]["comm"] / 2 + layers_bwd[worst]["transient"]
                                     * (s.logprob_tokens or t) / t))
+    if s.sync_bucket_bytes:
+        whole = a.largest_tensor_params() * s.param_bytes  # one parameter's full_tensor(), on the GPU even offloaded
+        terms["weight_sync_buffers"] = s.sync_bucket_bytes
+        phases["weight_sync"] = params + masters + optim_fb + COEF["const"] + whole + s.sync_bucket_bytes
     peak_phase = max(phases, key=phases.get)
     return {"peak_bytes": int(phases[peak_phase]), "peak_phase": peak_phase,
             "phases": {p: int(v) for p, v in phases.items()},
