@@ -1,6 +1,6 @@
 """Peak GPU memory of one trainer training step (FSDP2, gradient checkpointing, AdamW), term by term.
 
-A step has three phases and its peak is the largest of them (bytes, per GPU):
+A step has these phases and its peak is the largest of them (bytes, per GPU):
 
   forward   resident + root_unsharded + saved_activations + logits(fwd)
   backward  resident + root_unsharded + grads so far + saved_activations
