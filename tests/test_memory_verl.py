@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from liverl.guardrails import memory_inputs
 from liverl.memory import plan, terms
@@ -138,8 +139,6 @@ def test_a_small_models_verl_peak_is_the_weight_syncs_bucket(tmp_path):
     (checkpoint_engine.update_weights_bucket_megabytes: 2048), which verl's never-reset peak counter keeps in every
     step's reading. Before the weight-sync phase the model predicted 0.5 GiB (the run's summary.txt)."""
     run = ROOT / "tests/fixtures/gpu_agentic_claude_code_5steps"
-    from omegaconf import OmegaConf
-
     cfg, verl = OmegaConf.load(run / "liverl.yaml"), OmegaConf.load(run / "verl.yaml")
     cfg.model.path = str(run / "model")  # the run's checkpoint config (hidden 256, 2 layers, vocab 771, tied)
     pred = memory_inputs.predict(cfg, verl)["trainer"]
