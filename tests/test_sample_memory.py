@@ -57,3 +57,16 @@ def test_wait_ends_soon_after_the_smoke_ends(tmp_path: Path) -> None:
     ends.join()
     assert "ag_cc: exit 0 300" in done.stdout
     assert 3 <= took < 15  # not the next whole minute
+
+
+def test_wait_waits_for_a_smoke_whose_log_has_no_step_yet(tmp_path: Path) -> None:
+    # on the GPU host (2026-12-06, tenth session) `wait` returned at once, printing nothing, while the SDK smoke was
+    # still starting: no line of its log matched yet, grep's exit 1 under `set -e -o pipefail` ended the script
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "sdk.started").touch()
+    (runs / "sdk.log").write_text("ray init kwargs: {...}\n")
+    done, took = wait(runs, 3)
+    assert done.returncode == 0, done.stderr
+    assert 3 <= took < 10
+    assert "sdk: " in done.stdout and "peak MiB per GPU" in done.stdout

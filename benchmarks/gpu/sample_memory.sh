@@ -128,7 +128,8 @@ case "${1:-}" in
         [ -e "$started" ] || continue
         n="${started%.started}"; log="$n.log"
         if [ -f "$n.rc" ]; then lines+="$(basename "$n"): exit $(cat "$n.rc") (code, seconds)"$'\n'; else pending=1
-          lines+="$(basename "$n"): $(grep -aoE 'step:[0-9]+ -|LiveRL smoke: .*total_training_steps=[0-9]+|Error[A-Za-z]*: .{0,160}' "$log" 2>/dev/null | tail -1)"$'\n'
+          # `|| true`: a log with no such line yet (a smoke still starting) must not end `wait` under set -e
+          lines+="$(basename "$n"): $(grep -aoE 'step:[0-9]+ -|LiveRL smoke: .*total_training_steps=[0-9]+|Error[A-Za-z]*: .{0,160}' "$log" 2>/dev/null | tail -1 || true)"$'\n'
         fi
       done
       if [ "$pending" = 0 ] || [ "$now" -ge "$deadline" ]; then printf '%s' "$lines"; break; fi
