@@ -109,6 +109,11 @@ def test_without_remove_padding_verl_never_chunks_the_entropy(tmp_path):
     # so the fix that helps names remove-padding: chunking alone would change nothing on this plan
     fixes = [text for text, _ in plan.fix_candidates(spec, plan.H200_BYTES)]
     assert any("use_remove_padding=true" in f for f in fixes) and not any(f.startswith("chunk the") for f in fixes)
+    # and verl agreed: the same shape with the key false peaked as with it true (H100, 2026-12-06)
+    by_name = {p["name"]: p["measured"] for p in POINTS}
+    on, off = by_name["dense7b_fsdp_16k"], by_name["dense7b_fsdp_16k_fused_off"]
+    for key in ("max_memory_allocated_gb", "max_memory_reserved_gb"):
+        assert abs(off[key] / on[key] - 1) < 1e-3, (key, on[key], off[key])
 
 
 @pytest.mark.skipif(not POINTS, reason="no verl points stored yet")
