@@ -7,11 +7,14 @@ signal to that group ends it); then it waits forever. `stop` (Harbor's teardown)
 
 NoCoreutilsEnvironment: an image without GNU coreutils (busybox-like): commands run with a PATH that holds only
 bash, sh and python3, so `stdbuf` and `tee` are missing and no package manager is found.
+
+RecordingEnvironment: the local environment, logging every command run in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -53,3 +56,18 @@ class NoCoreutilsEnvironment(LocalEnvironment):
     async def exec(self, command: str, cwd: str | None = None, env: dict | None = None,
                    timeout_sec: int | None = None, user=None):
         return await super().exec(command, cwd, {**(env or {}), "PATH": str(self.bin)}, timeout_sec, user)
+
+
+class RecordingEnvironment(LocalEnvironment):
+    """The local environment, writing each command it runs as one JSON line to `log_file` (what the agent's set-up
+    and run ask of the sandbox)."""
+
+    def __init__(self, *args, log_file: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log_file = Path(log_file)
+
+    async def exec(self, command: str, cwd: str | None = None, env: dict | None = None,
+                   timeout_sec: int | None = None, user=None):
+        with self.log_file.open("a") as f:
+            f.write(json.dumps(command) + "\n")
+        return await super().exec(command, cwd, env, timeout_sec, user)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import hydra
 import pytest
-from harness import HARBOR_PYTHON, HERE, SAMPLING, harbor_settings, run_sample
+from harness import HARBOR_PYTHON, HERE, SAMPLING, harbor_settings, make_loop, run_sample
 from omegaconf import OmegaConf
 from policy_double import ScriptedPolicy, after_tool_output, tool_call
 from tasks import write_task
@@ -173,3 +173,28 @@ def test_openhands_on_an_image_without_coreutils_fails_at_set_up(tokenizer, tmp_
     results = [json.loads(p.read_text()) for p in (tmp_path / "trials").glob("*/result.json")]
     messages = [(r.get("exception_info") or {}).get("exception_message") or "" for r in results]
     assert any("stdbuf" in m and "coreutils" in m for m in messages), messages
+
+
+def test_openhands_set_up_imports_the_sdk_once_and_records_its_version(tokenizer, tmp_path: Path) -> None:
+    """MountedOpenHandsSDK's runtime check reads the SDK's version in the same import, so Harbor's set-up runs no
+    version command of its own (harbor/agents/installed/base.py:1142): one whole SDK import per trial, not two
+    (on the GPU host set-up was 62 s of a 124 s trial, 32 trials at once on 16 cores)."""
+    log = tmp_path / "commands.jsonl"
+    harbor = harbor_settings(
+        tmp_path, agent_name=None, agent_import_path="liverl.scaffold.harbor_agents:MountedOpenHandsSDK",
+        environment_import_path="odd_envs:RecordingEnvironment", max_retries=0,
+        environment_kwargs={"links": {DEFAULT_RUNTIME_ROOT: str(HARBOR_PYTHON.parents[1])},
+                            "log_file": str(log)})
+    def terminal(prompt: str) -> str:  # the SDK's shell tool
+        return "Done." if after_tool_output(prompt) else tool_call("terminal", command="echo 42 > answer.txt")
+
+    loop = make_loop(tokenizer, ScriptedPolicy(tokenizer, terminal), harbor, prompt_length=400_000)
+    out = run_sample(loop, write_task(tmp_path))
+    assert out.extra_fields["termination_reason"] == "agent_completed" and out.reward_score == 1.0
+    commands = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum("import openhands.sdk" in c for c in commands) == 1, commands
+    installed = subprocess.run([str(HARBOR_PYTHON), "-c", "import importlib.metadata as m; "
+                                "print(m.version('openhands-sdk'))"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    results = [json.loads(p.read_text()) for p in (tmp_path / "trials").glob("*/result.json")]
+    assert [r["agent_info"]["version"] for r in results] == [installed]
