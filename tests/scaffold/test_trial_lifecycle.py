@@ -185,6 +185,7 @@ def test_openhands_set_up_imports_the_sdk_once_and_records_its_version(tokenizer
         environment_import_path="odd_envs:RecordingEnvironment", max_retries=0,
         environment_kwargs={"links": {DEFAULT_RUNTIME_ROOT: str(HARBOR_PYTHON.parents[1])},
                             "log_file": str(log)})
+
     def terminal(prompt: str) -> str:  # the SDK's shell tool
         return "Done." if after_tool_output(prompt) else tool_call("terminal", command="echo 42 > answer.txt")
 
