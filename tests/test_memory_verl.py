@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from liverl.errors import ConfigError
 from liverl.guardrails import memory_inputs
 from liverl.health.streams import read_run
 from liverl.memory import plan, terms
@@ -85,6 +86,34 @@ def test_the_scripts_points_plan(name, tmp_path):
     assert verl.trainer.n_gpus_per_node == 1 and cfg.engine.name == engine
     a = memory_inputs.arch(cfg)
     assert a.layers == verl_points.LAYERS and a.vocab == vocab and (a.experts > 0) == shape.startswith("moe")
+
+
+def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):
+    # the stored refusal: moe35b_fsdp_16k on an H100 (2026-12-06), its log's LiveRL line (verl_points.failure)
+    refused = {f["name"]: f for f in DATA["failed"]}["moe35b_fsdp_16k"]
+    assert refused["exit"] == 2 and refused["reason"].startswith("[memory-fit] trainer GPU memory")
+    log = ("[datasets][INFO] - JAX version 0.11.2 available.\n"
+           f"LiveRL: refusing to launch: {refused['reason']}\n    fix: FSDP2 CPU offload (offload_policy=true)\n")
+    assert verl_points.failure(log) == refused["reason"]
+    assert verl_points.failure("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n") == \
+        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    # planned for an H100 it is refused as at that launch; --allow memory-fit waives the verdict, so the point runs
+    # and verl says whether it runs out
+    name = "moe35b_fsdp_16k"
+    vocab = json.loads((verl_points.ARCHS / "qwen35_35b_a3b.json").read_text())["text_config"]["vocab_size"]
+    hf = verl_points.text_config("moe35b", vocab)
+
+    def plan_h100(*allow: str):
+        args = verl_points.overrides(name, verl_points.POINTS[name], tmp_path / "ckpt", tmp_path / "tiny",
+                                     tmp_path / "run", "dryrun", allow=allow)
+        return _plan([*(a for a in args if not a.startswith(("launcher=", "hydra."))), "gpu=h100"], hf,
+                     tmp_path / "ckpt")
+
+    with pytest.raises(ConfigError) as refusal:
+        plan_h100()
+    assert [p.rule for p in refusal.value.problems] == ["memory-fit"]
+    cfg, _ = plan_h100("memory-fit")
+    assert "memory-fit" in cfg.liverl.allow
 
 
 # --- what verl's non-fused path materialises (liverl/memory/terms.py), read on the stored points' own plans

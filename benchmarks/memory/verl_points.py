@@ -14,6 +14,7 @@ memory sampled every 0.5 s against the host model (liverl.memory.host).
 On the GPU host (the GPU environment of `make install`; `bash benchmarks/gpu/sample_memory.sh points MODE ...`
 runs it detached):
   python benchmarks/memory/verl_points.py run --parallel 2 [--points dense7b_fsdp_16k,moe30b_fsdp_16k,...]
+      [--allow memory-fit]   # on a GPU the plan does not fit: measure whether verl runs out
   python benchmarks/memory/verl_points.py host
 Both merge their points into benchmarks/memory/verl_points.json (--out), which tests/test_memory_verl.py reads.
 On a CPU machine: `python benchmarks/memory/verl_points.py plan --work DIR` writes the configs (no weights) and
@@ -122,7 +123,8 @@ def _weights(out: Path) -> None:
     transformers.GenerationConfig(eos_token_id=cfg.eos_token_id, pad_token_id=0).save_pretrained(out)
 
 
-def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, launcher: str) -> list[str]:
+def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, launcher: str,
+              allow: tuple[str, ...] = ()) -> list[str]:
     shape, window, engine, extra = point
     group = SHAPES[shape][1]
     moe = shape.startswith("moe")
@@ -141,7 +143,8 @@ def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, la
         "verl.actor_rollout_ref.rollout.enforce_eager=false",
         "verl.actor_rollout_ref.rollout.gpu_memory_utilization=0.2",
         f"verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes={KV_CACHE}",
-        "liverl.allow=[checkpoint-save" + (",moe-new-verl,gdn-triton-hopper" if moe else "") + "]",
+        "liverl.allow=[" + ",".join(["checkpoint-save", *(["moe-new-verl", "gdn-triton-hopper"] if moe else []),
+                                     *allow]) + "]",
         f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}", *extra,
     ]
 
@@ -190,7 +193,17 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
 
 
-def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False) -> dict:
+def failure(log: str) -> str | None:
+    """Why a point's run failed, from its log: LiveRL's refusal (exit 2: which rule, and the numbers), else the last
+    error line (an out-of-memory, say)."""
+    lines = log.splitlines()
+    refused = [line.split("refusing to launch: ", 1)[1] for line in lines if "refusing to launch: " in line]
+    errors = [line.strip() for line in lines if "Error:" in line]
+    return (refused or errors or [None])[-1]
+
+
+def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False,
+              allow: tuple[str, ...] = ()) -> dict:
     shape = point[0]
     ckpt = checkpoint(shape, work / "ckpt" / shape, weights=launcher == "local")
     tiny = work / "tiny"
@@ -199,7 +212,7 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
 
         generate(tiny)
     run_dir = work / "runs" / name
-    args = overrides(name, point, ckpt, tiny, run_dir, launcher)
+    args = overrides(name, point, ckpt, tiny, run_dir, launcher, allow)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     sampler = Sampler() if sample_host else None
     if sampler:
@@ -212,6 +225,8 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
     cfg = json.loads((ckpt / "config.json").read_text())
     row = {"name": name, "overrides": [a for a in args if not a.startswith(("hydra.run.dir", "launcher="))],
            "hf_config": cfg, "exit": code, "wall_s": wall}
+    if code != 0:
+        row["reason"] = failure((work / f"{name}.log").read_text(errors="replace"))
     if (ckpt / "params.json").is_file():
         row["checkpoint_params"] = json.loads((ckpt / "params.json").read_text())
     if launcher != "local":
@@ -253,7 +268,8 @@ def merge(out: Path, key: str, rows: list[dict]) -> None:
     data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get(
         "max_memory_allocated_gb")]
     data.setdefault("env", {}).update(environment())
-    data["failed"] = [{"name": r["name"], "exit": r["exit"]} for r in rows if r.get("exit") != 0]
+    data["failed"] = [{"name": r["name"], "exit": r["exit"], "reason": r.get("reason")} for r in rows
+                      if r.get("exit") != 0]
     out.write_text(json.dumps(data, indent=1) + "\n")
 
 
@@ -267,6 +283,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--parallel", type=int, default=1, help="runs at once on the GPU (each vLLM has a fixed cache)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/liverl-verl-points"))
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--allow", default="", help="rules to waive, comma-separated (liverl.allow): e.g. memory-fit, to "
+                    "measure on a smaller GPU a point its plan refuses there (whether verl runs out is the datum)")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     if a.mode == "host":
@@ -281,7 +299,8 @@ def main(argv: list[str]) -> int:
         checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
     launcher = "local" if a.mode == "run" else "dryrun"
     with ThreadPoolExecutor(max_workers=max(1, a.parallel)) as pool:
-        rows = list(pool.map(lambda n: run_point(n, POINTS[n], a.work, launcher), names))
+        allow = tuple(r for r in a.allow.split(",") if r)
+        rows = list(pool.map(lambda n: run_point(n, POINTS[n], a.work, launcher, allow=allow), names))
     if a.mode == "run":
         merge(a.out, "points", rows)
     else:
