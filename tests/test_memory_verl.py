@@ -20,6 +20,7 @@ from liverl.memory import plan, terms
 from liverl.memory.plan import RESERVED_HEADROOM
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
+from liverl.rundir import set_status
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "memory"))
@@ -89,14 +90,22 @@ def test_the_scripts_points_plan(name, tmp_path):
 
 
 def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):
-    # the stored refusal: moe35b_fsdp_16k on an H100 (2026-12-06), its log's LiveRL line (verl_points.failure)
+    # the stored refusal: moe35b_fsdp_16k on an H100 (2026-12-06), the memory-fit line of that launch's log
     refused = {f["name"]: f for f in DATA["failed"]}["moe35b_fsdp_16k"]
     assert refused["exit"] == 2 and refused["reason"].startswith("[memory-fit] trainer GPU memory")
-    log = ("[datasets][INFO] - JAX version 0.11.2 available.\n"
-           f"LiveRL: refusing to launch: {refused['reason']}\n    fix: FSDP2 CPU offload (offload_policy=true)\n")
-    assert verl_points.failure(log) == refused["reason"]
-    assert verl_points.failure("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n") == \
-        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    # verl_points.failure reads the refusal the launcher records (run.json, written as liverl.launch.refusal does)
+    run_dir = tmp_path / "refused"
+    run_dir.mkdir()
+    reason = f"{refused['reason']}\n    fix: FSDP2 CPU offload (offload_policy=true)\nNothing was launched."
+    set_status(run_dir, "refused", reason=reason)
+    assert verl_points.failure(run_dir, "LiveRL: refusing to launch: ...\n") == reason
+    # a run that started and failed: its log's last error line
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    set_status(failed, "failed")
+    oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert verl_points.failure(failed, f"ValueError: an earlier one\n(WorkerDict pid=1) {oom}\n") == \
+        f"(WorkerDict pid=1) {oom}"
     # planned for an H100 it is refused as at that launch; --allow memory-fit waives the verdict, so the point runs
     # and verl says whether it runs out
     name = "moe35b_fsdp_16k"

@@ -193,13 +193,16 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
 
 
-def failure(log: str) -> str | None:
-    """Why a point's run failed, from its log: LiveRL's refusal (exit 2: which rule, and the numbers), else the last
-    error line (an out-of-memory, say)."""
-    lines = log.splitlines()
-    refused = [line.split("refusing to launch: ", 1)[1] for line in lines if "refusing to launch: " in line]
-    errors = [line.strip() for line in lines if "Error:" in line]
-    return (refused or errors or [None])[-1]
+def failure(run_dir: Path, log: str) -> str | None:
+    """Why a point's run failed: the refusal the launcher recorded in run.json (liverl.launch.refusal.refuse: which
+    rule, the numbers, the fix), else the last error line of its log (an out-of-memory, say)."""
+    from liverl.rundir import RUN_JSON
+
+    state = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+    if state.get("status") == "refused":
+        return state.get("reason")
+    errors = [line.strip() for line in log.splitlines() if "Error:" in line]
+    return errors[-1] if errors else None
 
 
 def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False,
@@ -226,7 +229,7 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
     row = {"name": name, "overrides": [a for a in args if not a.startswith(("hydra.run.dir", "launcher="))],
            "hf_config": cfg, "exit": code, "wall_s": wall}
     if code != 0:
-        row["reason"] = failure((work / f"{name}.log").read_text(errors="replace"))
+        row["reason"] = failure(run_dir, (work / f"{name}.log").read_text(errors="replace"))
     if (ckpt / "params.json").is_file():
         row["checkpoint_params"] = json.loads((ckpt / "params.json").read_text())
     if launcher != "local":
