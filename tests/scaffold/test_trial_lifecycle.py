@@ -13,6 +13,7 @@ from pathlib import Path
 
 import hydra
 import pytest
+from conform_double import script_for
 from harness import HARBOR_PYTHON, HERE, SAMPLING, harbor_settings, make_loop, run_sample
 from omegaconf import OmegaConf
 from policy_double import ScriptedPolicy, after_tool_output, tool_call
@@ -185,11 +186,7 @@ def test_openhands_set_up_imports_the_sdk_once_and_records_its_version(tokenizer
         environment_import_path="odd_envs:RecordingEnvironment", max_retries=0,
         environment_kwargs={"links": {DEFAULT_RUNTIME_ROOT: str(HARBOR_PYTHON.parents[1])},
                             "log_file": str(log)})
-
-    def terminal(prompt: str) -> str:  # the SDK's shell tool
-        return "Done." if after_tool_output(prompt) else tool_call("terminal", command="echo 42 > answer.txt")
-
-    loop = make_loop(tokenizer, ScriptedPolicy(tokenizer, terminal), harbor, prompt_length=400_000)
+    loop = make_loop(tokenizer, ScriptedPolicy(tokenizer, script_for("ohsdk")), harbor, prompt_length=400_000)
     out = run_sample(loop, write_task(tmp_path))
     assert out.extra_fields["termination_reason"] == "agent_completed" and out.reward_score == 1.0
     commands = [json.loads(line) for line in log.read_text().splitlines()]
