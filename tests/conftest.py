@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from liverl.health.streams import attempt_files
 from liverl.recipe.build import Build, build
 from liverl.recipe.compose import compose_liverl
 
@@ -55,6 +57,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         skip = pytest.mark.skip(reason="no GPU here (nvidia-smi lists none): run on a GPU host after make install")
         for item in gpu_tests:
             item.add_marker(skip)
+
+
+def metric_rows(run: Path) -> list[dict]:
+    """Each logged step's metrics (verl's FileLogger rows' `data`) of a run directory, over its attempts in order."""
+    return [json.loads(line)["data"] for path in attempt_files(run) for line in path.read_text().splitlines()
+            if line.strip()]
 
 
 def built(*overrides: str) -> Build:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import metric_rows
 
 from liverl import advise
 from liverl.health.analysis import load_thresholds, watch_run
@@ -48,14 +49,9 @@ FIGURES = ("turns", "chains", "trained_turn_fraction", "trained_token_fraction",
 TRIALS = 32  # batch=smoke: 8 prompts x 4 responses
 
 
-def rows(run: Path) -> list[dict]:
-    return [json.loads(line)["data"] for name in ("metrics.jsonl", "metrics.1.jsonl")
-            for line in (run / name).read_text().splitlines() if line.strip()]
-
-
 @pytest.mark.parametrize("run", sorted(COMPLETE))
 def test_every_step_carries_liverls_scaffold_figures_and_verls_agreement(run: str) -> None:
-    for row in rows(COMPLETE[run]):
+    for row in metric_rows(COMPLETE[run]):
         assert all(f"scaffold/{name}/mean" in row for name in FIGURES), row["training/global_step"]
         assert row["scaffold/chains/mean"] == 1.0 and row["scaffold/trained_turn_fraction/mean"] >= 0.95
         # every trial is counted once by the trajectory filter's reasons; none was dropped
@@ -68,7 +64,7 @@ def test_every_step_carries_liverls_scaffold_figures_and_verls_agreement(run: st
 @pytest.mark.parametrize("run", [RUNS["claude_code"], ACTING, SDK_ACTING],
                          ids=["claude_code", "claude_code_5steps", "ohsdk_5steps"])
 def test_five_steps_trained_across_a_resumed_relaunch(run: Path) -> None:
-    assert [r["training/global_step"] for r in rows(run)] == [1, 2, 3, 4, 5]
+    assert [r["training/global_step"] for r in metric_rows(run)] == [1, 2, 3, 4, 5]
     state = json.loads((run / "run.json").read_text())
     assert state["status"] == "succeeded" and state["resume_from"].endswith("checkpoints/global_step_4")
     assert state["gpu"]["name"] == "h100" and state["gpu"]["planned"] == "h200"  # the probe re-judged the plan
@@ -77,7 +73,7 @@ def test_five_steps_trained_across_a_resumed_relaunch(run: Path) -> None:
 
 def test_the_sdks_relaunch_resumed_and_was_cut_mid_step() -> None:
     run = RUNS["ohsdk"]
-    assert [r["training/global_step"] for r in rows(run)] == [1, 2, 3, 4]
+    assert [r["training/global_step"] for r in metric_rows(run)] == [1, 2, 3, 4]
     assert (run / "metrics.1.jsonl").read_text() == ""
     log = (run / "relaunch.log").read_text()
     assert "global_step_4/actor/model_world_size_1_rank_0.pt" in log and "global_step_5" in log
@@ -86,7 +82,7 @@ def test_the_sdks_relaunch_resumed_and_was_cut_mid_step() -> None:
 
 
 def test_the_sdk_policy_acts_over_several_turns_and_claude_codes_does_not() -> None:
-    sdk, claude = rows(RUNS["ohsdk"]), rows(RUNS["claude_code"])
+    sdk, claude = metric_rows(RUNS["ohsdk"]), metric_rows(RUNS["claude_code"])
     assert min(r["scaffold/multi_turn_fraction"] for r in sdk) >= 0.5  # the bar: at least half
     assert max(r["scaffold/multi_turn_fraction"] for r in claude) < 0.5
     assert max(r[SCORE[0]] for r in sdk) > 0.0  # some tasks solved, with partial credit
@@ -109,7 +105,7 @@ def test_watch_reads_verls_turn_count_as_two_per_call_when_liverls_is_absent(tmp
     for name in ("liverl.yaml", "run.json"):
         (run / name).write_text((RUNS["claude_code"] / name).read_text())
     kept = [{"step": r["training/global_step"], "data": {k: v for k, v in r.items() if not k.startswith("scaffold/")}}
-            for r in rows(RUNS["claude_code"])]
+            for r in metric_rows(RUNS["claude_code"])]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
     found = {f.id: f for f in watch_run(run).findings}
     assert found["tool_call_collapse"].metric == "num_turns/mean" and found["tool_call_collapse"].current < 1.5
@@ -127,7 +123,7 @@ def test_advise_cannot_judge_scale_on_a_five_step_smoke(scaffold: str) -> None:
 @pytest.mark.parametrize(("run", "forward"), [(ACTING, "bf16"), (SDK_ACTING, "autocast")],
                          ids=["claude_code_5steps", "ohsdk_5steps"])
 def test_an_acting_policy_makes_half_its_trials_multi_turn_over_five_steps(run: Path, forward: str) -> None:
-    now = rows(run)
+    now = metric_rows(run)
     assert [json.loads(line)["step"] for line in (run / "metrics.1.jsonl").read_text().splitlines()] == [5]
     multi = [r["scaffold/multi_turn_fraction"] for r in now]
     assert sum(multi) / len(multi) >= 0.5  # the bar, over the run's 160 trials
@@ -138,8 +134,8 @@ def test_an_acting_policy_makes_half_its_trials_multi_turn_over_five_steps(run: 
 
 
 def test_claude_codes_warm_start_on_the_hosts_request_more_than_doubled_its_multi_turn_trials() -> None:
-    before = max(r["scaffold/multi_turn_fraction"] for r in rows(RUNS["claude_code"]))
-    assert min(r["scaffold/multi_turn_fraction"] for r in rows(ACTING)) > 2 * before
+    before = max(r["scaffold/multi_turn_fraction"] for r in metric_rows(RUNS["claude_code"]))
+    assert min(r["scaffold/multi_turn_fraction"] for r in metric_rows(ACTING)) > 2 * before
 
 
 @pytest.mark.parametrize("run", [ACTING, SDK_ACTING], ids=["claude_code_5steps", "ohsdk_5steps"])

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import metric_rows
+
 from liverl.health.analysis import watch_run
 from liverl.tiny.agentic_smoke import FORWARD
 
@@ -29,18 +31,13 @@ SDK_BF16 = FIXTURES / "gpu_agentic_ohsdk_bf16"
 BEFORE = {s: FIXTURES / f"gpu_agentic_{s}" for s in ("claude_code", "ohsdk")}  # the run before (autocast warm starts)
 
 
-def rows(run: Path) -> list[dict]:
-    return [json.loads(line)["data"] for name in ("metrics.jsonl", "metrics.1.jsonl") if (run / name).is_file()
-            for line in (run / name).read_text().splitlines() if line.strip()]
-
-
 def mean(run: Path, key: str) -> float:
-    values = [r[key] for r in rows(run)]
+    values = [r[key] for r in metric_rows(run)]
     return sum(values) / len(values)
 
 
 def test_claude_codes_policy_acts_once_warm_started_on_the_hosts_own_requests() -> None:
-    now, before = rows(CLAUDE), rows(BEFORE["claude_code"])
+    now, before = metric_rows(CLAUDE), metric_rows(BEFORE["claude_code"])
     assert [r["training/global_step"] for r in now] == [1, 2, 3]
     assert max(r["scaffold/multi_turn_fraction"] for r in before) < 0.2
     assert min(r["scaffold/multi_turn_fraction"] for r in now) > 0.35
@@ -63,7 +60,7 @@ def test_a_bf16_warm_start_serves_the_sdk_a_policy_whose_calls_parse_less() -> N
     assert FORWARD["ohsdk"] == "autocast"
     per_trial = "scaffold/parse_failures/mean"
     assert mean(SDK_BF16, per_trial) > 2 * mean(BEFORE["ohsdk"], per_trial)
-    assert max(r["scaffold/multi_turn_fraction"] for r in rows(SDK_BF16)) < \
-        min(r["scaffold/multi_turn_fraction"] for r in rows(BEFORE["ohsdk"]))
+    assert max(r["scaffold/multi_turn_fraction"] for r in metric_rows(SDK_BF16)) < \
+        min(r["scaffold/multi_turn_fraction"] for r in metric_rows(BEFORE["ohsdk"]))
     found = {f.id: f for f in watch_run(SDK_BF16).findings}
     assert found["tool_parse_failures"].severity == "CRIT"
