@@ -42,9 +42,7 @@ def _plan(overrides: list[str], hf_config: dict, ckpt: Path):
     return b.liverl, b.verl
 
 
-def test_enough_points_once_there_are_any():
-    if not POINTS:
-        pytest.skip("no verl points stored yet: run benchmarks/memory/verl_points.py run on a GPU host")
+def test_enough_points_stored():
     assert len(POINTS) >= MIN_POINTS, f"only {len(POINTS)} verl points stored; need {MIN_POINTS}: {DATA['failed']}"
 
 
@@ -133,7 +131,6 @@ def _dense(tmp_path, *extra: str):
     return cfg, verl, memory_inputs.plan_inputs(cfg, verl).trainer
 
 
-@pytest.mark.skipif(not POINTS, reason="no verl points stored yet")
 def test_without_remove_padding_verl_never_chunks_the_entropy(tmp_path):
     # fsdp/transformer_impl.py:1489-1492 calls entropy_from_logits on the whole micro-batch; the chunking key
     # (set by the fsdp engine for untied models) is read only on the remove-padding branch (:1397-1405)
@@ -154,7 +151,6 @@ def test_without_remove_padding_verl_never_chunks_the_entropy(tmp_path):
         assert abs(off[key] / on[key] - 1) < 1e-3, (key, on[key], off[key])
 
 
-@pytest.mark.skipif(not POINTS, reason="no verl points stored yet")
 def test_an_sdpa_plan_has_no_flash_attn_cross_entropy(tmp_path):
     # sdpa: no flash-attn, so logprobs_from_logits_v2 keeps an fp32 log-softmax row per token for backward
     _, _, spec = _dense(tmp_path)
@@ -166,7 +162,6 @@ def test_an_sdpa_plan_has_no_flash_attn_cross_entropy(tmp_path):
     assert spec.flash_ce and terms.breakdown(spec)["breakdown"]["logits_forward"] == (2 + 2) * elems
 
 
-@pytest.mark.skipif(not POINTS, reason="no verl points stored yet")
 def test_untied_fsdp2_keeps_no_lm_head_gathered_in_the_log_prob_pass(tmp_path):
     # verl/utils/fsdp_utils.py:549-571: untied embed_tokens and lm_head are their own FSDP2 units, resharded after
     # their forward: the old-log-prob pass holds params, AdamW states, workspace, the final norm and its logits only
