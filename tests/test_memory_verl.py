@@ -194,3 +194,18 @@ def test_the_weight_sync_never_sets_the_peak_of_the_stored_large_points(tmp_path
         cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / point["name"])
         phases = memory_inputs.predict(cfg, verl)["trainer"]["phases"]
         assert phases["weight_sync"] < 0.6 * max(phases.values()), (point["name"], phases)
+
+
+def test_merge_keeps_other_points_failures_and_records_each_points_gpu(tmp_path):
+    # one point per invocation (so a cut-off session keeps what finished): a later invocation must not drop an
+    # earlier invocation's failure of another point, and a point run again replaces its own entries
+    out = tmp_path / "points.json"
+    ok = {"name": "a", "exit": 0, "measured": {"max_memory_allocated_gb": 1.5}}
+    verl_points.merge(out, "points", [{"name": "b", "exit": 2, "reason": "[memory-fit] ..."}])
+    verl_points.merge(out, "points", [ok])
+    data = json.loads(out.read_text())
+    assert [f["name"] for f in data["failed"]] == ["b"] and [p["name"] for p in data["points"]] == ["a"]
+    assert "gpu" in data["points"][0] and "gpu" in data["failed"][0]
+    verl_points.merge(out, "points", [{**ok, "name": "b"}])
+    data = json.loads(out.read_text())
+    assert data["failed"] == [] and sorted(p["name"] for p in data["points"]) == ["a", "b"]

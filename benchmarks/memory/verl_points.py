@@ -267,12 +267,16 @@ def environment() -> dict:
 
 def merge(out: Path, key: str, rows: list[dict]) -> None:
     data = json.loads(out.read_text()) if out.is_file() else {"points": [], "host_points": []}
-    keep = [r for r in data.get(key, []) if r["name"] not in {x["name"] for x in rows}]
-    data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get(
-        "max_memory_allocated_gb")]
-    data.setdefault("env", {}).update(environment())
-    data["failed"] = [{"name": r["name"], "exit": r["exit"], "reason": r.get("reason")} for r in rows
-                      if r.get("exit") != 0]
+    names, env = {x["name"] for x in rows}, environment()
+    keep = [r for r in data.get(key, []) if r["name"] not in names]
+    # each point records the GPU it was measured on (env.gpu is the latest invocation's)
+    data[key] = keep + [{**r, "gpu": env.get("gpu")} for r in rows if r.get("exit") == 0 and r.get(
+        "measured", {}).get("max_memory_allocated_gb")]
+    data.setdefault("env", {}).update(env)
+    # failures of earlier invocations stay until their point is run again (one point per invocation keeps each result)
+    data["failed"] = [f for f in data.get("failed", []) if f["name"] not in names] + [
+        {"name": r["name"], "exit": r["exit"], "reason": r.get("reason"), "gpu": env.get("gpu")} for r in rows
+        if r.get("exit") != 0]
     out.write_text(json.dumps(data, indent=1) + "\n")
 
 
