@@ -7,6 +7,7 @@ Standard library only (but `compile`, which runs where pip is): it runs under th
   gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved] [--have FREEZE]  # pins, one a line
   gpu_env.py plan LOCK --wheelhouse DIR [--system-python PY] --requirements OUT  # what an offline install takes
   gpu_env.py accepted [LOCK] < pip-check-output            # pip check's complaints the lock does not accept (exit 1)
+  gpu_env.py pip-check PYTHON [LOCK]                        # runs PYTHON -m pip check: the same, judged on its lines
   gpu_env.py check LOCK --report REPORT.json               # the registry resolved the lock to itself (exit 1 if not)
 
 A pin may carry one tag, as the first word of a trailing comment:
@@ -198,6 +199,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--requirements", type=Path, required=True, help="write the pins to install here")
     sub.add_parser("accepted").add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent
                                             / "requirements-gpu.lock")
+    pc = sub.add_parser("pip-check")
+    pc.add_argument("python")
+    pc.add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent / "requirements-gpu.lock")
     c = sub.add_parser("check")
     c.add_argument("lock", type=Path)
     c.add_argument("--report", type=Path, required=True)
@@ -216,8 +220,11 @@ def main(argv: list[str]) -> int:
         print("\n".join(f"{n}=={v}" for n, v, _ in chosen))
     elif args.command == "plan":
         return _plan(args)
-    elif args.command == "accepted":
-        lines = [ln for ln in sys.stdin.read().splitlines() if ln.strip() and not ln.startswith("No broken")]
+    elif args.command in ("accepted", "pip-check"):
+        # pip check exits 1 on any complaint, accepted ones too: judged on its lines, never on its exit code
+        text = sys.stdin.read() if args.command == "accepted" else subprocess.run(
+            [args.python, "-m", "pip", "check"], capture_output=True, text=True, check=False).stdout
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("No broken")]
         optional = {norm(n) for n, _, t in read_lock(args.lock) if t == "optional"}
         bad = [ln for ln in lines if not accepted(ln, optional)]
         print("\n".join(bad))

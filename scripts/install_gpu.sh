@@ -31,8 +31,9 @@ else
 fi
 "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation "${from[@]}" -e "$REPO"
 # pip check, but for what the lock accepts (scripts/gpu_env.py ACCEPTED); a venv that sees the system's packages also
-# sees whatever the system's own packages want, which this install does not own: reported, not fatal
-if ! bad=$("$VENV/bin/python" -m pip check 2>&1 | "$PY" "$REPO/scripts/gpu_env.py" accepted); then
+# sees whatever the system's own packages want, which this install does not own: reported, not fatal (judged on pip
+# check's lines: it exits 1 on accepted complaints too)
+if ! bad=$("$PY" "$REPO/scripts/gpu_env.py" pip-check "$VENV/bin/python"); then
   if [[ $kind == system ]]; then
     say "pip check (packages of the system Python included) reports:"$'\n'"$bad"
   else

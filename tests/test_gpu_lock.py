@@ -124,6 +124,28 @@ def test_pip_check_accepts_only_the_veomni_datasets_pin_and_missing_optional_ker
     assert (proc.returncode == 0) == accepted
 
 
+XGRAMMAR = "vllm 0.24.0 requires xgrammar, which is not installed."
+
+
+@pytest.mark.parametrize(("lines", "bad"), [
+    (["veomni 0.1.12 has requirement datasets<=2.21.0,>=2.20.0, but you have datasets 5.2.0."], []),
+    (["vllm 0.24.0 requires flashinfer-python, which is not installed.", XGRAMMAR], [XGRAMMAR]),
+])
+def test_install_judges_pip_check_by_its_lines_not_its_exit_code(tmp_path: Path, lines: list[str],
+                                                                 bad: list[str]) -> None:
+    # the GPU host (2026-12-06): pip check exits 1 for the accepted veomni/datasets complaint, and install_gpu.sh's
+    # pipeline (under pipefail) took that exit code: an empty "pip check reports:". A stand-in for the venv's python
+    # whose `-m pip check` prints these lines and exits 1, as pip does
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{ln}'" for ln in lines) + "\nexit 1\n")
+    python.chmod(0o755)
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "pip-check", str(python)],
+                          capture_output=True, text=True, check=False)
+    assert (proc.returncode, proc.stdout.split("\n")[:-1] if bad else proc.stdout.strip()) == (
+        (1, bad) if bad else (0, ""))
+    assert "gpu_env.py\" pip-check \"$VENV/bin/python\"" in (ROOT / "scripts" / "install_gpu.sh").read_text()
+
+
 def test_a_host_freeze_leaves_its_releases_out_of_the_wheelhouse_and_the_install_takes_them_there(
     tmp_path: Path,
 ) -> None:

@@ -78,9 +78,11 @@ def test_liverl_imports_without_harbor_in_the_trainer_environment() -> None:
     code = ("import sys, liverl.scaffold.agent_loop, liverl.scaffold.traj_filter, "
             "liverl.guardrails.rules.scaffold_imports, liverl.train\n"
             "assert not [m for m in sys.modules if m.split('.')[0] == 'harbor'], 'harbor imported'\n"
-            "import importlib.util; print(importlib.util.find_spec('harbor'))")
+            "import importlib.util; print('harbor spec:', importlib.util.find_spec('harbor'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == "None"  # Harbor is not in this (3.11) environment at all
+    # Harbor is not in the trainer's environment at all; the last line, since imports may print (the GPU host's
+    # VeOmni logs "attention patches applied" to stdout when it is imported)
+    assert out.stdout.strip().splitlines()[-1] == "harbor spec: None", out.stdout[-2000:]
 
 
 def test_planning_judges_the_scaffold_without_importing_it() -> None:
