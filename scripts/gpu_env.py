@@ -88,8 +88,9 @@ def wheel_key(filename: str) -> tuple[str, str] | None:
     return norm(name), version
 
 
-def compile_lock(report: Path) -> str:
-    """The lock from pip's resolution report: every pin, tagged (torch's closure; the optional kernels; sdists)."""
+def compile_lock(report: Path, built: Path | None = None) -> str:
+    """The lock from pip's resolution report: every pin, tagged (torch's closure; the optional kernels; sdists: the
+    pins resolved from `built`, where scripts/gpu_lock.sh puts the wheels it builds from the source-only pins)."""
     from pip._vendor.packaging.requirements import Requirement
 
     installs = {norm(i["metadata"]["name"]): i for i in json.loads(report.read_text())["install"]}
@@ -123,8 +124,11 @@ def compile_lock(report: Path) -> str:
             lines.append(NO_DEPS[name])
             continue
         item = installs[name]
+        url = item["download_info"]["url"]
+        # the registry itself may be a file:// mirror: a built wheel is known by its folder, not by its scheme
+        from_built = built is not None and url.startswith(built.resolve().as_uri() + "/")
         tag = ("torch" if name in torch else "optional" if name in optional
-               else "sdist" if not item["download_info"]["url"].endswith(".whl") else "")
+               else "sdist" if from_built or not url.endswith(".whl") else "")
         lines.append(f"{item['metadata']['name']}=={item['metadata']['version']}" + (f"  # {tag}" if tag else ""))
     return "\n".join(lines) + "\n"
 
@@ -184,7 +188,9 @@ def check(lock: Path, report: Path) -> list[str]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="scripts/gpu_env.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("compile").add_argument("report", type=Path)
+    comp = sub.add_parser("compile")
+    comp.add_argument("report", type=Path)
+    comp.add_argument("--built", type=Path, help="the folder of the wheels built from source-only pins")
     pins = sub.add_parser("pins")
     pins.add_argument("lock", type=Path)
     pins.add_argument("--without", nargs="*", default=[], choices=TAGS[:2])
@@ -207,7 +213,7 @@ def main(argv: list[str]) -> int:
     c.add_argument("--report", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "compile":
-        print(compile_lock(args.report), end="")
+        print(compile_lock(args.report, args.built), end="")
     elif args.command == "pins":
         chosen = [(n, v, t) for n, v, t in read_lock(args.lock) if t not in args.without]
         chosen = [x for x in chosen if not (args.sdist and x[2] != "sdist") and not (args.binary and x[2] == "sdist")]

@@ -31,7 +31,7 @@ case ${1:-} in
   lock)
     "$PY" "$REPO/scripts/gpu_env.py" pins "$LOCK" --resolved >"$work/constraints.txt"
     resolve "$work/report.json" -r "$REPO/requirements-gpu.in" -c "$work/constraints.txt"
-    { sed -n '/^#/!q;p' "$LOCK"; "$PY" "$REPO/scripts/gpu_env.py" compile "$work/report.json"; } >"$work/lock"
+    { sed -n '/^#/!q;p' "$LOCK"; "$PY" "$REPO/scripts/gpu_env.py" compile "$work/report.json" --built "$work/sdist"; } >"$work/lock"
     mv "$work/lock" "$LOCK"
     exec "$0" check ;;
   *) echo "usage: $0 check|lock" >&2; exit 2 ;;
