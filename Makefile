@@ -69,8 +69,11 @@ lint: ## ruff over the code; lint-imports: the layering in .importlinter (no cyc
 validate: ## every preset through every guardrail, structure-only (exit 1 = warnings only, which passes)
 	$(PY) -m liverl.check --structure-only --all || [ $$? -eq 1 ]
 
-test: lint validate ## the whole suite (tests marked gpu run where a GPU is present)
-	$(PY) -m pytest -q
+# a GPU host runs the suite on half its cores (pytest-xdist, in the GPU lock; each file on one worker); CI, with no
+# GPU, in one process as before. TEST_WORKERS=1: one process anywhere
+TEST_WORKERS ?= $(if $(GPU),$(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 ))),1)
+test: lint validate ## the whole suite (tests marked gpu run where a GPU is present; a GPU host: TEST_WORKERS workers)
+	$(PY) -m pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 goldens: ## rewrite tests/golden/ and FAIL (review `git diff tests/golden`, commit the goldens alone); refused under CI
 	LIVERL_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_matrix.py

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
+import os
 import re
 import subprocess
 import sys
@@ -238,3 +240,46 @@ def test_a_venv_made_from_a_venv_python_sees_that_pythons_packages(tmp_path: Pat
                     "--without-pip"], check=True)
     assert subprocess.run([str(alone / "bin" / "python"), "-c", "import system_torch_stand_in"],
                           capture_output=True, check=False).returncode != 0
+
+
+def test_make_lock_tags_only_the_pins_it_built_from_source_as_sdist(tmp_path: Path) -> None:
+    # the development machine's registry is a file:// mirror: every wheel's URL is file://, so the tag cannot come
+    # from the scheme (the first `make lock` with pytest-xdist tagged dozens of registry wheels sdist, lost antlr4's)
+    built = tmp_path / "work" / "sdist"
+
+    def pin(name: str, url: str, requested: bool = True) -> dict:
+        return {"metadata": {"name": name, "version": "1.0", "requires_dist": []}, "requested": requested,
+                "download_info": {"url": url}}
+
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"install": [
+        pin("torch", "https://files.example/torch-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"),
+        pin("antlr4-python3-runtime", (built / "antlr4_python3_runtime-1.0-py3-none-any.whl").as_uri()),
+        pin("pytest-xdist", "file:///opt/pypi/simple/pytest-xdist/pytest_xdist-1.0-py3-none-any.whl"),
+        pin("func-timeout", "https://files.example/func_timeout-1.0.tar.gz"),
+    ]}))
+    tags = {line.split("==")[0]: line.partition("#")[2].strip()
+            for line in gpu_env.compile_lock(report, built).splitlines() if "==" in line}
+    assert tags["antlr4-python3-runtime"] == "sdist" and tags["func-timeout"] == "sdist"
+    assert tags["pytest-xdist"] == "" and tags["torch"] == "torch"
+
+
+@pytest.mark.parametrize(("gpus", "cores", "workers"), [(1, 16, 8), (8, 128, 64), (1, 2, None), (0, 16, None)])
+def test_make_test_spreads_the_suite_over_workers_only_on_a_gpu_host(tmp_path: Path, gpus: int, cores: int,
+                                                                     workers: int | None) -> None:
+    # the GPU host's serial suite ran 197 of 867 tests in 9.6 minutes: longer than a session's device time allows.
+    # There `make test` runs it with pytest-xdist (in the GPU lock), each file on one worker; CI (no GPU) as before
+    from test_tiny_smoke import fake_nvidia_smi
+
+    fake_nvidia_smi(tmp_path, gpus)
+    (tmp_path / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
+    (tmp_path / "nproc").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("GPU", None)
+    env.pop("TEST_WORKERS", None)
+    out = subprocess.run(["make", "-n", "test"], cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    pytest_line = next(line for line in out.splitlines() if "-m pytest" in line).split()
+    assert pytest_line[pytest_line.index("pytest"):] == (
+        ["pytest", "-q", "-n", str(workers), "--dist", "loadfile"] if workers else ["pytest", "-q"])
+    if workers:
+        assert {"pytest-xdist", "execnet"} <= {norm(n) for n, _, _ in gpu_env.read_lock(LOCK)}
