@@ -3,11 +3,11 @@
 
 Standard library only (but `compile`, which runs where pip is): it runs under the bare Python 3.12 that builds the venv.
 
-  gpu_env.py compile REPORT.json > requirements-gpu.lock   # from pip's resolution report (the lock's head says how)
+  gpu_env.py compile REPORT.json [--built DIR] > requirements-gpu.lock  # from pip's resolution report (the lock's head says how)
   gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved] [--have FREEZE]  # pins, one a line
   gpu_env.py plan LOCK --wheelhouse DIR [--system-python PY] --requirements OUT  # what an offline install takes
-  gpu_env.py accepted [LOCK] < pip-check-output            # pip check's complaints the lock does not accept (exit 1)
-  gpu_env.py pip-check PYTHON [LOCK]                        # runs PYTHON -m pip check: the same, judged on its lines
+  gpu_env.py pip-check PYTHON [LOCK]   # PYTHON -m pip check's complaints the lock does not accept (exit 1), judged on its
+                                       # lines: pip check exits 1 on accepted complaints too
   gpu_env.py check LOCK --report REPORT.json               # the registry resolved the lock to itself (exit 1 if not)
 
 A pin may carry one tag, as the first word of a trailing comment:
@@ -118,6 +118,8 @@ def compile_lock(report: Path, built: Path | None = None) -> str:
     roots = [(n, tuple(i.get("requested_extras") or ())) for n, i in installs.items() if i.get("requested")]
     torch = {n for n in closure([("torch", ())]) if n == "torch" or n.startswith(TORCH_BINARIES[1:])}
     optional = set(installs) - closure(roots, stop=frozenset(OPTIONAL_ROOTS))  # reached only through them
+    # the registry itself may be a file:// mirror: a built wheel is known by its folder, not by its scheme
+    built_uri = built.resolve().as_uri() + "/" if built is not None else None
     lines = []
     for name in sorted([*installs, *NO_DEPS]):
         if name not in installs:
@@ -125,8 +127,7 @@ def compile_lock(report: Path, built: Path | None = None) -> str:
             continue
         item = installs[name]
         url = item["download_info"]["url"]
-        # the registry itself may be a file:// mirror: a built wheel is known by its folder, not by its scheme
-        from_built = built is not None and url.startswith(built.resolve().as_uri() + "/")
+        from_built = built_uri is not None and url.startswith(built_uri)
         tag = ("torch" if name in torch else "optional" if name in optional
                else "sdist" if from_built or not url.endswith(".whl") else "")
         lines.append(f"{item['metadata']['name']}=={item['metadata']['version']}" + (f"  # {tag}" if tag else ""))
@@ -203,8 +204,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--wheelhouse", type=Path, required=True)
     p.add_argument("--system-python")
     p.add_argument("--requirements", type=Path, required=True, help="write the pins to install here")
-    sub.add_parser("accepted").add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent
-                                            / "requirements-gpu.lock")
     pc = sub.add_parser("pip-check")
     pc.add_argument("python")
     pc.add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent / "requirements-gpu.lock")
@@ -226,10 +225,9 @@ def main(argv: list[str]) -> int:
         print("\n".join(f"{n}=={v}" for n, v, _ in chosen))
     elif args.command == "plan":
         return _plan(args)
-    elif args.command in ("accepted", "pip-check"):
+    elif args.command == "pip-check":
         # pip check exits 1 on any complaint, accepted ones too: judged on its lines, never on its exit code
-        text = sys.stdin.read() if args.command == "accepted" else subprocess.run(
-            [args.python, "-m", "pip", "check"], capture_output=True, text=True, check=False).stdout
+        text = subprocess.run([args.python, "-m", "pip", "check"], capture_output=True, text=True, check=False).stdout
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("No broken")]
         optional = {norm(n) for n, _, t in read_lock(args.lock) if t == "optional"}
         bad = [ln for ln in lines if not accepted(ln, optional)]

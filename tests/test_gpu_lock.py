@@ -120,10 +120,19 @@ def test_a_full_wheelhouse_installs_every_pin_from_itself(tmp_path: Path) -> Non
     ("vllm 0.24.0 requires xgrammar, which is not installed.", False),
     ("verl 0.9.1 has requirement transformers<5.11, but you have transformers 5.17.0.", False),
 ])
-def test_pip_check_accepts_only_the_veomni_datasets_pin_and_missing_optional_kernels(line: str, accepted: bool) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "accepted"], input=line + "\n",
+def test_pip_check_accepts_only_the_veomni_datasets_pin_and_missing_optional_kernels(tmp_path: Path, line: str,
+                                                                                   accepted: bool) -> None:
+    assert (pip_check(tmp_path, [line]).returncode == 0) == accepted
+
+
+def pip_check(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess:
+    """`gpu_env.py pip-check` on a stand-in for the venv's python whose `-m pip check` prints `lines` and exits 1, as
+    pip does for any complaint."""
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{ln}'" for ln in lines) + "\nexit 1\n")
+    python.chmod(0o755)
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "pip-check", str(python)],
                           capture_output=True, text=True, check=False)
-    assert (proc.returncode == 0) == accepted
 
 
 XGRAMMAR = "vllm 0.24.0 requires xgrammar, which is not installed."
@@ -136,13 +145,8 @@ XGRAMMAR = "vllm 0.24.0 requires xgrammar, which is not installed."
 def test_install_judges_pip_check_by_its_lines_not_its_exit_code(tmp_path: Path, lines: list[str],
                                                                  bad: list[str]) -> None:
     # the GPU host (2026-12-06): pip check exits 1 for the accepted veomni/datasets complaint, and install_gpu.sh's
-    # pipeline (under pipefail) took that exit code: an empty "pip check reports:". A stand-in for the venv's python
-    # whose `-m pip check` prints these lines and exits 1, as pip does
-    python = tmp_path / "python"
-    python.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(f"'{ln}'" for ln in lines) + "\nexit 1\n")
-    python.chmod(0o755)
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "pip-check", str(python)],
-                          capture_output=True, text=True, check=False)
+    # pipeline (under pipefail) took that exit code: an empty "pip check reports:"
+    proc = pip_check(tmp_path, lines)
     assert (proc.returncode, proc.stdout.split("\n")[:-1] if bad else proc.stdout.strip()) == (
         (1, bad) if bad else (0, ""))
     assert "gpu_env.py\" pip-check \"$VENV/bin/python\"" in (ROOT / "scripts" / "install_gpu.sh").read_text()
