@@ -3,11 +3,12 @@
 
 Standard library only (but `compile`, which runs where pip is): it runs under the bare Python 3.12 that builds the venv.
 
-  gpu_env.py compile REPORT.json [--built DIR] > requirements-gpu.lock  # from pip's resolution report (the lock's head says how)
+  gpu_env.py compile REPORT.json [--built DIR] > requirements-gpu.lock  # from pip's resolution report (the lock's
+                                                                        # head says how; DIR: wheels built from sdists)
   gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved] [--have FREEZE]  # pins, one a line
   gpu_env.py plan LOCK --wheelhouse DIR [--system-python PY] --requirements OUT  # what an offline install takes
-  gpu_env.py pip-check PYTHON [LOCK]   # PYTHON -m pip check's complaints the lock does not accept (exit 1), judged on its
-                                       # lines: pip check exits 1 on accepted complaints too
+  gpu_env.py pip-check PYTHON [LOCK]   # PYTHON -m pip check's complaints the lock does not accept (exit 1), judged
+                                       # on its lines: pip check exits 1 on accepted complaints too
   gpu_env.py check LOCK --report REPORT.json               # the registry resolved the lock to itself (exit 1 if not)
 
 A pin may carry one tag, as the first word of a trailing comment:
