@@ -5,7 +5,7 @@ conf/engine/*.yaml, liverl/guardrails/rules/)."""
 
 from __future__ import annotations
 
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from liverl.errors import ConfigError
 from liverl.guardrails import memory_inputs
-from liverl.guardrails.verl_keys import in_flight_cap
+from liverl.guardrails.verl_keys import MOE_IMPL_KEY, QUACK_MOE_IMPLS, in_flight_cap, trainer_imports
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
 
@@ -168,6 +168,27 @@ def test_the_sync_trainer_imports_resolve_and_transferqueue_is_pinned() -> None:
     assert "trainer-imports" not in {f.rule for f in built("topology=1node").findings}
     pins = dict(line.split("==") for line in (REPO / "requirements.lock").read_text().split() if "==" in line)
     assert pins["TransferQueue"] == metadata.version("TransferQueue")
+
+
+def test_veomni_moe_experts_run_on_triton_and_a_quack_kernel_makes_quack_an_import_of_the_plan() -> None:
+    # verl's default moe_implementation `fused` is VeOmni's alias for fused_quack on a GPU (veomni
+    # arguments_types.py:1257-1268), whose kernel imports `quack`: the GPU host's first VeOmni MoE run (2026-12-07)
+    # died building the model on "No module named 'quack'" (quack-kernels is an optional pin of the GPU lock)
+    v = built("experiment=sync_1node_cc").verl
+    assert OmegaConf.select(v, MOE_IMPL_KEY) == "fused_triton"
+    assert v.actor_rollout_ref.ref.veomni.moe_implementation == "fused_triton"  # the ref follows the actor's key
+    assert trainer_imports(v, "sync") == ("transfer_queue",)
+    for impl in QUACK_MOE_IMPLS:
+        b = built("experiment=sync_1node_cc", f"verl.{MOE_IMPL_KEY}={impl}")
+        assert trainer_imports(b.verl, "sync") == ("transfer_queue", "quack")
+        found = [f for f in b.findings if f.rule == "trainer-imports"]
+        if util.find_spec("quack") is None:  # the CPU environment, and a GPU host without the optional pins
+            assert [(f.got, f.severity) for f in found] == [("quack", "WARN")], found
+            assert f"{MOE_IMPL_KEY}=fused_triton" in found[0].fix and "quack is not installed" in found[0].message
+        else:
+            assert found == []
+    # FSDP has no VeOmni kernel to import (its verl config has no such key: verl-unknown-key)
+    assert trainer_imports(built("experiment=sync_1node_cc", "engine=fsdp").verl, "sync") == ("transfer_queue",)
 
 
 # --- 7. sync_1node_cc follows the document's MoE rule

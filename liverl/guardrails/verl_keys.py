@@ -64,13 +64,34 @@ def named_batch(name: str) -> tuple[int, int] | None:
     return int(group.train_bsz), int(group.n_resp_per_prompt)
 
 
+# VeOmni's MoE kernel (actor_rollout_ref.actor.veomni.moe_implementation; the ref follows the actor's): verl's
+# default `fused` is VeOmni's deprecated alias for `fused_quack` on a GPU (veomni/arguments/arguments_types.py:
+# 1253-1268), whose kernel imports the `quack` package (veomni/ops/kernels/moe/__init__.py:237, quack_gemm.py:28) and
+# needs SM90+; `fused_triton` (VeOmni's own default) needs only Triton, SM70+
+MOE_IMPL_KEY = "actor_rollout_ref.actor.veomni.moe_implementation"
+QUACK_MOE_IMPLS = ("fused", "fused_quack")
+# why each module trainer_imports names is imported, and the fix when it is missing
+IMPORT_REASONS = {
+    "transfer_queue": ("verl's sync trainer (v1 task runner) imports it at start: trainer/main_ppo.py:137",
+                       "make install (requirements.lock pins TransferQueue), or verl.trainer.use_v1=false"),
+    "quack": (f"VeOmni's MoE experts import it as the model is built when {MOE_IMPL_KEY} is fused or fused_quack; "
+              "VeOmni resolves fused to fused_quack on a GPU: veomni/arguments/arguments_types.py:1257-1268",
+              f"{MOE_IMPL_KEY}=fused_triton (the engine=veomni default), or install quack-kernels (pinned in "
+              "requirements-gpu.lock, optional there) on every node"),
+}
+
+
 def trainer_imports(verl_cfg: DictConfig, mode: str) -> tuple[str, ...]:
-    """Modules the chosen trainer imports at run time beyond verl itself: the synchronous entry's v1 task runner
-    (trainer.use_v1, default true) imports transfer_queue (verl trainer/main_ppo.py:137, package TransferQueue,
-    verl's verl-core extra)."""
+    """Modules the chosen trainer imports at run time beyond verl itself (IMPORT_REASONS says why): the synchronous
+    entry's v1 task runner (trainer.use_v1, default true) imports transfer_queue (package TransferQueue, verl's
+    verl-core extra); VeOmni's quack MoE kernel imports quack."""
+    modules = []
     if mode == "sync" and OmegaConf.select(verl_cfg, "trainer.use_v1", default=True):
-        return ("transfer_queue",)
-    return ()
+        modules.append("transfer_queue")
+    if OmegaConf.select(verl_cfg, "model_engine") == "veomni" and \
+            OmegaConf.select(verl_cfg, MOE_IMPL_KEY, default="fused") in QUACK_MOE_IMPLS:
+        modules.append("quack")
+    return tuple(modules)
 
 
 def in_flight_cap(verl_cfg: DictConfig) -> tuple[int, int, int]:

@@ -27,7 +27,7 @@ from liverl.errors import CONFIG_ERROR_EXIT, Problem
 from liverl.guardrails.framework import apply_waivers
 from liverl.guardrails.gpu_probe import gpus_here, host_memory_here, version_tuple
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
-from liverl.guardrails.verl_keys import ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
+from liverl.guardrails.verl_keys import IMPORT_REASONS, ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
 from liverl.launch.node_facts import differences, node_facts, scaffold_runs_trials
 from liverl.launch.ray_auth import attached
 from liverl.launch.refusal import EXIT_NO_RESOURCES, LaunchRefused
@@ -146,8 +146,9 @@ def _imports_problem(r: NodeReport, where: str) -> Problem:
         key="training image",
         got=",".join(r.missing),
         rule="trainer-imports",
-        message=f"{where}: the trainer imports {', '.join(r.missing)} at start (verl trainer/main_ppo.py:137)",
-        fix="make install on every node (requirements.lock pins TransferQueue), or verl.trainer.use_v1=false",
+        message=f"{where}: the trainer imports {', '.join(r.missing)}: "
+                + "; ".join(IMPORT_REASONS.get(m, ("an import of the plan",))[0] for m in r.missing),
+        fix="; ".join(IMPORT_REASONS[m][1] for m in r.missing if m in IMPORT_REASONS) or "make install on every node",
     )
 
 

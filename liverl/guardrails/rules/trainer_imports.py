@@ -8,7 +8,7 @@ from importlib import util
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import trainer_imports
+from liverl.guardrails.verl_keys import IMPORT_REASONS, trainer_imports
 
 
 @rule("trainer-imports", "the chosen trainer's imports resolve where it runs")
@@ -17,11 +17,11 @@ def _trainer_imports(c: Ctx) -> Iterable[Problem]:
         return
     for module in trainer_imports(c.verl, c.mode):
         if util.find_spec(module) is None:
+            why, fix = IMPORT_REASONS[module]
             yield finding(
                 FATAL if c.launching else WARN,
                 "training image",
                 module,
-                f"verl's {c.mode} trainer imports {module} at start (trainer/main_ppo.py:137) and it is not installed "
-                "here: the run would fail after the cluster is up",
-                "make install (requirements.lock pins TransferQueue), or verl.trainer.use_v1=false",
+                f"{module} is not installed here ({why}): the run would fail after the cluster is up",
+                fix,
             )
