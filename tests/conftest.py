@@ -41,13 +41,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(refusal)
 
 
-def gpu_present() -> bool:
-    """nvidia-smi lists a GPU here (the Makefile's test for a GPU host)."""
+def gpu_count() -> int:
+    """The GPUs nvidia-smi lists here (0 without nvidia-smi)."""
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=False).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return out.startswith("GPU ")
+        return 0
+    return sum(line.startswith("GPU ") for line in out.splitlines())
+
+
+def gpu_present() -> bool:
+    """nvidia-smi lists a GPU here (the Makefile's test for a GPU host)."""
+    return gpu_count() > 0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

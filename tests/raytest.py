@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -87,6 +88,11 @@ def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[st
     full_env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **env}
     full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
     full_env.pop("RAY_ADDRESS", None)
+    # each head its own temp dir: a Ray job's driver gets the cluster its head's temp dir names last
+    # (ray/dashboard/modules/job/job_supervisor.py:264-283 resolves "auto" from ray_current_cluster there), and
+    # /tmp/ray is shared with every other Ray on the machine (another xdist worker's head, the GPU host's smoke). Short:
+    # Ray's unix sockets live under it
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     proc = subprocess.Popen(
         [
             ray_bin if shutil.which(ray_bin) else "ray",
@@ -98,6 +104,7 @@ def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[st
             f"--num-gpus={num_gpus}",
             f"--num-cpus={num_cpus}",
             "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
             *args,
         ],
         env=full_env,
@@ -116,6 +123,7 @@ def _head(args: list[str], port: int, num_gpus: int, num_cpus: int, env: dict[st
         yield
     finally:
         _stop_group(proc)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

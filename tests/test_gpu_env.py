@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -26,14 +27,21 @@ def installed(name: str) -> str | None:
         return None
 
 
+def in_venv(name: str) -> bool:
+    """Installed in this venv, not seen through it from the system Python (a GPU host whose Python has torch: the
+    venv sees the system's packages, mkvenv.sh)."""
+    where = Path(str(metadata.distribution(name).locate_file(""))).resolve()
+    return where.is_relative_to(Path(sys.prefix).resolve())
+
+
 def test_the_gpu_environment_is_the_lock() -> None:
     wrong = []
     for name, version, tag in gpu_env.read_lock(ROOT / "requirements-gpu.lock"):
         have = installed(name)
         if tag == "torch":  # a system torch of the pinned release brings its own CUDA stack
             ok = name != "torch" or gpu_env.same_release(have or "", version)
-        elif tag == "optional":  # left out where the wheelhouse had none
-            ok = have in (None, version)
+        elif tag == "optional":  # left out where the wheelhouse had none: absent, or the system Python's own
+            ok = have in (None, version) or not in_venv(name)
         else:
             ok = have == version
         if not ok:

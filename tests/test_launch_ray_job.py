@@ -8,6 +8,7 @@ environment, which its jobs inherit. Secrets are planted in every LiveRL process
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -167,3 +168,20 @@ def test_no_secret_lands_in_any_file_or_job_metadata(head: str, root: Path) -> N
         text = json.dumps([job.runtime_env, job.metadata, job.entrypoint])
         assert not any(v in text for v in SECRETS.values())
         assert "WANDB_API_KEY" in job.runtime_env["env_vars"]["LIVERL_FORWARD_ENV"]  # the name only
+
+
+def test_a_jobs_driver_reaches_its_own_cluster_after_another_ray_starts_on_the_machine(head: str) -> None:
+    # Ray hands a job's driver the cluster its head's temp dir names last (ray/dashboard/modules/job/
+    # job_supervisor.py:264-283, "auto" resolved from ray_current_cluster): under xdist on the GPU host, beside the
+    # smoke's embedded Ray, jobs of these tests reached another cluster. raytest gives each head its own temp dir
+    def gcs_of_a_job(url: str) -> str:
+        client = jobs(url)
+        job = client.submit_job(entrypoint="python -c \"import os; print('ADDRESS=' + os.environ['RAY_ADDRESS'])\"")
+        wait_for(lambda: client.get_job_status(job).is_terminal(), 60, lambda: f"job {job} to end")
+        logs = client.get_job_logs(job)
+        address = re.search(r"^ADDRESS=(\S+:\d+)$", logs, re.M)  # the job's GCS, as Ray names it
+        assert address, logs
+        return address.group(1)
+
+    with ray_job_head(num_gpus=0, env={}) as other:  # started after this module's head
+        assert gcs_of_a_job(head) != gcs_of_a_job(other)

@@ -238,9 +238,13 @@ def test_the_judged_policy_is_the_one_vllm_loads(tiny: Path, tmp_path: Path, mon
     judged = []
     evaluate = warm_start.evaluate
 
-    def record(model, *a, **k):
+    def logits(model):  # on the model's device: the warm start trains and judges on the GPU where there is one
+        device = next(model.parameters()).device
         with torch.no_grad():
-            judged.append(model(input_ids=ids, position_ids=positions).logits.float())
+            return model(input_ids=ids.to(device), position_ids=positions.to(device)).logits.float()
+
+    def record(model, *a, **k):
+        judged.append((next(model.parameters()).device, logits(model)))
         return evaluate(model, *a, **k)
 
     monkeypatch.setattr(warm_start, "evaluate", record)
@@ -248,9 +252,9 @@ def test_the_judged_policy_is_the_one_vllm_loads(tiny: Path, tmp_path: Path, mon
         judged.clear()
         warm_start.warm_start(tiny, tmp_path / forward, steps=2, lr=3e-3, batch_size=2, examples=4, eval_tasks=1,
                               forward=forward)
-        served = AutoModelForCausalLM.from_pretrained(tmp_path / forward, dtype=torch.bfloat16)
-        with torch.no_grad():
-            assert torch.equal(served(input_ids=ids, position_ids=positions).logits.float(), judged[0]), forward
+        device, expected = judged[0]
+        served = AutoModelForCausalLM.from_pretrained(tmp_path / forward, dtype=torch.bfloat16).to(device)
+        assert torch.equal(logits(served), expected), forward
 
 
 def test_the_requests_name_this_host_as_a_trials_would() -> None:

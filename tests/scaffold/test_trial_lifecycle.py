@@ -69,15 +69,22 @@ def _alive(pid: int) -> bool:
 
 
 def _runners() -> list[int]:
+    """Live trial runners of this test process: under pytest-xdist (a GPU host's make test) other workers run
+    trials at the same time, and a runner inherits its worker's PYTEST_XDIST_WORKER (liverl.paths.harbor_env)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
     out = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+                if str(RUNNER) not in cmdline:
+                    continue
+                if worker and f"PYTEST_XDIST_WORKER={worker}".encode() not in (proc / "environ").read_bytes().split(
+                        b"\0"):
+                    continue
             except OSError:
                 continue
-            if str(RUNNER) in cmdline:
-                out.append(int(proc.name))
+            out.append(int(proc.name))
     return [p for p in out if _alive(p)]
 
 
