@@ -222,6 +222,12 @@ BAD = [
         "veomni-fused-offload",
         "verl.actor_rollout_ref.model.enable_activation_offload",
     ),
+    (  # the GPU host's one-GPU VeOmni MoE run died on it (2026-12-07)
+        "veomni-moe-one-gpu",
+        (*VE, "model=qwen3_30b_a3b", "topology=gpu1", "model.rollout_tp=1", "liverl.allow=[memory-fit]"),
+        "veomni-one-gpu-moe",
+        "verl.actor_rollout_ref.actor.veomni.mixed_precision",
+    ),
     (
         "ohsdk-agent-name",
         ("scaffold=ohsdk", "scaffold.harbor.agent_name=openhands-sdk"),
@@ -437,6 +443,7 @@ PASSING = {
     "router-replay-unvalidated": ("engine=fsdp",),
     "router-replay-policy": (*VE, "model=qwen3_30b_a3b"),
     "veomni-fused-offload": VE,
+    "veomni-one-gpu-moe": (*VE, "model=qwen3_30b_a3b"),  # 8 trainer GPUs: FSDP2 casts to bf16
     "scaffold-agent": ("scaffold=ohsdk",),
     "scaffold-imports": ("scaffold=ohsdk",),
     "tool-call-parser": ("model=qwen3_30b_a3b", "scaffold=ohsdk"),

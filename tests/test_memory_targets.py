@@ -114,18 +114,30 @@ def test_trainer_fits_only_with_the_allocator_headroom():
 
 
 def test_host_memory_terms():
-    off = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, optimizer_offload=True))
-    assert off["breakdown"]["optimizer_states"] == 8 * 8 * 1_000_000_000  # fp32 exp_avg + exp_avg_sq, per rank
-    assert off["breakdown"]["parameters"] == 0 and off["pinned_bytes"] == 64_000_000_000
-    both = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, optimizer_offload=True,
-                                   param_offload=True))
-    assert both["pinned_bytes"] == 96_000_000_000
-    policy = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, offload_policy=True))
-    assert policy["pinned_bytes"] == 128_000_000_000  # parameters, gradients, two states
-    untied = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8))
-    tied = host.host(host.HostSpec(params=8_000_000_000, shards=8, ranks_per_node=8, tied=True))
-    assert untied["breakdown"]["model_load"] == 32_000_000_000 and tied["breakdown"]["model_load"] == 8 * 32e9
+    one = ((1, 1000, 1000),)  # one 1000 x 1000 matrix: each of 8 ranks holds 125 rows, 500,000 bytes in fp32
+    spec = dict(tensors=one, shards=8, ranks_per_node=8)
+    off = host.host(host.HostSpec(**spec, optimizer_offload=True))
+    # two fp32 AdamW states per rank, each pinned in the next power of two (2**19 = 524,288 bytes)
+    assert off["breakdown"]["optimizer_states"] == 8 * 2 * 2**19
+    assert off["breakdown"]["parameters"] == 0 and off["pinned_bytes"] == 8 * 2 * 2**19
+    both = host.host(host.HostSpec(**spec, optimizer_offload=True, param_offload=True))
+    assert both["pinned_bytes"] == 8 * 3 * 2**19
+    policy = host.host(host.HostSpec(**spec, offload_policy=True))  # parameters and gradients pinned, states not
+    assert policy["pinned_bytes"] == 8 * 2 * 2**19 and policy["breakdown"]["optimizer_states"] == 8 * 2 * 500_000
+    untied, tied = host.host(host.HostSpec(**spec)), host.host(host.HostSpec(**spec, tied=True))
+    assert untied["breakdown"]["model_load"] == 4 * 10**6 and tied["breakdown"]["model_load"] == 8 * 4 * 10**6
     assert untied["peak_phase"] == "load"
+    assert untied["breakdown"]["processes"] == host.NODE_PROCESSES + 7 * host.PER_RANK_BASE
+    assert untied["peak_bytes"] == untied["breakdown"]["processes"] + 4 * 10**6
+
+
+@pytest.mark.parametrize("name", ["qwen25_0p5b", "qwen3_30b_a3b", "qwen35_35b_a3b"])
+def test_host_tensors_are_the_models_parameters(name):
+    a = arch.load(arch.bundled(name))
+    ts = host.tensors(a)
+    assert sum(c * d * r for c, d, r in ts) == a.total_params()
+    # the largest tensor the allocator rounds is the embedding (or the fused experts), as the weight sync sees it
+    assert max(d * r for _, d, r in ts) == a.largest_tensor_params()
 
 
 def test_rule_host_memory_fit():

@@ -16,6 +16,8 @@ runs it detached):
   python benchmarks/memory/verl_points.py run --parallel 2 [--points dense7b_fsdp_16k,moe30b_fsdp_16k,...]
       [--allow memory-fit]   # on a GPU the plan does not fit: measure whether verl runs out
   python benchmarks/memory/verl_points.py host
+  python benchmarks/memory/verl_points.py collect --points NAME --work DIR   # on any machine: a point whose run
+      # finished after the harness stopped (the device time ran out), from DIR/runs/NAME sent back from the host
 Both merge their points into benchmarks/memory/verl_points.json (--out), which tests/test_memory_verl.py reads.
 On a CPU machine: `python benchmarks/memory/verl_points.py plan --work DIR` writes the configs (no weights) and
 plans every point with launcher=dryrun: the overrides are checked without a GPU.
@@ -51,8 +53,11 @@ POINTS = {
     "moe30b_fsdp_16k": ("moe30b", 16384, "fsdp", ()),
     "moe35b_fsdp_16k": ("moe35b", 16384, "fsdp", ()),
     "dense7b_fsdp_32k": ("dense7b", 32768, "fsdp", ()),
-    # VeOmni's router replay needs remove-padding, which needs flash-attn (not on the GPU host): replay off
-    "moe30b_veomni_16k": ("moe30b", 16384, "veomni", ("router_replay=disabled",)),
+    # VeOmni's router replay needs remove-padding, which needs flash-attn (not on the GPU host): replay off. One
+    # trainer GPU: VeOmni's MoE kernel needs the model in bf16 (rule veomni-one-gpu-moe), so this point trains in pure
+    # bf16 (weights, gradients, AdamW states: 2 bytes each, which the memory model follows)
+    "moe30b_veomni_16k": ("moe30b", 16384, "veomni", ("router_replay=disabled",
+                                                       "verl.actor_rollout_ref.actor.veomni.mixed_precision=false")),
     "dense7b_fsdp_16k_fused_off": ("dense7b", 16384, "fsdp",
                                    ("verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false",)),
 }
@@ -225,25 +230,56 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
         code = subprocess.call([sys.executable, "-m", "liverl.train", *args], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT)
     wall = round(time.monotonic() - start, 1)
+    row = _row(name, args, ckpt, code, wall)
+    if code != 0:
+        row["reason"] = failure(run_dir, (work / f"{name}.log").read_text(errors="replace"))
+    if launcher != "local":
+        return row
+    _measure(row, run_dir)
+    if sampler:
+        sampler.stop.set()
+        row["host"] = {"node_used_delta_bytes": sampler.peak - sampler.baseline, "baseline_bytes": sampler.baseline}
+    print(json.dumps({k: row.get(k) for k in ("name", "exit", "wall_s", "error")}), flush=True)
+    return row
+
+
+def _row(name: str, args: list[str], ckpt: Path, code: int, wall: float | None) -> dict:
     cfg = json.loads((ckpt / "config.json").read_text())
     row = {"name": name, "overrides": [a for a in args if not a.startswith(("hydra.run.dir", "launcher="))],
            "hf_config": cfg, "exit": code, "wall_s": wall}
-    if code != 0:
-        row["reason"] = failure(run_dir, (work / f"{name}.log").read_text(errors="replace"))
     if (ckpt / "params.json").is_file():
         row["checkpoint_params"] = json.loads((ckpt / "params.json").read_text())
-    if launcher != "local":
-        return row
+    return row
+
+
+def _measure(row: dict, run_dir: Path) -> None:
     row["measured"] = read_peaks(run_dir)
     if (run_dir / "verl.yaml").is_file():
         row["predicted"] = predicted(run_dir)
         gib = row["measured"]["max_memory_allocated_gb"]
         if gib:
             row["error"] = round(row["predicted"]["peak_bytes"] / (gib * 2**30) - 1, 4)
-    if sampler:
-        sampler.stop.set()
-        row["host"] = {"node_used_delta_bytes": sampler.peak - sampler.baseline, "baseline_bytes": sampler.baseline}
-    print(json.dumps({k: row.get(k) for k in ("name", "exit", "wall_s", "error")}), flush=True)
+
+
+def collect(name: str, work: Path) -> dict:
+    """A point whose run finished on the GPU host after the harness could record it (a session's device time ran
+    out first): its row from the run directory the host sent back (WORK/runs/NAME: run.json, metrics.jsonl,
+    verl.yaml), the checkpoint's config rebuilt here (no weights), the GPU from run.json (what the node probe found)."""
+    from liverl.rundir import RUN_JSON
+
+    shape = POINTS[name][0]
+    run_dir = work / "runs" / name
+    state = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+    if state.get("status") != "succeeded":
+        raise SystemExit(f"collect {name}: {run_dir / RUN_JSON} says {state.get('status')!r}, not 'succeeded'")
+    ckpt = checkpoint(shape, work / "ckpt" / shape, weights=False)
+    args = overrides(name, POINTS[name], ckpt, work / "tiny", run_dir, "local")
+    times = {h["status"]: h["time"] for h in state.get("history", [])}
+    row = _row(name, args, ckpt, 0, None)
+    row["collected"] = {"from": "run directory", "running": times.get("running"), "succeeded": times.get("succeeded")}
+    row["gpu"] = (state.get("gpu") or {}).get("device")
+    _measure(row, run_dir)
+    print(json.dumps({k: row.get(k) for k in ("name", "exit", "gpu", "error")}), flush=True)
     return row
 
 
@@ -265,17 +301,22 @@ def environment() -> dict:
     return env
 
 
-def merge(out: Path, key: str, rows: list[dict]) -> None:
+def merge(out: Path, key: str, rows: list[dict], here: bool = True) -> None:
+    """Rows into OUT's `key`; `here`: measured on this machine (env.gpu names its GPU), else each row names its own
+    (collect) and env is left as the last measuring invocation wrote it."""
     data = json.loads(out.read_text()) if out.is_file() else {"points": [], "host_points": []}
-    names, env = {x["name"] for x in rows}, environment()
+    env = environment() if here else {}
+    rows = [{**r, "gpu": r.get("gpu") or env.get("gpu")} for r in rows]
+    names = {x["name"] for x in rows}
     keep = [r for r in data.get(key, []) if r["name"] not in names]
     # each point records the GPU it was measured on (env.gpu is the latest invocation's)
-    data[key] = keep + [{**r, "gpu": env.get("gpu")} for r in rows if r.get("exit") == 0 and r.get(
-        "measured", {}).get("max_memory_allocated_gb")]
-    data.setdefault("env", {}).update(env)
-    # failures of earlier invocations stay until their point is run again (one point per invocation keeps each result)
-    data["failed"] = [f for f in data.get("failed", []) if f["name"] not in names] + [
-        {"name": r["name"], "exit": r["exit"], "reason": r.get("reason"), "gpu": env.get("gpu")} for r in rows
+    data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get("max_memory_allocated_gb")]
+    if here:
+        data.setdefault("env", {}).update(env)
+    # a failure stays until its point runs again on the same GPU (an H100's refusal is still true after an H200 run)
+    ran = {(r["name"], r["gpu"]) for r in rows}
+    data["failed"] = [f for f in data.get("failed", []) if (f["name"], f.get("gpu")) not in ran] + [
+        {"name": r["name"], "exit": r["exit"], "reason": r.get("reason"), "gpu": r["gpu"]} for r in rows
         if r.get("exit") != 0]
     out.write_text(json.dumps(data, indent=1) + "\n")
 
@@ -285,7 +326,7 @@ def main(argv: list[str]) -> int:
         _weights(Path(argv[1]))
         return 0
     ap = argparse.ArgumentParser(prog="verl_points.py", description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=("run", "host", "plan"))
+    ap.add_argument("mode", choices=("run", "host", "plan", "collect"))
     ap.add_argument("--points", default=",".join(DEFAULT), help=f"comma-separated, of: {', '.join(POINTS)}")
     ap.add_argument("--parallel", type=int, default=1, help="runs at once on the GPU (each vLLM has a fixed cache)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/liverl-verl-points"))
@@ -302,6 +343,9 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"--points: unknown {unknown} (known: {', '.join(POINTS)})", file=sys.stderr)
         return 2
+    if a.mode == "collect":
+        merge(a.out, "points", [collect(n, a.work) for n in names], here=False)
+        return 0
     for shape in {POINTS[n][0] for n in names}:  # checkpoints first, one at a time
         checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
     launcher = "local" if a.mode == "run" else "dryrun"

@@ -123,7 +123,10 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         tokens = int(_get(actor, "ppo_max_token_len_per_gpu"))
     else:
         tokens = int(_get(actor, "ppo_micro_batch_size_per_gpu", 1) or 1) * window(verl)
-    fp32 = str(_get(engine, "model_dtype", "fp32")) in ("fp32", "float32")
+    if _get(actor, "strategy") == "veomni":  # fp32 load iff mixed_precision (veomni/transformer_impl.py:337-343)
+        fp32 = bool(_get(engine, "mixed_precision", True))
+    else:
+        fp32 = str(_get(engine, "model_dtype", "fp32")) in ("fp32", "float32")
     lp_tokens = int(_get(verl, "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", tokens) or tokens)
     spec = terms.StepSpec(
         arch=a, tokens=tokens, shards=shards, param_bytes=4 if fp32 else 2, optim_bytes=4 if fp32 else 2,
@@ -174,7 +177,7 @@ def host_prediction(cfg: Any, verl: Any, structure_only: bool = False, node_byte
     engine_key = "veomni" if _get(verl, "actor_rollout_ref.actor.strategy") == "veomni" else "fsdp_config"
     engine = _get(verl, f"actor_rollout_ref.actor.{engine_key}")
     out = hostmod.host(hostmod.HostSpec(
-        params=a.total_params(), shards=spec.shards, ranks_per_node=int(_get(verl, "trainer.n_gpus_per_node", 8)),
+        tensors=hostmod.tensors(a), shards=spec.shards, ranks_per_node=int(_get(verl, "trainer.n_gpus_per_node", 8)),
         param_bytes=spec.param_bytes, optim_bytes=spec.optim_bytes, optimizer_offload=spec.optimizer_offload,
         param_offload=bool(_get(engine, "param_offload", False)), offload_policy=spec.offload_policy, tied=a.tied))
     gib = _get(cfg, "cluster.host_memory_gib")

@@ -1,33 +1,91 @@
-"""Host (CPU) memory of one trainer node: what verl's FSDP offload keeps there, and the model load.
+"""Host (CPU) memory of one trainer node: what verl's FSDP offload keeps there, the model load, and the processes.
 
-Per trainer rank (one per GPU), over `shards` ranks (bytes per parameter of the rank's shard):
-  optimizer_offload  AdamW's two states (2 x optim_bytes) between steps: offload_fsdp_optimizer moves them with
-                     `.to("cpu", non_blocking=True)` (verl/utils/fsdp_utils.py:249), which PyTorch backs with
-                     pinned host memory (the comment at fsdp_utils.py:197-201)
+Per trainer rank (one per GPU), each parameter tensor sharded on dim 0 over `shards` ranks (FSDP2's Shard(0)):
+  optimizer_offload  AdamW's two states per parameter (exp_avg, exp_avg_sq: optim_bytes each) between steps:
+                     offload_fsdp_optimizer moves each with `.to("cpu", non_blocking=True)` (verl/utils/
+                     fsdp_utils.py:249), which PyTorch backs with pinned host memory (the comment at :197-201)
   param_offload      the fp32 parameters (the master weights: verl keeps model_dtype fp32) between phases,
                      `model.to("cpu", non_blocking=True)` (fsdp_utils.py:209): pinned as well
   offload_policy     FSDP2's CPUOffloadPolicy(pin_memory=True) (workers/engine/fsdp/transformer_impl.py:463): the
-                     parameters, their gradients and the optimizer states live on the host (the step runs there)
+                     parameters and their gradients pinned on the host; the optimizer states are made there
+                     (zeros_like of a CPU tensor: not pinned) and the step runs there
+Pinned memory comes from PyTorch's caching host allocator, which rounds every block up to a power of two and keeps
+freed blocks for reuse, never returning them to the OS (aten/src/ATen/core/CachingHostAllocator.h: `PowerOf2Ceil`
+under the default pinned_max_round_threshold, "Round up the allocation to the nearest power of two"): each offloaded
+tensor holds the next power of two of its bytes, up to twice them, for the rest of the run. Measured on the GPU host
+(tests/test_memory_verl.py): the node's used memory rose 23.2 GiB at the first optimizer offload of a 1.56B-parameter
+shard, against 22.6 GiB rounded and 11.6 GiB unrounded.
 Model load (before any state is offloaded): the engine builds the Hugging Face model in fp32 on the CPU
 (transformer_impl.py:258-278) on the rank of mesh coordinate 0 only when embeddings are untied, and on every rank
 when they are tied (fsdp_utils.get_init_weight_context_manager: use_meta_tensor = not tie_word_embeddings):
 4 bytes x every parameter, once per rank that builds it.
-Each rank's process also holds torch, CUDA and verl (`PER_RANK_BASE`, an allowance until measured:
-benchmarks/memory/verl_points.py --host measures a process's resident memory with optimizer offload on).
+Processes: the node's used memory beside any offloaded state, measured on a one-GPU colocated node (LiveRL's plan:
+one trainer rank, one vLLM server, the agent-loop workers, the task runner, Ray): NODE_PROCESSES; each further GPU of
+the node adds a trainer rank and a rollout worker, PER_RANK_BASE each (an allowance: one GPU host cannot split it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from liverl.memory.arch import FULL, Arch
+
 GIB = 2**30
-PER_RANK_BASE = 4 * GIB  # allowance: a verl FSDP worker's resident memory besides offloaded state (not measured)
+NODE_PROCESSES = int(29.2 * GIB)  # measured: a one-GPU colocated sync run's node, no offload (verl_points.json)
+PER_RANK_BASE = 4 * GIB  # allowance: one more trainer rank and its colocated rollout worker on the node
 LOAD_BYTES = 4  # fp32 model built on the CPU at load (transformer_impl.py:258-262)
+
+
+def tensors(a: Arch) -> tuple[tuple[int, int, int], ...]:
+    """Every parameter tensor as (count, dim 0, elements per dim-0 row), following transformers' module shapes
+    (models/qwen2, qwen3_moe with its fused experts, qwen3_5_moe); a multimodal checkpoint's vision tower is one
+    lump of `vision_params` (its tensors are small, so rounding adds little)."""
+    h, q, kv, gate = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim, 2 if a.attn_gate else 1
+    out = [(1, a.vocab, h), (1, h, 1)] + ([] if a.tied else [(1, a.vocab, h)])
+    for mixer, mlp in a.kinds():
+        t = [(2, h, 1)]  # input and post-attention norms
+        if mixer == FULL:
+            t += [(1, q * gate, h), (2, kv, h), (1, h, q)]
+            t += [(1, q * gate, 1), (2, kv, 1)] if a.qkv_bias else []
+            t += [(1, h, 1)] if a.o_bias else []
+            t += [(2, a.head_dim, 1)] if a.qk_norm else []
+        else:
+            kd, vd, vh = a.lin_k_heads * a.lin_k_dim, a.lin_v_heads * a.lin_v_dim, a.lin_v_heads
+            conv = 2 * kd + vd
+            t += [(1, conv, h), (1, vd, h), (2, vh, h), (1, conv, a.conv_kernel), (2, vh, 1), (1, a.lin_v_dim, 1),
+                  (1, h, vd)]
+        if mlp == "dense" or not a.moe:
+            t += [(2, a.intermediate, h), (1, h, a.intermediate)]
+        else:
+            mi = a.moe_intermediate
+            t += [(1, a.experts, h), (1, a.experts, 2 * mi * h), (1, a.experts, h * mi)]
+            if a.shared_intermediate:
+                si = a.shared_intermediate
+                t += [(2, si, h), (1, h, si)] + ([(1, 1, h)] if a.shared_gate else [])
+        out += t
+    if a.vision_params:
+        out.append((1, a.vision_params, 1))
+    return tuple(out)
+
+
+def pow2(n: float) -> int:
+    n = int(n)
+    return 1 << max(0, n - 1).bit_length()
+
+
+def shard_bytes(ts: tuple[tuple[int, int, int], ...], shards: int, width: int, pinned: bool) -> int:
+    """One rank's bytes of these tensors at `width` bytes per element: each a dim-0 shard (rank 0's, the largest),
+    a power of two when pinned."""
+    total = 0
+    for count, dim0, row in ts:
+        n = -(-dim0 // max(1, shards)) * row * width
+        total += count * (pow2(n) if pinned else n)
+    return total
 
 
 @dataclass(frozen=True)
 class HostSpec:
-    params: int  # the model's parameter count
+    tensors: tuple[tuple[int, int, int], ...]  # the model's parameter tensors (host.tensors)
     shards: int  # ranks the parameters, gradients and optimizer states are sharded over
     ranks_per_node: int  # trainer ranks (GPUs) on one node
     param_bytes: int = 4
@@ -37,23 +95,32 @@ class HostSpec:
     offload_policy: bool = False
     tied: bool = False
 
+    @property
+    def params(self) -> int:
+        return sum(c * d * r for c, d, r in self.tensors)
+
 
 def host(s: HostSpec) -> dict:
     """Bytes of host memory one trainer node needs, term by term; `peak_bytes` is the larger of the steady state
-    (offloaded state of every rank on the node) and the model load, plus each rank's process."""
-    shard = s.params / max(1, s.shards)
+    (offloaded state of every rank on the node) and the model load, plus the node's processes."""
+    def state(width: int, pinned: bool = True) -> int:
+        return shard_bytes(s.tensors, s.shards, width, pinned)
+
     if s.offload_policy:
-        per_rank = {"parameters": s.param_bytes * shard, "gradients": s.param_bytes * shard,
-                    "optimizer_states": 2 * s.optim_bytes * shard}
+        per_rank = {"parameters": state(s.param_bytes), "gradients": state(s.param_bytes),
+                    "optimizer_states": 2 * state(s.optim_bytes, pinned=False)}
+        pinned = per_rank["parameters"] + per_rank["gradients"]
     else:
-        per_rank = {"parameters": s.param_bytes * shard if s.param_offload else 0,
-                    "gradients": 0, "optimizer_states": 2 * s.optim_bytes * shard if s.optimizer_offload else 0}
+        per_rank = {"parameters": state(s.param_bytes) if s.param_offload else 0, "gradients": 0,
+                    "optimizer_states": 2 * state(s.optim_bytes) if s.optimizer_offload else 0}
+        pinned = per_rank["parameters"] + per_rank["optimizer_states"]
     steady = s.ranks_per_node * sum(per_rank.values())
     load = LOAD_BYTES * s.params * (s.ranks_per_node if s.tied else 1)
-    base = s.ranks_per_node * PER_RANK_BASE
+    base = NODE_PROCESSES + max(0, s.ranks_per_node - 1) * PER_RANK_BASE
     phase = "steady" if steady >= load else "load"
     return {
-        "peak_bytes": int(base + max(steady, load)), "peak_phase": phase, "pinned_bytes": int(steady),
+        "peak_bytes": int(base + max(steady, load)), "peak_phase": phase,
+        "pinned_bytes": int(s.ranks_per_node * pinned),
         "breakdown": {**{k: int(v * s.ranks_per_node) for k, v in per_rank.items()}, "model_load": int(load),
                       "processes": int(base)},
         "ranks_per_node": s.ranks_per_node,

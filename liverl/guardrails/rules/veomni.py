@@ -21,3 +21,30 @@ def _veomni_fused(c: Ctx) -> Iterable[Problem]:
                 "VeOmni's backward crashes with 'storage of size 0' after the FSDP2 reshard when this is on",
                 f"verl.{key}=false",
             )
+
+
+MOE_KERNEL_KEY = "actor_rollout_ref.actor.veomni.moe_implementation"
+MIXED_KEY = "actor_rollout_ref.actor.veomni.mixed_precision"
+
+
+@rule("veomni-one-gpu-moe", "VeOmni on one trainer GPU: the MoE group-GEMM kernels get bf16 inputs")
+def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
+    # verl loads the model in fp32 when mixed_precision is on (workers/engine/veomni/transformer_impl.py:337-343,
+    # trainer/config/engine/veomni.yaml:17) and VeOmni casts it to bf16 only through FSDP2's MixedPrecisionPolicy,
+    # which it applies only when world // (pp x tp) > 1 (veomni 0.1.12 distributed/parallel_state.py:250-255,
+    # torch_parallelize.py:480-487, 802-803, 830-838). On one trainer GPU the whole model stays fp32; autocast
+    # leaves the residual stream and RMSNorm output fp32, and the Triton group GEMM asserts bf16/fp16 input
+    # (ops/kernels/moe/_kernels/kernel/group_gemm.py:188): the GPU host's one-GPU run died there in its first
+    # old-log-prob pass (2026-12-07). `eager` is a Python loop over experts that accepts fp32.
+    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.cfg.model.get("moe", False):
+        return
+    kernel = str(c.v(MOE_KERNEL_KEY, "fused"))
+    if c.v(MIXED_KEY, True) and kernel.startswith("fused"):
+        yield finding(
+            FATAL, f"verl.{MIXED_KEY}", True,
+            f"on one trainer GPU VeOmni never wraps the model in FSDP2, so mixed precision never casts it to bf16: "
+            f"the fp32 activations reach the MoE kernel (moe_implementation={kernel}), whose Triton group GEMM "
+            "asserts bf16/fp16 input in the first log-prob pass",
+            f"two or more trainer GPUs (topology=...); or verl.{MIXED_KEY}=false (pure bf16: weights, gradients "
+            f"and AdamW states in bf16, no fp32 master: for a smoke, not for training); or verl.{MOE_KERNEL_KEY}"
+            "=eager (fp32, a loop over experts: slow)")
