@@ -263,3 +263,24 @@ def test_a_failure_stays_until_its_point_runs_again_on_the_same_gpu(tmp_path):
     data = json.loads(out.read_text())
     assert [f["gpu"] for f in data["failed"]] == [h100] and [p["gpu"] for p in data["points"]] == [h200]
     assert "env" not in data  # rows collected elsewhere do not claim this machine's environment
+
+
+def test_the_multimodal_points_checkpoint_has_what_vllm_loads(tmp_path):
+    # the GPU host's moe35b point (2026-12-07): vLLM 0.24.0 builds Qwen3VLProcessor at start for a Qwen3.5
+    # *ForConditionalGeneration (model_executor/models/qwen3_vl.py get_hf_processor) and its profile pass matches the
+    # tokenizer's vision placeholders against the config's ids; the checkpoint had neither: "Can't load image processor"
+    import transformers
+
+    out = verl_points.checkpoint("moe35b", tmp_path / "moe35b", weights=False)
+    cfg = json.loads((out / "config.json").read_text())
+    for name in ("preprocessor_config.json", "video_preprocessor_config.json"):
+        saved = json.loads((out / name).read_text())
+        assert saved["patch_size"] == cfg["vision_config"]["patch_size"]
+        assert saved["merge_size"] == cfg["vision_config"]["spatial_merge_size"]
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    assert len(tok) == cfg["text_config"]["vocab_size"]  # the vision tokens replace fillers: same vocabulary
+    for key, token in verl_points.VISION_TOKENS.items():
+        assert tok.convert_tokens_to_ids(token) == cfg[key], (key, token)
+    # a checkpoint from before (config, no processor) is rebuilt, not reused
+    (out / "preprocessor_config.json").unlink()
+    assert (verl_points.checkpoint("moe35b", out, weights=False) / "preprocessor_config.json").is_file()

@@ -83,29 +83,57 @@ def text_config(shape: str, vocab: int) -> dict:
     return raw
 
 
-def tokenizer(out: Path, vocab: int) -> int:
-    """The tiny workload's tokenizer padded with filler tokens to `vocab` ids; returns the eos id."""
+# a multimodal config's placeholder ids (Qwen3.5: 248053/248054/248056/248057): vLLM's Qwen3-VL processor matches
+# these strings in the tokenizer against these ids in the config (vllm/model_executor/models/qwen3_vl.py, v0.24.0)
+VISION_TOKENS = {"vision_start_token_id": "<|vision_start|>", "vision_end_token_id": "<|vision_end|>",
+                 "image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
+
+
+def tokenizer(out: Path, vocab: int, named: dict[int, str] | None = None) -> int:
+    """The tiny workload's tokenizer padded with filler tokens to `vocab` ids, `named` ({id: token}) special tokens in
+    place of the fillers at those ids; returns the eos id."""
+    from tokenizers import AddedToken
+
     from liverl.tiny.generate import SPECIALS, save_tokenizer, train_tokenizer
 
     tok = train_tokenizer(512)
-    tok.add_tokens([f"<|f{i}|>" for i in range(vocab - tok.get_vocab_size())])
+    base, named = tok.get_vocab_size(), named or {}
+    tok.add_tokens([AddedToken(named[i], special=True, normalized=False) if i in named else f"<|f{i - base}|>"
+                    for i in range(base, vocab)])
     assert tok.get_vocab_size() == vocab, (tok.get_vocab_size(), vocab)
+    assert all(tok.token_to_id(t) == i for i, t in named.items()), named
     save_tokenizer(tok, out)
     return SPECIALS.index("<|im_end|>")
 
 
+def processors(out: Path, vision: dict) -> None:
+    """A Qwen3-VL-family checkpoint's image and video processors (preprocessor_config.json,
+    video_preprocessor_config.json: vLLM loads both at start for a *ForConditionalGeneration), at the vision tower's
+    patching and a released Qwen3.5's pixel bounds and normalization."""
+    from transformers import Qwen2VLImageProcessor  # the PIL backend without torchvision; the same saved type
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor  # not the lazy stub
+
+    patching = {"patch_size": vision["patch_size"], "temporal_patch_size": vision["temporal_patch_size"],
+                "merge_size": vision["spatial_merge_size"], "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    Qwen2VLImageProcessor(size={"shortest_edge": 65536, "longest_edge": 16777216}, **patching).save_pretrained(out)
+    Qwen3VLVideoProcessor(size={"shortest_edge": 4096, "longest_edge": 25165824}, **patching).save_pretrained(out)
+
+
 def checkpoint(shape: str, out: Path, weights: bool) -> Path:
     """OUT/config.json (+ random bf16 weights when `weights`) and the padded tokenizer; reused when there."""
-    if (out / "config.json").is_file() and (not weights or list(out.glob("*.safetensors"))):
+    arch = json.loads((ARCHS / f"{SHAPES[shape][0]}.json").read_text())
+    done = "preprocessor_config.json" if "vision_config" in arch else "config.json"
+    if (out / done).is_file() and (not weights or list(out.glob("*.safetensors"))):
         return out
     out.mkdir(parents=True, exist_ok=True)
-    arch = json.loads((ARCHS / f"{SHAPES[shape][0]}.json").read_text())
     vocab = arch.get("text_config", arch)["vocab_size"]
-    eos = tokenizer(out, vocab)
+    eos = tokenizer(out, vocab, {arch[k]: t for k, t in VISION_TOKENS.items() if k in arch})
     raw = text_config(shape, vocab)
     for cfg in (raw, raw.get("text_config") or {}):
         cfg.update({"eos_token_id": eos, "pad_token_id": 0, "bos_token_id": None})
     (out / "config.json").write_text(json.dumps(raw, indent=1))
+    if "vision_config" in raw:
+        processors(out, raw["vision_config"])
     if weights:  # in a subprocess: its CUDA context is gone before the runs start
         subprocess.run([sys.executable, __file__, "_weights", str(out)], check=True)
     return out
