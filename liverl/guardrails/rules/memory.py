@@ -96,8 +96,9 @@ def host_problem(h: dict, where: str = "one trainer node") -> Problem:
         "more nodes (fsdp_size), or nodes with more memory; `python -m liverl.memory` shows the GPU side")
 
 
-@rule("host-memory-fit", "each trainer node's host memory holds the offloaded optimizer/parameter state and the "
-      "model load (cluster.host_memory_gib when planning; each node's memory at launch)")
+@rule("host-memory-fit", "each trainer node's host memory holds the offloaded optimizer/parameter state (pinned, "
+      "in powers of two), the model load and the node's processes (cluster.host_memory_gib when planning; each "
+      "node's memory at launch)")
 def _host_memory_fit(c: Ctx) -> Iterable[Problem]:
     try:
         h = memory_inputs.host_prediction(c.cfg, c.verl, structure_only=c.structure_only)
