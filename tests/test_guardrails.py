@@ -596,3 +596,17 @@ def test_presets_pass_structure_only() -> None:
         got = findings(f"experiment={preset}", structure_only=True)
         assert not [f for fs in got.values() for f in fs if f.severity == FATAL]
     assert built("experiment=sync_1node_cc").liverl.batch.name == "official"
+
+
+def test_veomni_one_gpu_moe_passes_what_runs_on_one_gpu(ckpt) -> None:
+    # one trainer GPU is fine for VeOmni when the MoE kernel gets bf16 (mixed_precision off), takes fp32 (eager), or
+    # there is no MoE; an MoE checkpoint under a dense model group is judged by its config.json
+    one = (*VE, "topology=gpu1", "model.rollout_tp=1", "liverl.allow=[memory-fit]")
+    moe = (*one, "model=qwen3_30b_a3b")
+    for extra in ("verl.actor_rollout_ref.actor.veomni.mixed_precision=false",
+                  "verl.actor_rollout_ref.actor.veomni.moe_implementation=eager"):
+        assert "veomni-one-gpu-moe" not in findings(*moe, extra)
+    assert "veomni-one-gpu-moe" not in findings(*one, "model=qwen25_0p5b")
+    with pytest.raises(ConfigError) as hidden:
+        findings(*expand((*one, "model=qwen25_0p5b", "model.path={moe}"), ckpt))
+    assert "veomni-one-gpu-moe" in [p.rule for p in hidden.value.problems]

@@ -6,6 +6,7 @@ refusal naming the key, never a dense reading."""
 
 from __future__ import annotations
 
+import collections
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import torch
 import transformers as T
 
-from liverl.memory import arch
+from liverl.memory import arch, host
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -122,3 +123,33 @@ def test_deepseek_written_config_is_refused_not_read_dense(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "liverl.memory", "step", "--hf-config", str(tmp_path), "--tokens",
                            "1024"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "model_type: deepseek_v3" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _meta_tensors(model_cls, config) -> collections.Counter:
+    with torch.device("meta"):
+        return collections.Counter((p.shape[0], p.numel() // p.shape[0]) for p in model_cls(config).parameters())
+
+
+def _host_tensors(a) -> collections.Counter:
+    out: collections.Counter = collections.Counter()
+    for count, dim0, row in host.tensors(a):
+        out[(dim0, row)] += count
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_host_tensors_are_the_real_modules_tensors(case, tmp_path):
+    # the host model pins each offloaded tensor in the next power of two of its shard (liverl/memory/host.py), so
+    # each tensor's shape counts, not only the total
+    cls, kw, model_cls, _ = CASES[case]
+    config = cls(**{**SMALL, **kw})
+    _written(config, tmp_path)
+    assert _host_tensors(arch.load(tmp_path)) == _meta_tensors(model_cls, config)
+
+
+def test_host_tensors_of_qwen35_with_its_vision_tower():
+    raw = json.loads(arch.bundled("qwen35_35b_a3b").read_text())
+    text = {**raw["text_config"], "num_hidden_layers": 4, "layer_types": raw["text_config"]["layer_types"][:4]}
+    raw = {**raw, "text_config": text}
+    config = T.Qwen3_5MoeConfig(**{k: v for k, v in raw.items() if k != "architectures"})
+    assert _host_tensors(arch.from_config(raw)) == _meta_tensors(T.Qwen3_5MoeForConditionalGeneration, config)

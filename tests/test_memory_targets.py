@@ -129,6 +129,9 @@ def test_host_memory_terms():
     assert untied["peak_phase"] == "load"
     assert untied["breakdown"]["processes"] == host.NODE_PROCESSES + 7 * host.PER_RANK_BASE
     assert untied["peak_bytes"] == untied["breakdown"]["processes"] + 4 * 10**6
+    # uneven rows: FSDP2's Shard(0) gives rank 0 ceil(dim0 / shards) rows (torch.chunk), at least one
+    assert host.shard_bytes(((1, 1001, 1000),), 8, 4, pinned=False) == 126 * 1000 * 4
+    assert host.shard_bytes(((1, 3, 1000),), 8, 4, pinned=True) == 4096  # one 4,000-byte row, pinned in 2**12
 
 
 @pytest.mark.parametrize("name", ["qwen25_0p5b", "qwen3_30b_a3b", "qwen35_35b_a3b"])

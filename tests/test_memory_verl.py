@@ -101,7 +101,8 @@ def test_pinned_offload_state_is_rounded_to_powers_of_two(tmp_path):
 def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path):
     # the same GPU host, the same session: a run without offload (dense7b_fsdp_32k) shows what the node's processes
     # use (trainer, vLLM server, agent-loop workers, task runner, Ray); with offload, step 1 adds the parameters'
-    # pinned blocks (offloaded at init) to it. host.NODE_PROCESSES is that measurement
+    # pinned blocks (offloaded at init) to it. host.NODE_PROCESSES is that measurement, a constant calibrated on this
+    # one host: the host point's total (test above) leans on it; the pinned part is checked on its own here
     point, h, steps = _host_parts(tmp_path)
     plain = {p["name"]: p for p in POINTS}["dense7b_fsdp_32k"]
     assert plain["gpu"].split(",")[0] == point["gpu"].split(",")[0]  # one machine, so one baseline
@@ -109,6 +110,9 @@ def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path)
     assert abs(host.NODE_PROCESSES / processes - 1) <= 0.02, (host.NODE_PROCESSES / 2**30, processes / 2**30)
     step1 = processes + h["breakdown"]["parameters"]
     assert abs(step1 / steps[0] - 1) <= TOLERANCE, (step1 / 2**30, steps[0] / 2**30)
+    # and what offload added to the node in all (its peak less the processes) is the pinned state the model predicts
+    pinned = point["host"]["node_used_delta_bytes"] - processes
+    assert abs(h["pinned_bytes"] / pinned - 1) <= TOLERANCE, (h["pinned_bytes"] / 2**30, pinned / 2**30)
 
 
 @pytest.mark.parametrize("name", [*verl_points.DEFAULT, "moe30b_veomni_16k"])
@@ -137,13 +141,13 @@ def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):
     reason = f"{refused['reason']}\n    fix: FSDP2 CPU offload (offload_policy=true)\nNothing was launched."
     set_status(run_dir, "refused", reason=reason)
     assert verl_points.failure(run_dir, "LiveRL: refusing to launch: ...\n") == reason
-    # a run that started and failed: its log's last error line
+    # a run that started and failed: its log's first error line, not the shutdown's that follow it
     failed = tmp_path / "failed"
     failed.mkdir()
     set_status(failed, "failed")
     oom = "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
-    assert verl_points.failure(failed, f"ValueError: an earlier one\n(WorkerDict pid=1) {oom}\n") == \
-        f"(WorkerDict pid=1) {oom}"
+    shutdown = "(TaskRunnerV1 pid=2) RuntimeError: DataLoader worker (pid 3) is killed by signal: Killed."
+    assert verl_points.failure(failed, f"(WorkerDict pid=1) {oom}\n{shutdown}\n") == f"(WorkerDict pid=1) {oom}"
     # planned for an H100 it is refused as at that launch; --allow memory-fit waives the verdict, so the point runs
     # and verl says whether it runs out
     name = "moe35b_fsdp_16k"
@@ -258,10 +262,10 @@ def test_a_failure_stays_until_its_point_runs_again_on_the_same_gpu(tmp_path):
     verl_points.merge(out, "points", [{"name": "p", "exit": 2, "reason": "[memory-fit] ...", "gpu": h100}], here=False)
     verl_points.merge(out, "points", [{"name": "p", "exit": 1, "reason": "OSError", "gpu": h200}], here=False)
     assert [(f["gpu"], f["exit"]) for f in json.loads(out.read_text())["failed"]] == [(h100, 2), (h200, 1)]
-    ok = {"name": "p", "exit": 0, "measured": {"max_memory_allocated_gb": 88.0}, "gpu": h200}
+    ok = {"name": "p", "exit": 0, "measured": {"max_memory_allocated_gb": 88.0}, "gpu": "NVIDIA H200"}  # run.json's
     verl_points.merge(out, "points", [ok], here=False)
     data = json.loads(out.read_text())
-    assert [f["gpu"] for f in data["failed"]] == [h100] and [p["gpu"] for p in data["points"]] == [h200]
+    assert [f["gpu"] for f in data["failed"]] == [h100] and [p["gpu"] for p in data["points"]] == ["NVIDIA H200"]
     assert "env" not in data  # rows collected elsewhere do not claim this machine's environment
 
 

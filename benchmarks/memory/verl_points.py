@@ -228,14 +228,15 @@ class Sampler(threading.Thread):
 
 def failure(run_dir: Path, log: str) -> str | None:
     """Why a point's run failed: the refusal the launcher recorded in run.json (liverl.launch.refusal.refuse: which
-    rule, the numbers, the fix), else the last error line of its log (an out-of-memory, say)."""
+    rule, the numbers, the fix), else the first error line of its log (an out-of-memory, say): what follows it is
+    mostly the shutdown (the VeOmni point's AssertionError was followed by "DataLoader worker ... killed")."""
     from liverl.rundir import RUN_JSON
 
     state = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
     if state.get("status") == "refused":
         return state.get("reason")
     errors = [line.strip() for line in log.splitlines() if "Error:" in line]
-    return errors[-1] if errors else None
+    return errors[0] if errors else None
 
 
 def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False,
@@ -329,6 +330,10 @@ def environment() -> dict:
     return env
 
 
+def _device(gpu: str | None) -> str | None:
+    return gpu.split(",")[0].strip() if gpu else None
+
+
 def merge(out: Path, key: str, rows: list[dict], here: bool = True) -> None:
     """Rows into OUT's `key`; `here`: measured on this machine (env.gpu names its GPU), else each row names its own
     (collect) and env is left as the last measuring invocation wrote it."""
@@ -341,9 +346,10 @@ def merge(out: Path, key: str, rows: list[dict], here: bool = True) -> None:
     data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get("max_memory_allocated_gb")]
     if here:
         data.setdefault("env", {}).update(env)
-    # a failure stays until its point runs again on the same GPU (an H100's refusal is still true after an H200 run)
-    ran = {(r["name"], r["gpu"]) for r in rows}
-    data["failed"] = [f for f in data.get("failed", []) if (f["name"], f.get("gpu")) not in ran] + [
+    # a failure stays until its point runs again on the same GPU (an H100's refusal is still true after an H200 run);
+    # the GPU by its device name (nvidia-smi adds the memory, run.json does not). A point itself is one row per name
+    ran = {(r["name"], _device(r["gpu"])) for r in rows}
+    data["failed"] = [f for f in data.get("failed", []) if (f["name"], _device(f.get("gpu"))) not in ran] + [
         {"name": r["name"], "exit": r["exit"], "reason": r.get("reason"), "gpu": r["gpu"]} for r in rows
         if r.get("exit") != 0]
     out.write_text(json.dumps(data, indent=1) + "\n")

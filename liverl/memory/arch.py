@@ -47,6 +47,7 @@ class Arch:
     lin_v_dim: int = 0
     conv_kernel: int = 0
     vision_params: int = 0  # a multimodal checkpoint's vision tower (verl trains the whole model it loads)
+    vision_tensors: tuple = field(default=(), compare=False)  # its tensors (vision_tower_tensors)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -121,7 +122,7 @@ class Arch:
 
     def text_only(self) -> Arch:
         """The language model alone (what benchmarks/memory/measure.py builds from the text config)."""
-        return replace(self, vision_params=0)
+        return replace(self, vision_params=0, vision_tensors=())
 
     def expert_params(self) -> int:
         return self.moe_layers * 3 * self.experts * self.hidden * self.moe_intermediate
@@ -223,21 +224,28 @@ def _shared(cfg: dict, moe_inter: int) -> tuple[int, bool]:
     return int(cfg.get("n_shared_experts") or 0) * moe_inter, False
 
 
-def vision_tower_params(raw: dict) -> int:
-    """Parameters of a Qwen3-VL-style vision tower (`vision_config` with depth, hidden_size, intermediate_size,
-    out_hidden_size: Qwen3.5's), module by module as transformers builds it (models/qwen3_5_moe/modeling_qwen3_5_moe.py
-    Qwen3_5MoeVisionModel: patch Conv3d, position embedding, blocks of LayerNorm + qkv/proj attention + MLP, the
-    patch merger); 0 for a text-only config. tests/test_memory_arch.py counts the real module."""
+def vision_tower_tensors(raw: dict) -> tuple[tuple[int, int, int], ...]:
+    """A Qwen3-VL-style vision tower's parameter tensors as (count, dim 0, elements per dim-0 row) (`vision_config`
+    with depth, hidden_size, intermediate_size, out_hidden_size: Qwen3.5's), module by module as transformers builds
+    it (models/qwen3_5_moe/modeling_qwen3_5_moe.py Qwen3_5MoeVisionModel: patch Conv3d, position embedding, blocks of
+    two LayerNorms + qkv/proj attention + MLP, the patch merger); () for a text-only config."""
     v = raw.get("vision_config") if "text_config" in raw else None
     if not isinstance(v, dict) or not all(k in v for k in ("depth", "hidden_size", "intermediate_size")):
-        return 0
+        return ()
     h, i, depth = int(v["hidden_size"]), int(v["intermediate_size"]), int(v["depth"])
     patch, tp, ch = int(v.get("patch_size", 16)), int(v.get("temporal_patch_size", 2)), int(v.get("in_channels", 3))
     merged = h * int(v.get("spatial_merge_size", 2)) ** 2
     out = int(v.get("out_hidden_size", h))
-    block = 4 * h + (3 * h * h + 3 * h) + (h * h + h) + (h * i + i) + (i * h + h)
-    return (ch * tp * patch * patch * h + h + int(v.get("num_position_embeddings", 2304)) * h + depth * block
-            + 2 * h + merged * merged + merged + merged * out + out)
+    block = ((4, h, 1), (1, 3 * h, h), (1, 3 * h, 1), (1, h, h), (1, h, 1), (1, i, h), (1, i, 1), (1, h, i), (1, h, 1))
+    return ((1, h, ch * tp * patch * patch), (1, h, 1), (1, int(v.get("num_position_embeddings", 2304)), h),
+            *((depth * c, d, r) for c, d, r in block),
+            (2, h, 1), (1, merged, merged), (1, merged, 1), (1, out, merged), (1, out, 1))
+
+
+def vision_tower_params(raw: dict) -> int:
+    """Parameters of the vision tower (vision_tower_tensors); 0 for a text-only config. tests/test_memory_arch.py
+    counts the real module."""
+    return sum(c * d * r for c, d, r in vision_tower_tensors(raw))
 
 
 def from_config(raw: dict, name: str = "config.json") -> Arch:
@@ -280,6 +288,7 @@ def from_config(raw: dict, name: str = "config.json") -> Arch:
         lin_k_heads=int(cfg.get("linear_num_key_heads") or 0), lin_v_heads=int(cfg.get("linear_num_value_heads") or 0),
         lin_k_dim=int(cfg.get("linear_key_head_dim") or 0), lin_v_dim=int(cfg.get("linear_value_head_dim") or 0),
         conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0), vision_params=vision_tower_params(raw),
+        vision_tensors=vision_tower_tensors(raw),
         extra={"model_type": model_type, "max_position_embeddings": cfg.get("max_position_embeddings")},
     )
 

@@ -22,6 +22,9 @@ when they are tied (fsdp_utils.get_init_weight_context_manager: use_meta_tensor 
 Processes: the node's used memory beside any offloaded state, measured on a one-GPU colocated node (LiveRL's plan:
 one trainer rank, one vLLM server, the agent-loop workers, the task runner, Ray): NODE_PROCESSES; each further GPU of
 the node adds a trainer rank and a rollout worker, PER_RANK_BASE each (an allowance: one GPU host cannot split it).
+One reading: the step-2 reading of a run without offload on the H200 host, where step 1 read the same; two earlier
+no-offload runs on an H100 host read 12-22 GiB more after step 1 than after step 2 (43.1 -> 30.9, 53.4 -> 31.7 GiB),
+a transient not attributed (no baseline was sampled there) and not counted here.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ LOAD_BYTES = 4  # fp32 model built on the CPU at load (transformer_impl.py:258-2
 
 def tensors(a: Arch) -> tuple[tuple[int, int, int], ...]:
     """Every parameter tensor as (count, dim 0, elements per dim-0 row), following transformers' module shapes
-    (models/qwen2, qwen3_moe with its fused experts, qwen3_5_moe); a multimodal checkpoint's vision tower is one
-    lump of `vision_params` (its tensors are small, so rounding adds little)."""
+    (models/qwen2, qwen3_moe with its fused experts, qwen3_next, qwen3_5_moe with its vision tower:
+    arch.vision_tower_tensors); tests/test_memory_arch.py compares them with the modules built on the meta device."""
     h, q, kv, gate = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim, 2 if a.attn_gate else 1
     out = [(1, a.vocab, h), (1, h, 1)] + ([] if a.tied else [(1, a.vocab, h)])
     for mixer, mlp in a.kinds():
@@ -52,8 +55,11 @@ def tensors(a: Arch) -> tuple[tuple[int, int, int], ...]:
         else:
             kd, vd, vh = a.lin_k_heads * a.lin_k_dim, a.lin_v_heads * a.lin_v_dim, a.lin_v_heads
             conv = 2 * kd + vd
-            t += [(1, conv, h), (1, vd, h), (2, vh, h), (1, conv, a.conv_kernel), (2, vh, 1), (1, a.lin_v_dim, 1),
-                  (1, h, vd)]
+            if str(a.extra.get("model_type", "")).startswith("qwen3_next"):  # fused in_proj_qkvz and in_proj_ba
+                t += [(1, conv + vd, h), (1, 2 * vh, h)]
+            else:  # Qwen3.5: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a
+                t += [(1, conv, h), (1, vd, h), (2, vh, h)]
+            t += [(1, conv, a.conv_kernel), (2, vh, 1), (1, a.lin_v_dim, 1), (1, h, vd)]
         if mlp == "dense" or not a.moe:
             t += [(2, a.intermediate, h), (1, h, a.intermediate)]
         else:
@@ -63,9 +69,7 @@ def tensors(a: Arch) -> tuple[tuple[int, int, int], ...]:
                 si = a.shared_intermediate
                 t += [(2, si, h), (1, h, si)] + ([(1, 1, h)] if a.shared_gate else [])
         out += t
-    if a.vision_params:
-        out.append((1, a.vision_params, 1))
-    return tuple(out)
+    return (*out, *a.vision_tensors)
 
 
 def pow2(n: float) -> int:

@@ -36,7 +36,7 @@ def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
     # leaves the residual stream and RMSNorm output fp32, and the Triton group GEMM asserts bf16/fp16 input
     # (ops/kernels/moe/_kernels/kernel/group_gemm.py:188): the GPU host's one-GPU run died there in its first
     # old-log-prob pass (2026-12-07). `eager` is a Python loop over experts that accepts fp32.
-    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.cfg.model.get("moe", False):
+    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.is_moe:
         return
     kernel = str(c.v(MOE_KERNEL_KEY, "fused"))
     if c.v(MIXED_KEY, True) and kernel.startswith("fused"):
