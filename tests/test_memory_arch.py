@@ -16,7 +16,7 @@ import pytest
 import torch
 import transformers as T
 
-from liverl.memory import arch, host
+from liverl.memory import arch
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -132,7 +132,7 @@ def _meta_tensors(model_cls, config) -> collections.Counter:
 
 def _host_tensors(a) -> collections.Counter:
     out: collections.Counter = collections.Counter()
-    for count, dim0, row in host.tensors(a):
+    for count, dim0, row in a.tensors():
         out[(dim0, row)] += count
     return out
 

@@ -137,7 +137,7 @@ def test_host_memory_terms():
 @pytest.mark.parametrize("name", ["qwen25_0p5b", "qwen3_30b_a3b", "qwen35_35b_a3b"])
 def test_host_tensors_are_the_models_parameters(name):
     a = arch.load(arch.bundled(name))
-    ts = host.tensors(a)
+    ts = a.tensors()
     assert sum(c * d * r for c, d, r in ts) == a.total_params()
     # the largest tensor the allocator rounds is the embedding (or the fused experts), as the weight sync sees it
     assert max(d * r for _, d, r in ts) == a.largest_tensor_params()

@@ -44,6 +44,7 @@ def _plan(overrides: list[str], hf_config: dict, ckpt: Path):
 
 def test_enough_points_stored():
     assert len(POINTS) >= MIN_POINTS, f"only {len(POINTS)} verl points stored; need {MIN_POINTS}: {DATA['failed']}"
+    assert HOST, "the host-memory point (benchmarks/memory/verl_points.py host, H200 2026-12-07) is gone"
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[p["name"] for p in POINTS])
@@ -61,8 +62,6 @@ def test_stored_point_within_10_percent_of_verl(point, tmp_path):
         f"memory-fit keeps {RESERVED_HEADROOM:.0%} (liverl/memory/plan.py RESERVED_HEADROOM)")
 
 
-@pytest.mark.skipif(not HOST, reason="no host-memory point stored yet: only a GPU host measures one "
-                    "(benchmarks/memory/verl_points.py host)")
 @pytest.mark.parametrize("point", HOST, ids=[p["name"] for p in HOST])
 def test_stored_host_point_within_10_percent(point, tmp_path):
     cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / "ckpt")
@@ -84,7 +83,6 @@ def _host_parts(tmp_path):
     return point, h, steps
 
 
-@pytest.mark.skipif(not HOST, reason="no host-memory point stored yet")
 def test_pinned_offload_state_is_rounded_to_powers_of_two(tmp_path):
     # verl logs the node's used memory after each step's update, with the parameters and states on the GPU. The
     # optimizer states are created in step 1's update and first offloaded after it: step 2's reading is step 1's
@@ -97,7 +95,6 @@ def test_pinned_offload_state_is_rounded_to_powers_of_two(tmp_path):
     assert growth > 1.5 * unrounded, (growth / 2**30, unrounded / 2**30)
 
 
-@pytest.mark.skipif(not HOST, reason="no host-memory point stored yet")
 def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path):
     # the same GPU host, the same session: a run without offload (dense7b_fsdp_32k) shows what the node's processes
     # use (trainer, vLLM server, agent-loop workers, task runner, Ray); with offload, step 1 adds the parameters'

@@ -226,13 +226,17 @@ class Sampler(threading.Thread):
             time.sleep(0.5)
 
 
+def _run_state(run_dir: Path) -> dict:
+    from liverl.rundir import RUN_JSON
+
+    return json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+
+
 def failure(run_dir: Path, log: str) -> str | None:
     """Why a point's run failed: the refusal the launcher recorded in run.json (liverl.launch.refusal.refuse: which
     rule, the numbers, the fix), else the first error line of its log (an out-of-memory, say): what follows it is
     mostly the shutdown (the VeOmni point's AssertionError was followed by "DataLoader worker ... killed")."""
-    from liverl.rundir import RUN_JSON
-
-    state = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+    state = _run_state(run_dir)
     if state.get("status") == "refused":
         return state.get("reason")
     errors = [line.strip() for line in log.splitlines() if "Error:" in line]
@@ -294,19 +298,19 @@ def collect(name: str, work: Path) -> dict:
     """A point whose run finished on the GPU host after the harness could record it (a session's device time ran
     out first): its row from the run directory the host sent back (WORK/runs/NAME: run.json, metrics.jsonl,
     verl.yaml), the checkpoint's config rebuilt here (no weights), the GPU from run.json (what the node probe found)."""
-    from liverl.rundir import RUN_JSON
+    from liverl.rundir import recorded_gpu
 
     shape = POINTS[name][0]
     run_dir = work / "runs" / name
-    state = json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
+    state = _run_state(run_dir)
     if state.get("status") != "succeeded":
-        raise SystemExit(f"collect {name}: {run_dir / RUN_JSON} says {state.get('status')!r}, not 'succeeded'")
+        raise SystemExit(f"collect {name}: {run_dir}/run.json says {state.get('status')!r}, not 'succeeded'")
     ckpt = checkpoint(shape, work / "ckpt" / shape, weights=False)
     args = overrides(name, POINTS[name], ckpt, work / "tiny", run_dir, "local")
     times = {h["status"]: h["time"] for h in state.get("history", [])}
     row = _row(name, args, ckpt, 0, None)
     row["collected"] = {"from": "run directory", "running": times.get("running"), "succeeded": times.get("succeeded")}
-    row["gpu"] = (state.get("gpu") or {}).get("device")
+    row["gpu"] = (recorded_gpu(run_dir) or {}).get("device")
     _measure(row, run_dir)
     print(json.dumps({k: row.get(k) for k in ("name", "exit", "gpu", "error")}), flush=True)
     return row

@@ -177,7 +177,7 @@ def host_prediction(cfg: Any, verl: Any, structure_only: bool = False, node_byte
     engine_key = "veomni" if _get(verl, "actor_rollout_ref.actor.strategy") == "veomni" else "fsdp_config"
     engine = _get(verl, f"actor_rollout_ref.actor.{engine_key}")
     out = hostmod.host(hostmod.HostSpec(
-        tensors=hostmod.tensors(a), shards=spec.shards, ranks_per_node=int(_get(verl, "trainer.n_gpus_per_node", 8)),
+        tensors=a.tensors(), shards=spec.shards, ranks_per_node=int(_get(verl, "trainer.n_gpus_per_node", 8)),
         param_bytes=spec.param_bytes, optim_bytes=spec.optim_bytes, optimizer_offload=spec.optimizer_offload,
         param_offload=bool(_get(engine, "param_offload", False)), offload_policy=spec.offload_policy, tied=a.tied))
     gib = _get(cfg, "cluster.host_memory_gib")

@@ -46,8 +46,8 @@ class Arch:
     lin_k_dim: int = 0
     lin_v_dim: int = 0
     conv_kernel: int = 0
-    vision_params: int = 0  # a multimodal checkpoint's vision tower (verl trains the whole model it loads)
-    vision_tensors: tuple = field(default=(), compare=False)  # its tensors (vision_tower_tensors)
+    # a multimodal checkpoint's vision tower (verl trains the whole model it loads): vision_tower_tensors
+    vision_tensors: tuple[tuple[int, int, int], ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -120,9 +120,46 @@ class Arch:
         layers = sum(self.layer_params(k, m) for k, m in self.kinds())
         return layers + self.embed_params() + self.root_params() + self.vision_params
 
+    @property
+    def vision_params(self) -> int:
+        return sum(c * d * r for c, d, r in self.vision_tensors)
+
+    def tensors(self) -> tuple[tuple[int, int, int], ...]:
+        """Every parameter tensor as (count, dim 0, elements per dim-0 row), following transformers' module shapes
+        (models/qwen2, qwen3_moe with its fused experts, qwen3_next, qwen3_5_moe with its vision tower): the host
+        model rounds each one (liverl/memory/host.py); tests/test_memory_arch.py compares them with the modules
+        built on the meta device, and their sum with total_params."""
+        h, q, kv, gate = self.hidden, self.heads * self.head_dim, self.kv_heads * self.head_dim, 1 + self.attn_gate
+        out = [(1, self.vocab, h), (1, h, 1)] + ([] if self.tied else [(1, self.vocab, h)])
+        for mixer, mlp in self.kinds():
+            t = [(2, h, 1)]  # input and post-attention norms
+            if mixer == FULL:
+                t += [(1, q * gate, h), (2, kv, h), (1, h, q)]
+                t += [(1, q * gate, 1), (2, kv, 1)] if self.qkv_bias else []
+                t += [(1, h, 1)] if self.o_bias else []
+                t += [(2, self.head_dim, 1)] if self.qk_norm else []
+            else:
+                kd, vd, vh = self.lin_k_heads * self.lin_k_dim, self.lin_v_heads * self.lin_v_dim, self.lin_v_heads
+                conv = 2 * kd + vd
+                if str(self.extra.get("model_type", "")).startswith("qwen3_next"):  # fused in_proj_qkvz, in_proj_ba
+                    t += [(1, conv + vd, h), (1, 2 * vh, h)]
+                else:  # Qwen3.5: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a
+                    t += [(1, conv, h), (1, vd, h), (2, vh, h)]
+                t += [(1, conv, self.conv_kernel), (2, vh, 1), (1, self.lin_v_dim, 1), (1, h, vd)]
+            if mlp == "dense":
+                t += [(2, self.intermediate, h), (1, h, self.intermediate)]
+            else:
+                mi = self.moe_intermediate
+                t += [(1, self.experts, h), (1, self.experts, 2 * mi * h), (1, self.experts, h * mi)]
+                if self.shared_intermediate:
+                    si = self.shared_intermediate
+                    t += [(2, si, h), (1, h, si)] + ([(1, 1, h)] if self.shared_gate else [])
+            out += t
+        return (*out, *self.vision_tensors)
+
     def text_only(self) -> Arch:
         """The language model alone (what benchmarks/memory/measure.py builds from the text config)."""
-        return replace(self, vision_params=0, vision_tensors=())
+        return replace(self, vision_tensors=())
 
     def expert_params(self) -> int:
         return self.moe_layers * 3 * self.experts * self.hidden * self.moe_intermediate
@@ -242,12 +279,6 @@ def vision_tower_tensors(raw: dict) -> tuple[tuple[int, int, int], ...]:
             (2, h, 1), (1, merged, merged), (1, merged, 1), (1, out, merged), (1, out, 1))
 
 
-def vision_tower_params(raw: dict) -> int:
-    """Parameters of the vision tower (vision_tower_tensors); 0 for a text-only config. tests/test_memory_arch.py
-    counts the real module."""
-    return sum(c * d * r for c, d, r in vision_tower_tensors(raw))
-
-
 def from_config(raw: dict, name: str = "config.json") -> Arch:
     cfg = text_config(raw)
     model_type = str(cfg.get("model_type", ""))
@@ -287,8 +318,7 @@ def from_config(raw: dict, name: str = "config.json") -> Arch:
         moe_intermediate=moe_inter if experts else 0, shared_intermediate=shared, shared_gate=shared_gate,
         lin_k_heads=int(cfg.get("linear_num_key_heads") or 0), lin_v_heads=int(cfg.get("linear_num_value_heads") or 0),
         lin_k_dim=int(cfg.get("linear_key_head_dim") or 0), lin_v_dim=int(cfg.get("linear_value_head_dim") or 0),
-        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0), vision_params=vision_tower_params(raw),
-        vision_tensors=vision_tower_tensors(raw),
+        conv_kernel=int(cfg.get("linear_conv_kernel_dim") or 0), vision_tensors=vision_tower_tensors(raw),
         extra={"model_type": model_type, "max_position_embeddings": cfg.get("max_position_embeddings")},
     )
 

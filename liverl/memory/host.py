@@ -31,49 +31,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from liverl.memory.arch import FULL, Arch
-
 GIB = 2**30
 NODE_PROCESSES = int(29.2 * GIB)  # measured: a one-GPU colocated sync run's node, no offload (verl_points.json)
 PER_RANK_BASE = 4 * GIB  # allowance: one more trainer rank and its colocated rollout worker on the node
 LOAD_BYTES = 4  # fp32 model built on the CPU at load (transformer_impl.py:258-262)
 
 
-def tensors(a: Arch) -> tuple[tuple[int, int, int], ...]:
-    """Every parameter tensor as (count, dim 0, elements per dim-0 row), following transformers' module shapes
-    (models/qwen2, qwen3_moe with its fused experts, qwen3_next, qwen3_5_moe with its vision tower:
-    arch.vision_tower_tensors); tests/test_memory_arch.py compares them with the modules built on the meta device."""
-    h, q, kv, gate = a.hidden, a.heads * a.head_dim, a.kv_heads * a.head_dim, 2 if a.attn_gate else 1
-    out = [(1, a.vocab, h), (1, h, 1)] + ([] if a.tied else [(1, a.vocab, h)])
-    for mixer, mlp in a.kinds():
-        t = [(2, h, 1)]  # input and post-attention norms
-        if mixer == FULL:
-            t += [(1, q * gate, h), (2, kv, h), (1, h, q)]
-            t += [(1, q * gate, 1), (2, kv, 1)] if a.qkv_bias else []
-            t += [(1, h, 1)] if a.o_bias else []
-            t += [(2, a.head_dim, 1)] if a.qk_norm else []
-        else:
-            kd, vd, vh = a.lin_k_heads * a.lin_k_dim, a.lin_v_heads * a.lin_v_dim, a.lin_v_heads
-            conv = 2 * kd + vd
-            if str(a.extra.get("model_type", "")).startswith("qwen3_next"):  # fused in_proj_qkvz and in_proj_ba
-                t += [(1, conv + vd, h), (1, 2 * vh, h)]
-            else:  # Qwen3.5: in_proj_qkv, in_proj_z, in_proj_b, in_proj_a
-                t += [(1, conv, h), (1, vd, h), (2, vh, h)]
-            t += [(1, conv, a.conv_kernel), (2, vh, 1), (1, a.lin_v_dim, 1), (1, h, vd)]
-        if mlp == "dense" or not a.moe:
-            t += [(2, a.intermediate, h), (1, h, a.intermediate)]
-        else:
-            mi = a.moe_intermediate
-            t += [(1, a.experts, h), (1, a.experts, 2 * mi * h), (1, a.experts, h * mi)]
-            if a.shared_intermediate:
-                si = a.shared_intermediate
-                t += [(2, si, h), (1, h, si)] + ([(1, 1, h)] if a.shared_gate else [])
-        out += t
-    return (*out, *a.vision_tensors)
-
-
-def pow2(n: float) -> int:
-    n = int(n)
+def pow2(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
 
 
@@ -89,7 +53,7 @@ def shard_bytes(ts: tuple[tuple[int, int, int], ...], shards: int, width: int, p
 
 @dataclass(frozen=True)
 class HostSpec:
-    tensors: tuple[tuple[int, int, int], ...]  # the model's parameter tensors (host.tensors)
+    tensors: tuple[tuple[int, int, int], ...]  # the model's parameter tensors (Arch.tensors)
     shards: int  # ranks the parameters, gradients and optimizer states are sharded over
     ranks_per_node: int  # trainer ranks (GPUs) on one node
     param_bytes: int = 4
