@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from liverl.errors import ConfigError
 from liverl.guardrails import FATAL, RULES, SKIP, WARN
-from liverl.guardrails.gpu_probe import gdn_kernel_problem
+from liverl.guardrails.gpu_probe import gdn_kernel_problem, gdn_prefill_problem
 from liverl.guardrails.rules.scaffold import required_parser
 from liverl.launch.dispatch import plan_and_launch
 from liverl.recipe.build import build
@@ -383,6 +383,7 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "async-rollout-n-unused",
         "val-timeout",
         "gdn-triton-hopper",
+        "gdn-prefill-flashinfer",
         "validation-cadence",
         "vllm-r3-version",
         "trainer-imports",
@@ -457,6 +458,7 @@ PASSING = {
     "paths-exist": ("model.path={moe}", "model=qwen3_30b_a3b", *VE),
     "val-timeout": (),
     "gdn-triton-hopper": ("model=qwen3_30b_a3b",),
+    "gdn-prefill-flashinfer": ("model=qwen3_30b_a3b",),  # no GatedDeltaNet layer
     "checkpoint-save": (),
     "validation-cadence": (),
     "rollout-concurrency": A3,
@@ -575,6 +577,28 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
     assert (problem is not None) is refused
     if refused:
         assert "chunk_bwd_dqkwg" in problem
+
+
+@pytest.mark.parametrize(
+    "capability,vllm,flashinfer,backend,refused",
+    [
+        ((9, 0), "0.24.0", None, None, True),  # the fifteenth GPU session's H100: died at the first prefill
+        ((9, 0), "0.24.0", None, "FlashInfer", True),  # asked for by name: the same import
+        ((9, 0), "0.25.1", None, "auto", True),
+        ((9, 0), "0.24.0", "0.6.12", None, False),  # the lock's optional pin installed
+        ((9, 0), "0.24.0", None, "triton", False),  # the fix
+        ((8, 0), "0.24.0", None, None, False),  # A100: vLLM resolves Triton
+        ((10, 0), "0.24.0", None, None, False),  # Blackwell: FlashInfer only with an intact cutlass-dsl install
+        ((9, 0), "0.23.1", None, None, False),  # before the auto resolution this rule knows
+        ((9, 0), None, None, None, False),  # no vLLM on this node
+        (None, "0.24.0", None, None, False),  # no GPU
+    ],
+)
+def test_gdn_prefill_rule(capability, vllm, flashinfer, backend, refused: bool) -> None:
+    problem = gdn_prefill_problem(capability, vllm, flashinfer, backend)
+    assert (problem is not None) is refused
+    if refused:
+        assert "No module named 'flashinfer'" in problem and f"SM {capability[0]}.{capability[1]}" in problem
 
 
 @pytest.mark.parametrize(

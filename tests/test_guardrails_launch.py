@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import ray
 from conftest import DATA, run_cli
+from omegaconf import OmegaConf
 from raytest import ray_head
 from test_launch_local import recording_task_runner
 
@@ -35,6 +36,21 @@ def test_affected_kernel_stack_is_refused_before_training(tmp_path: Path, monkey
     assert run["status"] == "refused" and "[gdn-triton-hopper]" in run["reason"] and "tilelang" in run["reason"]
 
 
+def test_gdn_prefill_without_flashinfer_is_refused_at_launch(tmp_path: Path, monkeypatch) -> None:
+    from liverl.guardrails.at_launch import launch_blockers
+
+    # test double for the GPU image: an H100 with vLLM 0.24.0 and no flashinfer (the fifteenth GPU session's host)
+    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda: ((9, 0), None, None, False))
+    monkeypatch.setattr("liverl.guardrails.gpu_probe._dist", {"vllm": "0.24.0"}.get)
+    refused = [p.rule for p in launch_blockers(plan(tmp_path / "auto", "model=qwen35"), None)]
+    assert "gdn-prefill-flashinfer" in refused
+    triton = plan(tmp_path / "triton", "model=qwen35",
+                  "verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend=triton")
+    assert "gdn-prefill-flashinfer" not in [p.rule for p in launch_blockers(triton, None)]  # the fix builds and holds
+    moe = plan(tmp_path / "moe", "model=qwen3_30b_a3b")  # no GatedDeltaNet layer
+    assert "gdn-prefill-flashinfer" not in [p.rule for p in launch_blockers(moe, None)]
+
+
 def _version(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text or "")[:3])
 
@@ -54,6 +70,28 @@ def test_the_real_kernel_check_answers_for_this_machine() -> None:
     assert (problem is not None) == affected, (capability, triton, fla, tilelang, problem)
     assert problem is None or problem.rule == "gdn-triton-hopper"
     assert check_kernels_here(compose_liverl(["model=qwen3_30b_a3b"])) is None  # no linear attention: no GDN kernel
+
+
+def test_the_real_prefill_check_answers_for_this_machine() -> None:
+    # a CPU host: nothing refused; the GPU host (H100/H200, vLLM 0.24.0, no flashinfer): a Qwen3.5 plan refused
+    from importlib import metadata
+
+    from liverl.guardrails.gpu_probe import check_rollout_kernels_here, local_kernel_facts
+
+    def dist(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    capability, vllm = local_kernel_facts()[0], dist("vllm")
+    affected = (capability is not None and capability[0] == 9 and vllm is not None
+                and _version(vllm) >= (0, 24, 0) and dist("flashinfer-python") is None)
+    cfg = compose_liverl(["model=qwen35"])
+    verl = OmegaConf.create({})
+    problem = check_rollout_kernels_here(cfg, verl)
+    assert (problem is not None) == affected, (capability, vllm, problem)
+    assert problem is None or problem.rule == "gdn-prefill-flashinfer"
 
 
 @pytest.mark.ray

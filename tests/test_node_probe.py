@@ -35,8 +35,9 @@ def own_disk_node():
     return probe
 
 
-def cfg(r3: bool):
-    return OmegaConf.create({"actor_rollout_ref": {"rollout": {"enable_rollout_routing_replay": r3}}})
+def cfg(r3: bool, gdn_backend: str | None = None):
+    rollout = {"enable_rollout_routing_replay": r3, "engine_kwargs": {"vllm": {"gdn_prefill_backend": gdn_backend}}}
+    return OmegaConf.create({"actor_rollout_ref": {"rollout": rollout}})
 
 
 def test_every_node_sees_the_run_directory(head: str, tmp_path: Path) -> None:
@@ -109,3 +110,21 @@ def test_a_node_with_other_code_is_refused_by_ip_and_id(tmp_path: Path, monkeypa
                               capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)
         assert proc.returncode == 3, proc.stderr
         assert odd.node_id[:12] in proc.stderr and head_id[:12] not in proc.stderr and "0" * 40 in proc.stderr
+
+
+def test_a_gdn_model_needs_flashinfer_or_triton_prefill_on_every_hopper_node(head: str, tmp_path: Path) -> None:
+    import torch
+
+    reports = probe_nodes(head, tmp_path, ())
+    (node,) = reports
+    # the real probe: this machine's first GPU's capability (none on a CPU machine)
+    major, minor = torch.cuda.get_device_capability(0) if torch.cuda.is_available() else (None, None)
+    assert node.capability == (f"{major}.{minor}" if major is not None else None)
+    node.capability, node.vllm, node.flashinfer = "9.0", "0.24.0", None  # the fifteenth GPU session's H100 image
+    (problem,) = judge(reports, cfg(False), tmp_path, linear_attention=True)
+    assert problem.rule == "gdn-prefill-flashinfer" and node.ip in problem.message
+    assert "gdn_prefill_backend=triton" in problem.fix and "flashinfer-python" in problem.fix
+    assert judge(reports, cfg(False), tmp_path, linear_attention=False) == []  # no GatedDeltaNet layer
+    assert judge(reports, cfg(False, gdn_backend="triton"), tmp_path, linear_attention=True) == []
+    node.flashinfer = "0.6.12"
+    assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []

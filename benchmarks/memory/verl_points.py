@@ -26,8 +26,10 @@ plans every point with launcher=dryrun: the overrides are checked without a GPU.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -181,8 +183,19 @@ def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, la
         f"verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes={KV_CACHE}",
         "liverl.allow=[" + ",".join(["checkpoint-save", *(["moe-new-verl", "gdn-triton-hopper"] if moe else []),
                                      *allow]) + "]",
-        f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}", *extra,
+        f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}",
+        # vLLM 0.24 runs GatedDeltaNet's prefill with FlashInfer on Hopper, which the GPU host's image lacks
+        # (rule gdn-prefill-flashinfer): its fix, where flashinfer is missing
+        *([GDN_TRITON] if gated_delta_net(shape) and importlib.util.find_spec("flashinfer") is None else []), *extra,
     ]
+
+
+GDN_TRITON = "verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend=triton"
+
+
+def gated_delta_net(shape: str) -> bool:
+    raw = json.loads((ARCHS / f"{SHAPES[shape][0]}.json").read_text())
+    return "linear_attention" in raw.get("text_config", raw).get("layer_types", [])
 
 
 def read_peaks(run_dir: Path) -> dict:
@@ -235,14 +248,18 @@ def _run_state(run_dir: Path) -> dict:
     return json.loads((run_dir / RUN_JSON).read_text()) if (run_dir / RUN_JSON).is_file() else {}
 
 
+WARNING = re.compile(r"\bWARNING\b")
+
+
 def failure(run_dir: Path, log: str) -> str | None:
     """Why a point's run failed: the refusal the launcher recorded in run.json (liverl.launch.refusal.refuse: which
     rule, the numbers, the fix), else the first error line of its log (an out-of-memory, say): what follows it is
-    mostly the shutdown (the VeOmni point's AssertionError was followed by "DataLoader worker ... killed")."""
+    mostly the shutdown (the VeOmni point's AssertionError was followed by "DataLoader worker ... killed"). A warning's
+    traceback is no error: vLLM logs a failed kernel warm-up's ModuleNotFoundError at WARNING and goes on."""
     state = _run_state(run_dir)
     if state.get("status") == "refused":
         return state.get("reason")
-    errors = [line.strip() for line in log.splitlines() if "Error:" in line]
+    errors = [line.strip() for line in log.splitlines() if "Error:" in line and not WARNING.search(line)]
     return errors[0] if errors else None
 
 

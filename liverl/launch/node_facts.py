@@ -70,12 +70,13 @@ def harbor_facts(harbor: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[str, Any]:
-    """This node's facts: liverl, commit, vllm, missing (imports), harbor and cli (None where the scaffold runs no
-    trials)."""
+    """This node's facts: liverl, commit, vllm, flashinfer, missing (imports), harbor and cli (None where the
+    scaffold runs no trials)."""
     facts: dict[str, Any] = {
         "liverl": _version("liverl"),
         "commit": liverl_commit(),
         "vllm": _version("vllm"),
+        "flashinfer": _version("flashinfer-python"),  # vLLM's GatedDeltaNet prefill on Hopper (gdn-prefill-flashinfer)
         "missing": [m for m in modules if util.find_spec(m) is None],
         "harbor": None,
         "cli": None,

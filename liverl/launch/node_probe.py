@@ -25,7 +25,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT, Problem
 from liverl.guardrails.framework import apply_waivers
-from liverl.guardrails.gpu_probe import gpus_here, host_memory_here, version_tuple
+from liverl.guardrails.gpu_probe import (
+    GDN_BACKEND_KEY,
+    capability_of,
+    gdn_prefill_finding,
+    gdn_prefill_problem,
+    gpu_rows_here,
+    gpus_here,
+    host_memory_here,
+    version_tuple,
+)
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
 from liverl.guardrails.verl_keys import IMPORT_REASONS, ROLLOUT_REPLAY_KEY, VLLM_R3_MIN, trainer_imports
 from liverl.launch.node_facts import differences, node_facts, scaffold_runs_trials
@@ -46,6 +55,8 @@ class NodeReport:
     wrote: bool
     error: str | None = None
     vllm: str | None = None
+    flashinfer: str | None = None
+    capability: str | None = None  # the first GPU's compute capability ("9.0")
     missing: list[str] = field(default_factory=list)
     gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
     host_bytes: int | None = None
@@ -81,7 +92,9 @@ def facts_here(
     check, which has no shared run directory to test)."""
     out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
     out.update(node_facts(modules, harbor))
-    out["gpus"], out["host_bytes"] = gpus_here(), host_memory_here()
+    rows = gpu_rows_here()
+    out["gpus"], out["host_bytes"] = [(name, size) for name, size, _ in rows], host_memory_here()
+    out["capability"] = rows[0][2] if rows else None
     return out
 
 
@@ -176,12 +189,14 @@ def reference(launcher: dict[str, Any], reports: list[NodeReport]) -> dict[str, 
 
 def judge(
     reports: list[NodeReport], verl_cfg: DictConfig, run_dir: Path, launcher: dict[str, Any] | None = None,
-    trials: bool = False,
+    trials: bool = False, linear_attention: bool = False,
 ) -> list[Problem]:
     """FATAL problems naming each node that cannot host its part of the run (launcher: this process's facts,
-    liverl.launch.node_facts; None compares nothing)."""
+    liverl.launch.node_facts; None compares nothing; linear_attention: the model has GatedDeltaNet layers, whose
+    prefill each node's vLLM runs)."""
     problems = []
     r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
+    backend = OmegaConf.select(verl_cfg, GDN_BACKEND_KEY, default=None)
     ref = reference(launcher, reports) if launcher is not None else None
     for r in reports:
         where = r.where
@@ -194,6 +209,9 @@ def judge(
             problems.append(_vllm_problem(r, where))
         if r.missing:
             problems.append(_imports_problem(r, where))
+        gdn = linear_attention and gdn_prefill_problem(capability_of(r.capability), r.vllm, r.flashinfer, backend)
+        if gdn:
+            problems.append(gdn_prefill_finding(where, gdn, backend))
     return problems
 
 
@@ -213,7 +231,8 @@ def node_blockers(
         modules = trainer_imports(verl_cfg, mode)
         launcher = node_facts(modules, harbor)  # before Ray starts: nothing between the probe and verl's ray.init
         reports = probe_nodes(address, run_dir, modules, task, harbor)
-        problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor))
+        problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor),
+                         bool(cfg.model.linear_attention))
         nodes = node_memory(reports)
     gpu = probed_gpu(nodes, cfg)
     if gpu:
