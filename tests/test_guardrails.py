@@ -56,6 +56,12 @@ VE = ("engine=veomni",)
 FS = ("engine=fsdp",)  # MoE models default to VeOmni (conf/model/*.yaml): FSDP cases ask for it
 # (case id, overrides, rule id, key named in the message); {dense6}/{moe}/... are checkpoint directories
 BAD = [
+    (
+        "gdn-prefill-backend-case",  # vLLM's choices are lower-case
+        ("verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend=Triton",),
+        "gdn-prefill-flashinfer",
+        "verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend",
+    ),
     ("qwen35-sp-knob", ("model=qwen35", "sp_size=2"), "linear-attention-sp", "sp_size"),
     (
         "qwen35-sp-fsdp-key",
@@ -383,7 +389,6 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "async-rollout-n-unused",
         "val-timeout",
         "gdn-triton-hopper",
-        "gdn-prefill-flashinfer",
         "validation-cadence",
         "vllm-r3-version",
         "trainer-imports",
@@ -580,22 +585,24 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "capability,vllm,flashinfer,backend,refused",
+    "capability,vllm,flashinfer,backend,cutlass,refused",
     [
-        ((9, 0), "0.24.0", None, None, True),  # the fifteenth GPU session's H100: died at the first prefill
-        ((9, 0), "0.24.0", None, "FlashInfer", True),  # asked for by name: the same import
-        ((9, 0), "0.25.1", None, "auto", True),
-        ((9, 0), "0.24.0", "0.6.12", None, False),  # the lock's optional pin installed
-        ((9, 0), "0.24.0", None, "triton", False),  # the fix
-        ((8, 0), "0.24.0", None, None, False),  # A100: vLLM resolves Triton
-        ((10, 0), "0.24.0", None, None, False),  # Blackwell: FlashInfer only with an intact cutlass-dsl install
-        ((9, 0), "0.23.1", None, None, False),  # before the auto resolution this rule knows
-        ((9, 0), None, None, None, False),  # no vLLM on this node
-        (None, "0.24.0", None, None, False),  # no GPU
+        ((9, 0), "0.24.0", None, None, None, True),  # the fifteenth GPU session's H100: died at the first prefill
+        ((9, 0), "0.24.0", None, "flashinfer", None, True),  # asked for by name: the same import
+        ((9, 0), "0.25.1", None, None, None, True),
+        ((9, 0), "0.24.0", "0.6.12", None, None, False),  # the lock's optional pin installed
+        ((9, 0), "0.24.0", None, "triton", None, False),  # the fix
+        ((8, 0), "0.24.0", None, None, None, False),  # A100: vLLM resolves Triton
+        ((10, 0), "0.24.0", None, None, None, False),  # Blackwell without cutlass-dsl's CUDA 13 libraries: Triton
+        ((10, 0), "0.24.0", None, None, "4.3.1", True),  # ...with them: FlashInfer
+        ((10, 0), "0.24.0", None, "cutedsl", "4.3.1", False),
+        ((9, 0), "0.23.1", None, None, None, False),  # before the resolution this rule knows
+        ((9, 0), None, None, None, None, False),  # no vLLM on this node
+        (None, "0.24.0", None, None, None, False),  # no GPU
     ],
 )
-def test_gdn_prefill_rule(capability, vllm, flashinfer, backend, refused: bool) -> None:
-    problem = gdn_prefill_problem(capability, vllm, flashinfer, backend)
+def test_gdn_prefill_rule(capability, vllm, flashinfer, backend, cutlass, refused: bool) -> None:
+    problem = gdn_prefill_problem(capability, vllm, flashinfer, backend, cutlass)
     assert (problem is not None) is refused
     if refused:
         assert "No module named 'flashinfer'" in problem and f"SM {capability[0]}.{capability[1]}" in problem

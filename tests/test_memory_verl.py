@@ -6,7 +6,6 @@ MIN_POINTS. The script's overrides themselves are checked here on CPU: each poin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from omegaconf import OmegaConf
 
 from liverl.errors import ConfigError
 from liverl.guardrails import memory_inputs
+from liverl.guardrails.gpu_probe import dist_version
 from liverl.health.streams import read_run
 from liverl.memory import host, plan, terms
 from liverl.memory.plan import RESERVED_HEADROOM
@@ -129,7 +129,7 @@ def test_the_scripts_points_plan(name, tmp_path):
     assert memory_inputs.plan_inputs(cfg, verl).trainer.param_bytes == (2 if engine == "veomni" else 4)
     # Qwen3.5's GatedDeltaNet prefill runs on Triton where flashinfer is missing (rule gdn-prefill-flashinfer)
     gdn = verl.actor_rollout_ref.rollout.engine_kwargs.vllm.get("gdn_prefill_backend")
-    missing = importlib.util.find_spec("flashinfer") is None
+    missing = dist_version("flashinfer-python") is None
     assert gdn == ("triton" if cfg.model.linear_attention and missing else None), gdn
 
 

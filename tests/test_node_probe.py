@@ -118,13 +118,18 @@ def test_a_gdn_model_needs_flashinfer_or_triton_prefill_on_every_hopper_node(hea
     reports = probe_nodes(head, tmp_path, ())
     (node,) = reports
     # the real probe: this machine's first GPU's capability (none on a CPU machine)
+    from liverl.guardrails.gpu_probe import dist_version
+
     major, minor = torch.cuda.get_device_capability(0) if torch.cuda.is_available() else (None, None)
     assert node.capability == (f"{major}.{minor}" if major is not None else None)
+    assert node.flashinfer == dist_version("flashinfer-python") and node.vllm == dist_version("vllm")
     node.capability, node.vllm, node.flashinfer = "9.0", "0.24.0", None  # the fifteenth GPU session's H100 image
     (problem,) = judge(reports, cfg(False), tmp_path, linear_attention=True)
     assert problem.rule == "gdn-prefill-flashinfer" and node.ip in problem.message
-    assert "gdn_prefill_backend=triton" in problem.fix and "flashinfer-python" in problem.fix
+    assert "gdn_prefill_backend=triton" in problem.fix and "optional group" in problem.fix
     assert judge(reports, cfg(False), tmp_path, linear_attention=False) == []  # no GatedDeltaNet layer
     assert judge(reports, cfg(False, gdn_backend="triton"), tmp_path, linear_attention=True) == []
     node.flashinfer = "0.6.12"
     assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
+    node.capability, node.flashinfer, node.cutlass_cu13 = "10.0", None, "4.3.1"  # Blackwell with cutlass-dsl's cu13
+    assert [p.rule for p in judge(reports, cfg(False), tmp_path, linear_attention=True)] == ["gdn-prefill-flashinfer"]

@@ -26,7 +26,6 @@ plans every point with launcher=dryrun: the overrides are checked without a GPU.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -54,7 +53,8 @@ POINTS = {
     "dense7b_fsdp_16k": ("dense7b", 16384, "fsdp", ()),
     "moe30b_fsdp_16k": ("moe30b", 16384, "fsdp", ()),
     "moe35b_fsdp_16k": ("moe35b", 16384, "fsdp", ()),
-    # the Qwen3.5 shape on an H100, where 16k (88 GiB predicted) is refused: 6k fits memory-fit's budget, 8k does not
+    # the Qwen3.5 shape where an H100 can try it (16k: 88 GiB predicted): memory-fit refuses both there (6k: 58.6 GiB,
+    # the optimizer step; 8k: 61.7, the log-prob pass) against 56.5 with the allocator headroom: run with --allow
     "moe35b_fsdp_8k": ("moe35b", 8192, "fsdp", ()),
     "moe35b_fsdp_6k": ("moe35b", 6144, "fsdp", ()),
     "dense7b_fsdp_32k": ("dense7b", 32768, "fsdp", ()),
@@ -163,6 +163,8 @@ def _weights(out: Path) -> None:
 
 def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, launcher: str,
               allow: tuple[str, ...] = ()) -> list[str]:
+    from liverl.guardrails.gpu_probe import FLASHINFER, dist_version
+
     shape, window, engine, extra = point
     group = SHAPES[shape][1]
     moe = shape.startswith("moe")
@@ -186,7 +188,7 @@ def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, la
         f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}",
         # vLLM 0.24 runs GatedDeltaNet's prefill with FlashInfer on Hopper, which the GPU host's image lacks
         # (rule gdn-prefill-flashinfer): its fix, where flashinfer is missing
-        *([GDN_TRITON] if gated_delta_net(shape) and importlib.util.find_spec("flashinfer") is None else []), *extra,
+        *([GDN_TRITON] if gated_delta_net(shape) and dist_version(FLASHINFER) is None else []), *extra,
     ]
 
 

@@ -1,7 +1,7 @@
 """Guardrails: every known way a run goes wrong, checked on the built verl config before anything launches.
 
 `framework` (the rule API: `rule`, `finding`, `Ctx`, severities, waivers, the report), `rules/` (the rules, one
-file per topic), `ledger` (smoke passes), `gpu_probe` (the kernel stack where the trainer runs), `at_launch`
+file per topic), `ledger` (smoke passes), `gpu_probe` (the kernel stack where the trainer and vLLM run), `at_launch`
 (a written plan re-judged where and when it launches), `verl_keys` (the verl keys and batch shape rules read).
 """
 

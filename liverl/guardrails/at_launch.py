@@ -20,11 +20,14 @@ LAUNCH_RULES = ("paths-exist", "smoke-before-official", "moe-new-verl", "trainer
 def launch_blockers(run_dir: Path, address: str | None) -> list[Problem]:
     """FATAL findings of a written plan judged where and when it launches: the rules that depend on this disk and
     this cluster (a plan written with launcher=dryrun was not judged as a launch), and the kernel stack here (the
-    trainer's GatedDeltaNet backward, vLLM's GatedDeltaNet prefill)."""
+    trainer's GatedDeltaNet backward; vLLM's GatedDeltaNet prefill for a run on this machine)."""
     cfg = OmegaConf.load(run_dir / LIVERL_YAML)
     label = json.loads((run_dir / RUN_JSON).read_text()).get("verl_source", "")  # the verl the plan was built on
     ctx = Ctx(cfg, OmegaConf.load(run_dir / VERL_YAML), {}, label, launching=True, address=address)
     found = [dataclasses.replace(f, rule=r) for r in LAUNCH_RULES for f in RULES[r](ctx)]
-    kernels = [p for p in (check_kernels_here(cfg), check_rollout_kernels_here(cfg, ctx.verl)) if p]
+    # vLLM's prefill kernels: here for a run on this machine (an embedded Ray); on a cluster, on every node
+    # (liverl.launch.node_probe), which names the node
+    rollout = check_rollout_kernels_here(cfg, ctx.verl) if address in (None, "local") else None
+    kernels = [p for p in (check_kernels_here(cfg), rollout) if p]
     blocking, _ = apply_waivers([*found, *kernels], cfg.liverl.allow)
     return blocking

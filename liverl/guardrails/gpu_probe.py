@@ -31,39 +31,45 @@ def gdn_kernel_problem(
     return None
 
 
-# vLLM 0.24.0 resolves GatedDeltaNet's prefill backend "auto" to FlashInfer on every SM 9.x GPU without asking
-# whether flashinfer is installed (model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:150-210), and imports
-# flashinfer.gdn_prefill at the first prefill (line 252): seen on an H100 (docs/gpu-smoke.md, fifteenth session)
+# vLLM 0.24.0 resolves GatedDeltaNet's prefill backend (--gdn-prefill-backend, unset: "auto") to FlashInfer without
+# asking whether flashinfer is installed (model_executor/layers/mamba/gdn/qwen_gdn_linear_attn.py:150-210): on an
+# SM 9.0 GPU always; on SM 10.x where nvidia-cutlass-dsl-libs-cu13 is installed intact (and head_k_dim is 128 and
+# CUDA >= 13: Qwen3.5's and the lock's). It imports flashinfer.gdn_prefill at the first prefill (line 252): seen on an
+# H100 (docs/gpu-smoke.md, fifteenth session)
 VLLM_GDN_FLASHINFER = (0, 24, 0)
-GDN_BACKEND_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend"  # vLLM's --gdn-prefill-backend
+GDN_BACKEND_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend"
+GDN_BACKENDS = ("flashinfer", "triton", "cutedsl")  # the flag's choices, case-sensitive (engine/arg_utils.py:1570)
+FLASHINFER, CUTLASS_CU13 = "flashinfer-python", "nvidia-cutlass-dsl-libs-cu13"  # distributions (requirements-gpu.lock)
 
 
 def gdn_prefill_problem(
-    capability: tuple[int, int] | None, vllm: str | None, flashinfer: str | None, backend: str | None
+    capability: tuple[int, int] | None, vllm: str | None, flashinfer: str | None, backend: str | None,
+    cutlass_cu13: str | None = None,
 ) -> str | None:
-    """Why vLLM's GatedDeltaNet prefill will die on this GPU stack (flashinfer picked, not installed), or None."""
-    if capability is None or capability[0] != 9 or not vllm or flashinfer:
+    """Why vLLM's GatedDeltaNet prefill will die on a node's GPU stack (FlashInfer picked, flashinfer not installed),
+    or None."""
+    if capability is None or not vllm or flashinfer or version_tuple(vllm) < VLLM_GDN_FLASHINFER:
         return None
-    if version_tuple(vllm) < VLLM_GDN_FLASHINFER or str(backend or "auto").lower() not in ("auto", "flashinfer"):
+    picks = capability == (9, 0) or (capability[0] == 10 and cutlass_cu13 is not None)
+    if not picks or backend not in (None, "flashinfer"):
         return None
     return (
-        f"vLLM {vllm} runs GatedDeltaNet's prefill with FlashInfer on this SM {capability[0]}.{capability[1]} GPU "
-        f"(gdn_prefill_backend={backend or 'auto'}) and flashinfer is not installed: every rollout dies at its first "
+        f"vLLM {vllm} runs GatedDeltaNet's prefill with FlashInfer on its SM {capability[0]}.{capability[1]} GPU "
+        f"(gdn_prefill_backend={backend or 'unset'}) and flashinfer is not installed: every rollout dies at its first "
         "prefill (ModuleNotFoundError: No module named 'flashinfer'), after the model is loaded"
     )
 
 
 GDN_PREFILL_FIX = (
-    "install requirements-gpu.lock's flashinfer-python and flashinfer-cubin pins (make install, without "
-    "WITHOUT=optional), or run the prefill on Triton: verl.actor_rollout_ref.rollout.engine_kwargs.vllm."
-    "gdn_prefill_backend=triton"
+    "run the prefill on Triton: verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_backend=triton; or "
+    "install requirements-gpu.lock's optional group on every node (make install with the registry, or a wheelhouse "
+    "built without WITHOUT=optional: flashinfer, and nvcc for its JIT-compiled kernels)"
 )
 
 
 def gdn_prefill_finding(where: str, problem: str, backend: str | None) -> Problem:
-    return Problem(key="rollout image", got=f"{where}: flashinfer not installed, gdn_prefill_backend="
-                   f"{backend or 'auto'}", message=f"{where}: {problem}", fix=GDN_PREFILL_FIX,
-                   rule="gdn-prefill-flashinfer")
+    return Problem(key="rollout image", got=f"flashinfer not installed, gdn_prefill_backend={backend or 'unset'}",
+                   message=f"{where}: {problem}", fix=GDN_PREFILL_FIX, rule="gdn-prefill-flashinfer")
 
 
 def check_rollout_kernels_here(cfg: DictConfig, verl_cfg: DictConfig) -> Problem | None:
@@ -72,11 +78,13 @@ def check_rollout_kernels_here(cfg: DictConfig, verl_cfg: DictConfig) -> Problem
         return None
     backend = OmegaConf.select(verl_cfg, GDN_BACKEND_KEY, default=None)
     capability = local_kernel_facts()[0]
-    problem = gdn_prefill_problem(capability, _dist("vllm"), _dist("flashinfer-python"), backend)
+    problem = gdn_prefill_problem(capability, dist_version("vllm"), dist_version(FLASHINFER), backend,
+                                  dist_version(CUTLASS_CU13))
     return gdn_prefill_finding("this machine", problem, backend) if problem else None
 
 
-def _dist(name: str) -> str | None:
+def dist_version(name: str) -> str | None:
+    """The installed version of distribution `name`, None when it is not installed."""
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
@@ -86,12 +94,13 @@ def _dist(name: str) -> str | None:
 def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None, bool]:
     """(GPU compute capability, triton, flash-linear-attention, tilelang installed) of this machine."""
     capability = None
-    if _dist("torch"):
+    if dist_version("torch"):
         import torch
 
         if torch.cuda.is_available():
             capability = torch.cuda.get_device_capability(0)
-    return capability, _dist("triton"), _dist("flash-linear-attention"), util.find_spec("tilelang") is not None
+    fla, tilelang = dist_version("flash-linear-attention"), util.find_spec("tilelang") is not None
+    return capability, dist_version("triton"), fla, tilelang
 
 
 def check_kernels_here(cfg: DictConfig) -> Problem | None:
@@ -139,14 +148,24 @@ def gpu_rows_here(timeout: float = 60) -> list[tuple[str, int, str | None]]:
         pass
     if not shutil.which("nvidia-smi"):
         return []
-    try:
-        query = ["nvidia-smi", "--query-gpu=name,memory.total,compute_cap", "--format=csv,noheader,nounits"]
-        out = subprocess.run(query, capture_output=True, text=True, timeout=timeout, env=env)
-    except (OSError, subprocess.SubprocessError):
+    for fields in ("name,memory.total,compute_cap", "name,memory.total"):  # drivers before compute_cap: sizes only
+        try:
+            out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=timeout, env=env)
+        except (OSError, subprocess.SubprocessError):
+            return []
+        if out.returncode == 0:
+            break
+    else:
         return []
-    rows = [[f.strip() for f in line.split(",")] for line in out.stdout.splitlines() if line.count(",") == 2]
-    return [(n, (int(m) - NVSMI_RESERVED_MIB) * 2**20, c if re.fullmatch(r"\d+\.\d+", c) else None)
-            for n, m, c in rows if m.isdigit()]
+    rows = [line.rsplit(",", fields.count(",")) for line in out.stdout.splitlines() if "," in line]
+    return [(row[0].strip(), (int(row[1]) - NVSMI_RESERVED_MIB) * 2**20, capability_text(row[2:]))
+            for row in rows if row[1].strip().isdigit()]
+
+
+def capability_text(fields: list[str]) -> str | None:
+    """nvidia-smi's compute_cap field ("9.0"), None where it is missing or not a capability ("[N/A]")."""
+    return fields[0].strip() if fields and capability_of(fields[0].strip()) else None
 
 
 def gpus_here(timeout: float = 60) -> list[tuple[str, int]]:

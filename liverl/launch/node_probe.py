@@ -1,6 +1,7 @@
 """Before training starts, one tiny Ray task per alive node proves the node sees the run directory (it reads a token
 the launcher wrote, and writes one the launcher reads back) and reports what the run needs from its image: the vLLM
-version (R3 needs >= 0.22) and the trainer's imports, and what makes it the same as the launcher (LiveRL's version
+version (R3 needs >= 0.22), the trainer's imports, and its GPU's compute capability with flashinfer (a GatedDeltaNet
+model's prefill: rule gdn-prefill-flashinfer), and what makes it the same as the launcher (LiveRL's version
 and commit, vLLM's version, and where the scaffold runs trials, Harbor's Python and the agent's CLI:
 liverl.launch.node_facts); a node that differs is refused by IP and id (exit 3). verl places agent-loop workers on
 every node with CPUs (experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from
@@ -56,6 +57,7 @@ class NodeReport:
     error: str | None = None
     vllm: str | None = None
     flashinfer: str | None = None
+    cutlass_cu13: str | None = None
     capability: str | None = None  # the first GPU's compute capability ("9.0")
     missing: list[str] = field(default_factory=list)
     gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
@@ -209,7 +211,8 @@ def judge(
             problems.append(_vllm_problem(r, where))
         if r.missing:
             problems.append(_imports_problem(r, where))
-        gdn = linear_attention and gdn_prefill_problem(capability_of(r.capability), r.vllm, r.flashinfer, backend)
+        gdn = linear_attention and gdn_prefill_problem(capability_of(r.capability), r.vllm, r.flashinfer, backend,
+                                                       r.cutlass_cu13)
         if gdn:
             problems.append(gdn_prefill_finding(where, gdn, backend))
     return problems
