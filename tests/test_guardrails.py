@@ -27,6 +27,10 @@ CKPTS = {
     "dense_kv2": {"model_type": "qwen2", "num_attention_heads": 14, "num_key_value_heads": 2},
     "moe": {"model_type": "qwen3_moe", "num_attention_heads": 32, "num_key_value_heads": 4, "num_experts": 128},
     "vl_dense": {"model_type": "qwen3_vl", "text_config": {"num_attention_heads": 16, "num_key_value_heads": 8}},
+    # GatedDeltaNet layers the way a Qwen3.5 config lists them (nested under text_config)
+    "gdn": {"model_type": "qwen3_5_moe", "text_config": {"num_attention_heads": 16, "num_key_value_heads": 2,
+                                                         "layer_types": ["linear_attention", "full_attention"],
+                                                         "linear_num_key_heads": 16, "num_experts": 256}},
 }
 
 
@@ -582,6 +586,17 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
     assert (problem is not None) is refused
     if refused:
         assert "chunk_bwd_dqkwg" in problem
+
+
+def test_gated_delta_net_layers_are_read_from_the_checkpoint(ckpt) -> None:
+    # what the checkpoint has decides, not the model group's word (an MoE config was once read as dense)
+    under_other_group = findings("model=qwen3_30b_a3b", f"model.path={ckpt['gdn']}")
+    assert [f.severity for f in under_other_group["gdn-prefill-flashinfer"]] == [SKIP]
+    assert [f.severity for f in under_other_group["gdn-triton-hopper"]] == [SKIP]
+    dense_under_qwen35 = findings("model=qwen35", f"model.path={ckpt['dense_kv2']}", "router_replay=disabled")
+    assert "gdn-prefill-flashinfer" not in dense_under_qwen35 and "gdn-triton-hopper" not in dense_under_qwen35
+    # no checkpoint on this disk: the model group's word
+    assert "gdn-prefill-flashinfer" in findings("model=qwen35")
 
 
 @pytest.mark.parametrize(

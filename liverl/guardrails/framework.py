@@ -91,6 +91,16 @@ class Ctx:
         keys = ("num_experts", "n_routed_experts", "num_local_experts", "moe_intermediate_size", "num_experts_per_tok")
         return str(hf.get("model_type", "")).endswith("_moe") or any(hf.get(k) for k in keys)
 
+    @property
+    def linear_attention(self) -> bool:
+        """GatedDeltaNet (linear-attention) layers: from the checkpoint when it is here (Qwen3.5 lists them in
+        layer_types; Qwen3-Next's and Qwen3.5's configs carry linear_* head shapes), else what the model group
+        declares."""
+        hf = self.hf_config
+        if hf is None:
+            return bool(self.cfg.model.linear_attention)
+        return "linear_attention" in (hf.get("layer_types") or []) or bool(hf.get("linear_num_key_heads"))
+
 
 Rule = Callable[[Ctx], Iterable[Problem]]
 RULES: dict[str, Rule] = {}

@@ -72,9 +72,11 @@ def gdn_prefill_finding(where: str, problem: str, backend: str | None) -> Proble
                    message=f"{where}: {problem}", fix=GDN_PREFILL_FIX, rule="gdn-prefill-flashinfer")
 
 
-def check_rollout_kernels_here(cfg: DictConfig, verl_cfg: DictConfig) -> Problem | None:
-    """Rule gdn-prefill-flashinfer for this machine (a run on one machine: its vLLM runs here)."""
-    if not cfg.model.linear_attention:
+def check_rollout_kernels_here(cfg: DictConfig, verl_cfg: DictConfig, linear_attention: bool | None = None
+                               ) -> Problem | None:
+    """Rule gdn-prefill-flashinfer for this machine (a run on one machine: its vLLM runs here); linear_attention:
+    the checkpoint's answer (Ctx.linear_attention), else the model group's."""
+    if not (cfg.model.linear_attention if linear_attention is None else linear_attention):
         return None
     backend = OmegaConf.select(verl_cfg, GDN_BACKEND_KEY, default=None)
     capability = local_kernel_facts()[0]
@@ -103,9 +105,10 @@ def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None
     return capability, dist_version("triton"), fla, tilelang
 
 
-def check_kernels_here(cfg: DictConfig) -> Problem | None:
-    """Rule gdn-triton-hopper, run where the trainer runs (the launchers call it before training starts)."""
-    if not cfg.model.linear_attention:
+def check_kernels_here(cfg: DictConfig, linear_attention: bool | None = None) -> Problem | None:
+    """Rule gdn-triton-hopper, run where the trainer runs (the launchers call it before training starts);
+    linear_attention: the checkpoint's answer (Ctx.linear_attention), else the model group's."""
+    if not (cfg.model.linear_attention if linear_attention is None else linear_attention):
         return None
     problem = gdn_kernel_problem(*local_kernel_facts())
     if problem:

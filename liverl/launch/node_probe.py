@@ -25,7 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from liverl.errors import CONFIG_ERROR_EXIT, Problem
-from liverl.guardrails.framework import apply_waivers
+from liverl.guardrails.framework import Ctx, apply_waivers
 from liverl.guardrails.gpu_probe import (
     GDN_BACKEND_KEY,
     capability_of,
@@ -234,8 +234,8 @@ def node_blockers(
         modules = trainer_imports(verl_cfg, mode)
         launcher = node_facts(modules, harbor)  # before Ray starts: nothing between the probe and verl's ray.init
         reports = probe_nodes(address, run_dir, modules, task, harbor)
-        problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor),
-                         bool(cfg.model.linear_attention))
+        gdn = Ctx(cfg, verl_cfg, {}, "").linear_attention  # the checkpoint's layers when it is on this disk
+        problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor), gdn)
         nodes = node_memory(reports)
     gpu = probed_gpu(nodes, cfg)
     if gpu:

@@ -12,7 +12,7 @@ from liverl.guardrails.gpu_probe import GDN_BACKEND_KEY, GDN_BACKENDS
 
 def _gdn_skip(c: Ctx, image: str, what: str, where: str) -> Iterable[Problem]:
     """A GatedDeltaNet model's kernel check that needs the GPU and the image it runs on: SKIP, naming where it runs."""
-    if c.cfg.model.linear_attention:
+    if c.linear_attention:
         yield finding(SKIP, f"{image} image", c.cfg.model.name, f"{what}; checked {where}, before training starts",
                       "nothing to do here; a launch refuses with the fix if the image is affected")
 

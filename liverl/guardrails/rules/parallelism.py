@@ -11,7 +11,7 @@ from liverl.guardrails.verl_keys import SP_KEYS
 
 @rule("linear-attention-sp", "Qwen3.5 (GatedDeltaNet): Ulysses SP is 1 on every key verl reads (fixed)", waivable=False)
 def _linear_attention_sp(c: Ctx) -> Iterable[Problem]:
-    if not c.cfg.model.linear_attention:
+    if not c.linear_attention:
         return
     wrong = {k: c.v(k) for k in SP_KEYS if c.v(k, 1) != 1}
     if wrong:
