@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from raytest import ray_head
 from test_launch_local import recording_task_runner
 
+from liverl.guardrails.framework import Ctx
 from liverl.guardrails.ledger import ledger_path
 from liverl.launch.local import run_plan
 from liverl.recipe.build import build
@@ -25,6 +26,11 @@ def plan(tmp_path: Path, *overrides: str) -> Path:
     proc = run_cli([*DATA, *overrides, "launcher=dryrun", f"hydra.run.dir={run_dir}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     return run_dir
+
+
+def ctx(*overrides: str, verl=None) -> Ctx:
+    """A rule context of the model groups' word (no checkpoint on this disk) and a verl config."""
+    return Ctx(compose_liverl(list(overrides)), verl if verl is not None else OmegaConf.create({}), {}, "")
 
 
 def test_affected_kernel_stack_is_refused_before_training(tmp_path: Path, monkeypatch) -> None:
@@ -68,10 +74,10 @@ def test_the_real_kernel_check_answers_for_this_machine() -> None:
     assert capability == (tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None)
     affected = (capability is not None and capability[0] == 9 and _version(fla) == (0, 5, 2)
                 and (3, 4, 0) <= _version(triton) < (3, 7, 1) and not tilelang)
-    problem = check_kernels_here(compose_liverl(["model=qwen35"]))
+    problem = check_kernels_here(ctx("model=qwen35"))
     assert (problem is not None) == affected, (capability, triton, fla, tilelang, problem)
     assert problem is None or problem.rule == "gdn-triton-hopper"
-    assert check_kernels_here(compose_liverl(["model=qwen3_30b_a3b"])) is None  # no linear attention: no GDN kernel
+    assert check_kernels_here(ctx("model=qwen3_30b_a3b")) is None  # no linear attention: no GDN kernel
 
 
 def test_the_real_prefill_check_answers_for_this_machine() -> None:
@@ -81,7 +87,7 @@ def test_the_real_prefill_check_answers_for_this_machine() -> None:
 
     from liverl.guardrails.gpu_probe import check_rollout_kernels_here, dist_version
 
-    problem = check_rollout_kernels_here(compose_liverl(["model=qwen35"]), OmegaConf.create({}))
+    problem = check_rollout_kernels_here(ctx("model=qwen35"))
     if not torch.cuda.is_available():
         assert problem is None
     elif torch.cuda.get_device_capability(0) == (9, 0) and dist_version("vllm") == "0.24.0" and not dist_version(
@@ -89,7 +95,7 @@ def test_the_real_prefill_check_answers_for_this_machine() -> None:
         assert problem is not None and problem.rule == "gdn-prefill-flashinfer", problem
         triton = OmegaConf.create({"actor_rollout_ref": {"rollout": {"engine_kwargs": {"vllm": {
             "gdn_prefill_backend": "triton"}}}}})
-        assert check_rollout_kernels_here(compose_liverl(["model=qwen35"]), triton) is None
+        assert check_rollout_kernels_here(ctx("model=qwen35", verl=triton)) is None
 
 
 @pytest.mark.ray

@@ -196,8 +196,9 @@ GDN_TRITON = "verl.actor_rollout_ref.rollout.engine_kwargs.vllm.gdn_prefill_back
 
 
 def gated_delta_net(shape: str) -> bool:
-    raw = json.loads((ARCHS / f"{SHAPES[shape][0]}.json").read_text())
-    return "linear_attention" in raw.get("text_config", raw).get("layer_types", [])
+    from liverl.memory.arch import bundled, load
+
+    return load(bundled(SHAPES[shape][0])).linear_layers > 0
 
 
 def read_peaks(run_dir: Path) -> dict:

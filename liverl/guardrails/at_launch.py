@@ -27,8 +27,7 @@ def launch_blockers(run_dir: Path, address: str | None) -> list[Problem]:
     found = [dataclasses.replace(f, rule=r) for r in LAUNCH_RULES for f in RULES[r](ctx)]
     # vLLM's prefill kernels: here for a run on this machine (an embedded Ray); on a cluster, on every node
     # (liverl.launch.node_probe), which names the node
-    gdn = ctx.linear_attention  # the checkpoint's layers, not only the model group's word
-    rollout = check_rollout_kernels_here(cfg, ctx.verl, gdn) if address in (None, "local") else None
-    kernels = [p for p in (check_kernels_here(cfg, gdn), rollout) if p]
+    rollout = check_rollout_kernels_here(ctx) if address in (None, "local") else None
+    kernels = [p for p in (check_kernels_here(ctx), rollout) if p]
     blocking, _ = apply_waivers([*found, *kernels], cfg.liverl.allow)
     return blocking

@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 from importlib import metadata, util
 
-from omegaconf import DictConfig, OmegaConf
-
 from liverl.errors import Problem
+from liverl.guardrails.framework import Ctx
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -72,13 +71,11 @@ def gdn_prefill_finding(where: str, problem: str, backend: str | None) -> Proble
                    message=f"{where}: {problem}", fix=GDN_PREFILL_FIX, rule="gdn-prefill-flashinfer")
 
 
-def check_rollout_kernels_here(cfg: DictConfig, verl_cfg: DictConfig, linear_attention: bool | None = None
-                               ) -> Problem | None:
-    """Rule gdn-prefill-flashinfer for this machine (a run on one machine: its vLLM runs here); linear_attention:
-    the checkpoint's answer (Ctx.linear_attention), else the model group's."""
-    if not (cfg.model.linear_attention if linear_attention is None else linear_attention):
+def check_rollout_kernels_here(ctx: Ctx) -> Problem | None:
+    """Rule gdn-prefill-flashinfer for this machine (a run on one machine: its vLLM runs here)."""
+    if not ctx.linear_attention:
         return None
-    backend = OmegaConf.select(verl_cfg, GDN_BACKEND_KEY, default=None)
+    backend = ctx.v(GDN_BACKEND_KEY)
     capability = local_kernel_facts()[0]
     problem = gdn_prefill_problem(capability, dist_version("vllm"), dist_version(FLASHINFER), backend,
                                   dist_version(CUTLASS_CU13))
@@ -105,10 +102,9 @@ def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None
     return capability, dist_version("triton"), fla, tilelang
 
 
-def check_kernels_here(cfg: DictConfig, linear_attention: bool | None = None) -> Problem | None:
-    """Rule gdn-triton-hopper, run where the trainer runs (the launchers call it before training starts);
-    linear_attention: the checkpoint's answer (Ctx.linear_attention), else the model group's."""
-    if not (cfg.model.linear_attention if linear_attention is None else linear_attention):
+def check_kernels_here(ctx: Ctx) -> Problem | None:
+    """Rule gdn-triton-hopper, run where the trainer runs (the launchers call it before training starts)."""
+    if not ctx.linear_attention:
         return None
     problem = gdn_kernel_problem(*local_kernel_facts())
     if problem:
