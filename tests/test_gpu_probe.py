@@ -44,3 +44,42 @@ def test_a_driver_without_compute_cap_still_gives_sizes(tmp_path, monkeypatch, n
 @pytest.mark.parametrize("text,expected", [("9.0", (9, 0)), ("10.0", (10, 0)), ("[N/A]", None), (None, None)])
 def test_capability_of(text, expected) -> None:
     assert gpu_probe.capability_of(text) == expected
+
+
+def test_nvcc_is_looked_for_where_flash_linear_attention_looks(tmp_path, monkeypatch) -> None:
+    # rule gdn-triton-hopper: tilelang without an nvcc is Triton's path, which FLA 0.5.2 refuses on Hopper. Where FLA
+    # is installed (the GPU host) its own answer must agree in every case
+    try:
+        from fla.utils._compat import has_usable_nvcc
+    except ImportError:
+        has_usable_nvcc = None
+    toolkit = tmp_path / "toolkit"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    (toolkit / "bin" / "nvcc").chmod(0o755)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", empty)  # this machine may have /usr/local/cuda
+
+    def same(expected: bool) -> None:
+        assert gpu_probe.usable_nvcc() is expected
+        # FLA also looks in the real /usr/local/cuda, which only LiveRL's side can be pointed away from
+        if has_usable_nvcc is not None and (expected or not Path("/usr/local/cuda/bin/nvcc").exists()):
+            assert has_usable_nvcc() is expected
+
+    monkeypatch.setenv("PATH", str(empty))
+    if not gpu_probe.dist_version("nvidia-cuda-nvcc"):
+        same(False)  # no toolkit, none on PATH, no wheel
+    monkeypatch.setenv("CUDA_HOME", str(toolkit))
+    same(True)
+    monkeypatch.delenv("CUDA_HOME")
+    monkeypatch.setenv("CUDA_PATH", str(toolkit))
+    same(True)
+    monkeypatch.delenv("CUDA_PATH")
+    monkeypatch.setenv("PATH", str(toolkit / "bin"))
+    same(True)
+    monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", toolkit)
+    monkeypatch.setenv("PATH", str(empty))
+    assert gpu_probe.usable_nvcc()

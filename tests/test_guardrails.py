@@ -572,7 +572,8 @@ def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:
     [
         (((9, 0), "3.6.0", "0.5.2", False), True),  # H200 + torch 2.11's Triton 3.6: the failure seen
         (((9, 0), "3.4.0", "0.5.2", False), True),
-        (((9, 0), "3.6.0", "0.5.2", True), False),  # tilelang installed
+        (((9, 0), "3.6.0", "0.5.2", True), False),  # tilelang installed, an nvcc for its JIT
+        (((9, 0), "3.6.0", "0.5.2", True, False), True),  # tilelang without nvcc: FLA falls back to Triton, refuses
         (((9, 0), "3.7.1", "0.5.2", False), False),  # fixed Triton
         (((9, 0), "3.3.1", "0.5.2", False), False),
         (((8, 0), "3.6.0", "0.5.2", False), False),  # Ampere
@@ -586,6 +587,7 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
     assert (problem is not None) is refused
     if refused:
         assert "chunk_bwd_dqkwg" in problem
+        assert ("no nvcc" in problem) is (facts[3] and not facts[4])
 
 
 def test_gated_delta_net_layers_are_read_from_the_checkpoint(ckpt) -> None:

@@ -3,8 +3,11 @@ its prefill where vLLM runs (rule gdn-prefill-flashinfer, on every node through 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from importlib import metadata, util
+from pathlib import Path
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import Ctx
@@ -16,18 +19,45 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 def gdn_kernel_problem(
-    capability: tuple[int, int] | None, triton: str | None, fla: str | None, tilelang: bool
+    capability: tuple[int, int] | None, triton: str | None, fla: str | None, tilelang: bool, nvcc: bool = True
 ) -> str | None:
-    """Why Qwen3.5's GatedDeltaNet backward will refuse to run on this GPU stack, or None when it will run."""
+    """Why Qwen3.5's GatedDeltaNet backward will refuse to run on this GPU stack, or None when it will run.
+    flash-linear-attention 0.5.2 takes its tilelang backend for the gated chunk backward on Hopper only where tilelang
+    is installed (and FLA_TILELANG is not "0") and an nvcc is found for tilelang's JIT (fla/utils/_compat.py
+    has_usable_nvcc; fla/ops/common/backends/tilelang/__init__.py is_available); else the Triton path raises
+    (fla/ops/common/chunk_o.py:704-709)."""
 
-    if capability is None or capability[0] != 9 or not triton or not fla or tilelang:
+    if capability is None or capability[0] != 9 or not triton or not fla or (tilelang and nvcc):
         return None
     if version_tuple(fla) == (0, 5, 2) and (3, 4, 0) <= version_tuple(triton) < (3, 7, 1):
+        why = "without tilelang"
+        if tilelang:
+            why = ("where its tilelang backend finds no nvcc for its JIT (CUDA_HOME or CUDA_PATH, PATH, the "
+                   "nvidia-cuda-nvcc wheel, /usr/local/cuda) and falls back to Triton")
         return (
-            f"flash-linear-attention {fla} refuses Triton {triton} on Hopper without tilelang: 'Triton >= 3.4.0 "
+            f"flash-linear-attention {fla} refuses Triton {triton} on Hopper {why}: 'Triton >= 3.4.0 "
             "and < 3.7.1 on Hopper GPUs produces incorrect results for gated chunk_bwd_dqkwg' at the first backward"
         )
     return None
+
+
+CUDA_DEFAULT = Path("/usr/local/cuda")
+
+
+def usable_nvcc() -> bool:
+    """Whether flash-linear-attention finds an nvcc for tilelang's JIT, where it looks (fla/utils/_compat.py
+    has_usable_nvcc, 0.5.2): CUDA_HOME or CUDA_PATH's bin/nvcc, nvcc on PATH, the nvidia-cuda-nvcc wheel's nvcc (13.x
+    ships it; the -cu12 wheel only ptxas), /usr/local/cuda/bin/nvcc."""
+    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    if home is not None and (Path(home) / "bin" / "nvcc").exists():
+        return True
+    if shutil.which("nvcc") is not None:
+        return True
+    try:
+        files = metadata.files("nvidia-cuda-nvcc") or []
+    except metadata.PackageNotFoundError:
+        files = []
+    return any(f.name == "nvcc" for f in files) or (CUDA_DEFAULT / "bin" / "nvcc").exists()
 
 
 # vLLM 0.24.0 resolves GatedDeltaNet's prefill backend (--gdn-prefill-backend, unset: "auto") to FlashInfer without
@@ -90,16 +120,17 @@ def dist_version(name: str) -> str | None:
         return None
 
 
-def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None, bool]:
-    """(GPU compute capability, triton, flash-linear-attention, tilelang installed) of this machine."""
+def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None, bool, bool]:
+    """(GPU compute capability, triton, flash-linear-attention, tilelang installed and not turned off (FLA_TILELANG=0),
+    an nvcc for its JIT) of this machine."""
     capability = None
     if dist_version("torch"):
         import torch
 
         if torch.cuda.is_available():
             capability = torch.cuda.get_device_capability(0)
-    fla, tilelang = dist_version("flash-linear-attention"), util.find_spec("tilelang") is not None
-    return capability, dist_version("triton"), fla, tilelang
+    tilelang = util.find_spec("tilelang") is not None and os.environ.get("FLA_TILELANG") != "0"
+    return capability, dist_version("triton"), dist_version("flash-linear-attention"), tilelang, usable_nvcc()
 
 
 def check_kernels_here(ctx: Ctx) -> Problem | None:
@@ -111,7 +142,8 @@ def check_kernels_here(ctx: Ctx) -> Problem | None:
         return Problem(
             key="training image",
             message=problem,
-            fix="install tilelang in the training image, or use Triton >= 3.7.1 (or < 3.4)",
+            fix="install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in the "
+                "training image, or use Triton >= 3.7.1 (or < 3.4)",
             rule="gdn-triton-hopper",
         )
     return None
