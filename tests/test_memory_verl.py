@@ -295,3 +295,51 @@ def test_the_multimodal_points_checkpoint_has_what_vllm_loads(tmp_path):
     # a checkpoint from before (config, no processor) is rebuilt, not reused
     (out / "preprocessor_config.json").unlink()
     assert (verl_points.checkpoint("moe35b", out, weights=False) / "preprocessor_config.json").is_file()
+
+
+# --- Qwen3.5's 4-row (M-RoPE) position ids through verl 0.9.1's own padding code (real verl and torch, on CPU)
+
+def _mrope_batch(lengths: list[int], width: int = 12, response: int = 6):
+    """A left-padded batch as verl's agent loop returns it: each sequence's full response, (4, width) position ids."""
+    import torch
+    from tensordict import TensorDict
+
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, width - n:] = 1
+    pos = torch.zeros(len(lengths), 4, width, dtype=torch.long)
+    for i in range(len(lengths)):
+        pos[i, :, mask[i].bool()] = torch.arange(lengths[i])
+    return TensorDict({"input_ids": torch.randint(0, 100, (len(lengths), width)), "attention_mask": mask,
+                       "response_mask": mask[:, -response:], "position_ids": pos}, batch_size=len(lengths))
+
+
+def test_verl_cannot_split_a_step_whose_mrope_sequences_are_all_equally_long():
+    # why verl_points.train_data gives every prompt its own length: the moe35b_fsdp_6k failure of 2026-12-07, here
+    from verl.utils.tensordict_utils import index_select_tensor_dict, maybe_fix_3d_position_ids
+    from verl.workers.utils.padding import left_right_2_no_padding
+
+    def select(lengths):
+        td = left_right_2_no_padding(_mrope_batch(lengths))
+        maybe_fix_3d_position_ids(td)  # what infer_batch / train_batch do first (verl/workers/engine/base.py:124,145)
+        return [tuple(t.shape) for t in index_select_tensor_dict(td, [1, 0])["position_ids"].unbind()]
+
+    with pytest.raises(RuntimeError):
+        select([10, 10, 10, 10])
+    assert select([10, 9, 10, 8]) == [(4, 9), (4, 10)]
+
+
+def test_the_points_prompts_all_differ_in_length(tmp_path):
+    from transformers import AutoTokenizer
+
+    from liverl.tiny.generate import generate
+
+    generate(tmp_path, train=verl_points.TRAIN_ROWS, val=2)
+    rows = __import__("pandas").read_parquet(verl_points.train_data(tmp_path))
+    tok = AutoTokenizer.from_pretrained(tmp_path / "model")
+    texts = [tok.apply_chat_template(list(p), add_generation_prompt=True, tokenize=False) for p in rows["prompt"]]
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert len(lengths) == verl_points.TRAIN_ROWS and len(set(lengths)) == len(lengths), lengths
+    assert max(lengths) <= verl_points.PROMPT, lengths
+    words = [r["ground_truth"] for r in rows["reward_model"]]
+    assert all(p[0]["content"].endswith(w) for p, w in zip(rows["prompt"], words))  # still asks for its own word

@@ -161,6 +161,29 @@ def _weights(out: Path) -> None:
     transformers.GenerationConfig(eos_token_id=cfg.eos_token_id, pad_token_id=0).save_pretrained(out)
 
 
+TRAIN = "points_train.parquet"  # in the tiny workload's data folder (train_data)
+TRAIN_ROWS = 16
+
+
+def train_data(tiny: Path) -> Path:
+    """The points' training prompts: the tiny workload's first TRAIN_ROWS, the i-th with its word said i more times,
+    so no two prompts (and, every response filling the window, no two sequences of a step) have the same length.
+    verl 0.9.1 cannot take a step whose sequences are all equally long on a model with 4-row (M-RoPE) position ids,
+    Qwen3.5's: left_right_2_no_padding builds them with torch.nested.as_nested_tensor, which then makes the 4 rows the
+    ragged dimension (verl/workers/utils/padding.py:67); maybe_fix_3d_position_ids sets _ragged_idx=2 anyway
+    (verl/utils/tensordict_utils.py:910-915) and the first micro-batch's index_select fails: "split_with_sizes expects
+    split_sizes to sum exactly to 6033 ..., but got split_sizes=[4, 4, 4, 4]" (moe35b_fsdp_6k, an H100, 2026-12-07:
+    the tiny prompts were all 17 tokens)."""
+    import pandas as pd
+
+    out = tiny / "data" / TRAIN
+    rows = pd.read_parquet(tiny / "data" / "train.parquet").head(TRAIN_ROWS).copy()
+    rows["prompt"] = [[{**msgs[0], "content": msgs[0]["content"] + f" {row['reward_model']['ground_truth']}" * i}]
+                      for i, (msgs, (_, row)) in enumerate(zip(rows["prompt"], rows.iterrows()))]
+    rows.to_parquet(out)
+    return out
+
+
 def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, launcher: str,
               allow: tuple[str, ...] = ()) -> list[str]:
     from liverl.guardrails.gpu_probe import FLASHINFER, dist_version
@@ -172,7 +195,7 @@ def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, la
         "topology=gpu1", f"engine={engine}", "scaffold=single_turn", "batch=smoke", f"model={group}",
         f"model.path={ckpt}", "model.rollout_tp=1", "+model.tool_call_parser.single_turn=null",
         "+model.attn_implementation=sdpa",
-        f"train_files={tiny}/data/train.parquet", f"val_files={tiny}/data/val.parquet",
+        f"train_files={tiny}/data/{TRAIN}", f"val_files={tiny}/data/val.parquet",
         f"window.prompt={PROMPT}", f"window.response={window - PROMPT}", "train_bsz=2", "n_resp_per_prompt=2",
         "total_training_steps=2", "verl.trainer.save_freq=-1", "verl.trainer.test_freq=-1",
         "verl.trainer.val_before_train=false", "verl.trainer.logger=[console,file]",
@@ -275,6 +298,7 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
         from liverl.tiny.generate import generate
 
         generate(tiny)
+    train_data(tiny)
     run_dir = work / "runs" / name
     args = overrides(name, point, ckpt, tiny, run_dir, launcher, allow)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
