@@ -206,7 +206,9 @@ def overrides(name: str, point: tuple, ckpt: Path, tiny: Path, run_dir: Path, la
         "verl.actor_rollout_ref.rollout.enforce_eager=false",
         "verl.actor_rollout_ref.rollout.gpu_memory_utilization=0.2",
         f"verl.actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes={KV_CACHE}",
-        "liverl.allow=[" + ",".join(["checkpoint-save", *(["moe-new-verl", "gdn-triton-hopper"] if moe else []),
+        # gdn-triton-hopper is not waived: flash-linear-attention (the lock) refuses Qwen3.5's backward on Hopper with
+        # Triton 3.6 unless tilelang and an nvcc are there, and the launch says so before the 10-minute rollout
+        "liverl.allow=[" + ",".join(["checkpoint-save", *(["moe-new-verl"] if moe else []),
                                      *allow]) + "]",
         f"experiment_name=verl_points_{name}", f"launcher={launcher}", f"hydra.run.dir={run_dir}",
         # vLLM 0.24 runs GatedDeltaNet's prefill with FlashInfer on Hopper, which the GPU host's image lacks
