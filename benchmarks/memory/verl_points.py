@@ -178,8 +178,8 @@ def train_data(tiny: Path) -> Path:
 
     out = tiny / "data" / TRAIN
     rows = pd.read_parquet(tiny / "data" / "train.parquet").head(TRAIN_ROWS).copy()
-    rows["prompt"] = [[{**msgs[0], "content": msgs[0]["content"] + f" {row['reward_model']['ground_truth']}" * i}]
-                      for i, (msgs, (_, row)) in enumerate(zip(rows["prompt"], rows.iterrows()))]
+    rows["prompt"] = [[{**msgs[0], "content": msgs[0]["content"] + f" {reward['ground_truth']}" * i}]
+                      for i, (msgs, reward) in enumerate(zip(rows["prompt"], rows["reward_model"], strict=True))]
     rows.to_parquet(out)
     return out
 
