@@ -342,4 +342,5 @@ def test_the_points_prompts_all_differ_in_length(tmp_path):
     assert len(lengths) == verl_points.TRAIN_ROWS and len(set(lengths)) == len(lengths), lengths
     assert max(lengths) <= verl_points.PROMPT, lengths
     words = [r["ground_truth"] for r in rows["reward_model"]]
-    assert all(p[0]["content"].endswith(w) for p, w in zip(rows["prompt"], words, strict=True))  # still asks for its own word
+    # each still asks for its own word
+    assert all(p[0]["content"].endswith(w) for p, w in zip(rows["prompt"], words, strict=True))
