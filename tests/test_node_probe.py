@@ -133,3 +133,28 @@ def test_a_gdn_model_needs_flashinfer_or_triton_prefill_on_every_hopper_node(hea
     assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
     node.capability, node.flashinfer, node.cutlass_cu13 = "10.0", None, "4.3.1"  # Blackwell with cutlass-dsl's cu13
     assert [p.rule for p in judge(reports, cfg(False), tmp_path, linear_attention=True)] == ["gdn-prefill-flashinfer"]
+
+
+def test_a_gdn_model_needs_a_backward_flash_linear_attention_runs_on_every_hopper_node(head: str,
+                                                                                        tmp_path: Path) -> None:
+    from liverl.guardrails.gpu_probe import training_kernel_facts
+
+    reports = probe_nodes(head, tmp_path, ())
+    (node,) = reports
+    here = training_kernel_facts()  # the real probe reports this machine's stack
+    assert (node.triton, node.fla, node.tilelang, node.nvcc) == (here["triton"], here["fla"], here["tilelang"],
+                                                                  here["nvcc"])
+    # the GPU host's image once requirements-gpu.lock has flash-linear-attention and the wheelhouse no optional group
+    node.capability, node.vllm, node.flashinfer = "9.0", "0.24.0", "0.6.12"
+    node.triton, node.fla, node.tilelang, node.nvcc = "3.6.0", "0.5.2", False, True
+    (problem,) = judge(reports, cfg(False), tmp_path, linear_attention=True)
+    assert problem.rule == "gdn-triton-hopper" and node.ip in problem.message and "tilelang" in problem.fix
+    node.tilelang, node.nvcc = True, False  # tilelang without an nvcc: FLA falls back to Triton
+    (problem,) = judge(reports, cfg(False), tmp_path, linear_attention=True)
+    assert problem.rule == "gdn-triton-hopper" and "no nvcc" in problem.message
+    node.nvcc = True
+    assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
+    node.tilelang, node.triton = False, "3.7.1"  # FLA's own fix
+    assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
+    node.triton = "3.6.0"
+    assert judge(reports, cfg(False), tmp_path, linear_attention=False) == []  # no GatedDeltaNet layer

@@ -120,33 +120,44 @@ def dist_version(name: str) -> str | None:
         return None
 
 
+def training_kernel_facts() -> dict[str, object]:
+    """What flash-linear-attention's GatedDeltaNet backward depends on here, besides the GPU: triton and
+    flash-linear-attention (versions), tilelang (installed and not turned off by FLA_TILELANG=0), an nvcc for its JIT.
+    No torch import: the per-node probe runs it too (liverl.launch.node_facts)."""
+    return {"triton": dist_version("triton"), "fla": dist_version("flash-linear-attention"),
+            "tilelang": util.find_spec("tilelang") is not None and os.environ.get("FLA_TILELANG") != "0",
+            "nvcc": usable_nvcc()}
+
+
 def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None, bool, bool]:
-    """(GPU compute capability, triton, flash-linear-attention, tilelang installed and not turned off (FLA_TILELANG=0),
-    an nvcc for its JIT) of this machine."""
+    """(GPU compute capability, triton, flash-linear-attention, tilelang, nvcc: training_kernel_facts) of this
+    machine."""
     capability = None
     if dist_version("torch"):
         import torch
 
         if torch.cuda.is_available():
             capability = torch.cuda.get_device_capability(0)
-    tilelang = util.find_spec("tilelang") is not None and os.environ.get("FLA_TILELANG") != "0"
-    return capability, dist_version("triton"), dist_version("flash-linear-attention"), tilelang, usable_nvcc()
+    k = training_kernel_facts()
+    return capability, k["triton"], k["fla"], bool(k["tilelang"]), bool(k["nvcc"])
+
+
+GDN_KERNEL_FIX = ("install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in "
+                  "the training image (requirements-gpu.lock's optional group has both), or use Triton >= 3.7.1 "
+                  "(or < 3.4)")
+
+
+def gdn_kernel_finding(where: str, problem: str) -> Problem:
+    return Problem(key="training image", message=f"{where}: {problem}", fix=GDN_KERNEL_FIX, rule="gdn-triton-hopper")
 
 
 def check_kernels_here(ctx: Ctx) -> Problem | None:
-    """Rule gdn-triton-hopper, run where the trainer runs (the launchers call it before training starts)."""
+    """Rule gdn-triton-hopper for this machine (the launchers call it before training starts; a cluster's nodes are
+    judged by the per-node probe)."""
     if not ctx.linear_attention:
         return None
     problem = gdn_kernel_problem(*local_kernel_facts())
-    if problem:
-        return Problem(
-            key="training image",
-            message=problem,
-            fix="install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in the "
-                "training image, or use Triton >= 3.7.1 (or < 3.4)",
-            rule="gdn-triton-hopper",
-        )
-    return None
+    return gdn_kernel_finding("this machine", problem) if problem else None
 
 
 # Run in a fresh interpreter: it sees every GPU of the node whatever CUDA_VISIBLE_DEVICES the caller has (a Ray

@@ -1,7 +1,8 @@
 """Before training starts, one tiny Ray task per alive node proves the node sees the run directory (it reads a token
 the launcher wrote, and writes one the launcher reads back) and reports what the run needs from its image: the vLLM
 version (R3 needs >= 0.22), the trainer's imports, and its GPU's compute capability with flashinfer (a GatedDeltaNet
-model's prefill: rule gdn-prefill-flashinfer), and what makes it the same as the launcher (LiveRL's version
+model's prefill: rule gdn-prefill-flashinfer) and with triton, flash-linear-attention, tilelang and nvcc (its backward:
+rule gdn-triton-hopper), and what makes it the same as the launcher (LiveRL's version
 and commit, vLLM's version, and where the scaffold runs trials, Harbor's Python and the agent's CLI:
 liverl.launch.node_facts); a node that differs is refused by IP and id (exit 3). verl places agent-loop workers on
 every node with CPUs (experimental/agent_loop/agent_loop.py:1212-1222), each reading agent_loop_config_path from
@@ -29,6 +30,8 @@ from liverl.guardrails.framework import Ctx, apply_waivers
 from liverl.guardrails.gpu_probe import (
     GDN_BACKEND_KEY,
     capability_of,
+    gdn_kernel_finding,
+    gdn_kernel_problem,
     gdn_prefill_finding,
     gdn_prefill_problem,
     gpu_rows_here,
@@ -59,6 +62,10 @@ class NodeReport:
     flashinfer: str | None = None
     cutlass_cu13: str | None = None
     capability: str | None = None  # the first GPU's compute capability ("9.0")
+    triton: str | None = None  # triton, fla, tilelang, nvcc: the trainer's GatedDeltaNet backward (gdn-triton-hopper)
+    fla: str | None = None
+    tilelang: bool = False
+    nvcc: bool = False
     missing: list[str] = field(default_factory=list)
     gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
     host_bytes: int | None = None
@@ -195,7 +202,7 @@ def judge(
 ) -> list[Problem]:
     """FATAL problems naming each node that cannot host its part of the run (launcher: this process's facts,
     liverl.launch.node_facts; None compares nothing; linear_attention: the model has GatedDeltaNet layers, whose
-    prefill each node's vLLM runs)."""
+    prefill each node's vLLM runs and whose backward the trainer's nodes run)."""
     problems = []
     r3 = bool(OmegaConf.select(verl_cfg, ROLLOUT_REPLAY_KEY, default=False))
     backend = OmegaConf.select(verl_cfg, GDN_BACKEND_KEY, default=None)
@@ -215,6 +222,11 @@ def judge(
                                                        r.cutlass_cu13)
         if gdn:
             problems.append(gdn_prefill_finding(where, gdn, backend))
+        # every node: verl places the trainer's workers on any GPU node of the cluster
+        backward = linear_attention and gdn_kernel_problem(capability_of(r.capability), r.triton, r.fla, r.tilelang,
+                                                           r.nvcc)
+        if backward:
+            problems.append(gdn_kernel_finding(where, backward))
     return problems
 
 

@@ -19,8 +19,8 @@ def _gdn_skip(c: Ctx, image: str, what: str, where: str) -> Iterable[Problem]:
 
 @rule("gdn-triton-hopper", "the training image runs GatedDeltaNet's backward on its GPU")
 def _gdn(c: Ctx) -> Iterable[Problem]:
-    yield from _gdn_skip(c, "training", "GatedDeltaNet kernels (Hopper x Triton x flash-linear-attention x tilelang)",
-                         "where the trainer runs")
+    yield from _gdn_skip(c, "training", "GatedDeltaNet's backward (Hopper x Triton x flash-linear-attention x tilelang "
+                         "x nvcc)", "on this machine and on every node")
 
 
 @rule("gdn-prefill-flashinfer", "vLLM can run GatedDeltaNet's prefill where the rollout runs")
