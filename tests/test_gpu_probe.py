@@ -67,6 +67,7 @@ def test_nvcc_is_looked_for_where_flash_linear_attention_looks(tmp_path, monkeyp
         assert gpu_probe.usable_nvcc() is expected
         # FLA also looks in the real /usr/local/cuda, which only LiveRL's side can be pointed away from
         if has_usable_nvcc is not None and (expected or not Path("/usr/local/cuda/bin/nvcc").exists()):
+            has_usable_nvcc.cache_clear()  # FLA caches its answer (functools.cache)
             assert has_usable_nvcc() is expected
 
     monkeypatch.setenv("PATH", str(empty))
@@ -83,3 +84,31 @@ def test_nvcc_is_looked_for_where_flash_linear_attention_looks(tmp_path, monkeyp
     monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", toolkit)
     monkeypatch.setenv("PATH", str(empty))
     assert gpu_probe.usable_nvcc()
+
+
+def test_the_plans_environment_is_laid_over_this_ones(tmp_path, monkeypatch) -> None:
+    # verl's workers get the plan's runtime env: what turns FLA's tilelang backward off, or finds its nvcc, there
+    for var, _ in gpu_probe.FLA_OFF:
+        monkeypatch.delenv(var, raising=False)
+    assert gpu_probe.training_kernel_facts()["tilelang_off"] is None
+    assert gpu_probe.training_kernel_facts({"FLA_TILELANG": "0"})["tilelang_off"] == "FLA_TILELANG=0"
+    assert gpu_probe.training_kernel_facts({"FLA_TILELANG": "1"})["tilelang_off"] is None
+    off = gpu_probe.training_kernel_facts({"FLA_DISABLE_BACKEND_DISPATCH": "1"})["tilelang_off"]
+    assert off == "FLA_DISABLE_BACKEND_DISPATCH=1"
+    toolkit = tmp_path / "cuda"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", empty)
+    monkeypatch.setenv("PATH", str(empty))
+    for var in ("CUDA_HOME", "CUDA_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    if not gpu_probe.dist_version("nvidia-cuda-nvcc"):
+        assert gpu_probe.training_kernel_facts()["nvcc"] is False
+    assert gpu_probe.training_kernel_facts({"CUDA_HOME": str(toolkit)})["nvcc"] is True
+    # read from a written plan's verl config, as the launch and the node probe do
+    from omegaconf import OmegaConf
+
+    verl = OmegaConf.create({"ray_kwargs": {"ray_init": {"runtime_env": {"env_vars": {"FLA_TILELANG": 0}}}}})
+    assert gpu_probe.plan_env(verl) == {"FLA_TILELANG": "0"} and gpu_probe.plan_env(OmegaConf.create({})) == {}

@@ -574,6 +574,7 @@ def test_all_findings_are_reported_at_once(tmp_path, capsys) -> None:
         (((9, 0), "3.4.0", "0.5.2", False), True),
         (((9, 0), "3.6.0", "0.5.2", True), False),  # tilelang installed, an nvcc for its JIT
         (((9, 0), "3.6.0", "0.5.2", True, False), True),  # tilelang without nvcc: FLA falls back to Triton, refuses
+        (((9, 0), "3.6.0", "0.5.2", True, True, "FLA_TILELANG=0"), True),  # turned off: Triton again
         (((9, 0), "3.7.1", "0.5.2", False), False),  # fixed Triton
         (((9, 0), "3.3.1", "0.5.2", False), False),
         (((8, 0), "3.6.0", "0.5.2", False), False),  # Ampere
@@ -587,7 +588,9 @@ def test_gdn_kernel_rule(facts, refused: bool) -> None:
     assert (problem is not None) is refused
     if refused:
         assert "chunk_bwd_dqkwg" in problem
-        assert ("no nvcc" in problem) is (facts[3] and not facts[4])
+        tilelang, nvcc, off = facts[3], facts[4] if len(facts) > 4 else True, facts[5] if len(facts) > 5 else None
+        assert ("no nvcc" in problem) is (tilelang and not nvcc and not off)
+        assert ("turns its tilelang backend off" in problem) is bool(tilelang and off)
 
 
 def test_gated_delta_net_layers_are_read_from_the_checkpoint(ckpt) -> None:

@@ -37,7 +37,7 @@ def test_affected_kernel_stack_is_refused_before_training(tmp_path: Path, monkey
     run_dir = plan(tmp_path, "model=qwen35")
     # test double for the GPU: this machine has none, so report an H200 with torch 2.11's Triton 3.6 stack
     facts = ((9, 0), "3.6.0", "0.5.2", False, True)
-    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda: facts)
+    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda env=None: facts)
     assert run_plan(run_dir, address="127.0.0.1:1") == 2  # refused before Ray is even contacted
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "refused" and "[gdn-triton-hopper]" in run["reason"] and "tilelang" in run["reason"]
@@ -47,7 +47,8 @@ def test_gdn_prefill_without_flashinfer_is_refused_at_launch(tmp_path: Path, mon
     from liverl.guardrails.at_launch import launch_blockers
 
     # test double for the GPU image: an H100 with vLLM 0.24.0 and no flashinfer (the fifteenth GPU session's host)
-    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda: ((9, 0), None, None, False, True))
+    no_fla = ((9, 0), None, None, False, True)
+    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda env=None: no_fla)
     monkeypatch.setattr("liverl.guardrails.gpu_probe.dist_version", {"vllm": "0.24.0"}.get)
     auto = plan(tmp_path / "auto", "model=qwen35")
     assert "gdn-prefill-flashinfer" in [p.rule for p in launch_blockers(auto, "local")]
@@ -71,10 +72,10 @@ def test_the_real_kernel_check_answers_for_this_machine() -> None:
 
     from liverl.guardrails.gpu_probe import check_kernels_here, local_kernel_facts
 
-    capability, triton, fla, tilelang, nvcc = local_kernel_facts()
+    capability, triton, fla, tilelang, nvcc, off = local_kernel_facts()
     assert capability == (tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None)
     affected = (capability is not None and capability[0] == 9 and _version(fla) == (0, 5, 2)
-                and (3, 4, 0) <= _version(triton) < (3, 7, 1) and not (tilelang and nvcc))
+                and (3, 4, 0) <= _version(triton) < (3, 7, 1) and not (tilelang and nvcc and not off))
     problem = check_kernels_here(ctx("model=qwen35"))
     assert (problem is not None) == affected, (capability, triton, fla, tilelang, problem)
     assert problem is None or problem.rule == "gdn-triton-hopper"

@@ -154,7 +154,19 @@ def test_a_gdn_model_needs_a_backward_flash_linear_attention_runs_on_every_hoppe
     assert problem.rule == "gdn-triton-hopper" and "no nvcc" in problem.message
     node.nvcc = True
     assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
+    node.tilelang_off = "FLA_TILELANG=0"  # tilelang and an nvcc, but turned off where the workers run
+    (problem,) = judge(reports, cfg(False), tmp_path, linear_attention=True)
+    assert "FLA_TILELANG=0 turns its tilelang backend off" in problem.message
+    node.tilelang_off = None
     node.tilelang, node.triton = False, "3.7.1"  # FLA's own fix
     assert judge(reports, cfg(False), tmp_path, linear_attention=True) == []
     node.triton = "3.6.0"
     assert judge(reports, cfg(False), tmp_path, linear_attention=False) == []  # no GatedDeltaNet layer
+
+
+def test_each_node_is_probed_in_the_plans_runtime_env(head: str, tmp_path: Path) -> None:
+    # verl's workers get the plan's env vars (verl.ray_kwargs.ray_init.runtime_env.env_vars): so does the probe
+    (node,) = probe_nodes(head, tmp_path, (), env={"FLA_TILELANG": "0"})
+    assert node.tilelang_off == "FLA_TILELANG=0"
+    (plain,) = probe_nodes(head, tmp_path, ())
+    assert plain.tilelang_off is None

@@ -291,16 +291,24 @@ def failure(run_dir: Path, log: str) -> str | None:
     return errors[0] if errors else None
 
 
-def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False,
-              allow: tuple[str, ...] = ()) -> dict:
-    shape = point[0]
-    ckpt = checkpoint(shape, work / "ckpt" / shape, weights=launcher == "local")
+def workload(work: Path) -> Path:
+    """WORK/tiny: the tiny workload and the points' prompts (train_data), written once (main writes them before its
+    threads start, so no run reads a file another thread is writing)."""
     tiny = work / "tiny"
     if not (tiny / "tiny.json").is_file():
         from liverl.tiny.generate import generate
 
         generate(tiny)
-    train_data(tiny)
+    if not (tiny / "data" / TRAIN).is_file():
+        train_data(tiny)
+    return tiny
+
+
+def run_point(name: str, point: tuple, work: Path, launcher: str = "local", sample_host: bool = False,
+              allow: tuple[str, ...] = ()) -> dict:
+    shape = point[0]
+    ckpt = checkpoint(shape, work / "ckpt" / shape, weights=launcher == "local")
+    tiny = workload(work)
     run_dir = work / "runs" / name
     args = overrides(name, point, ckpt, tiny, run_dir, launcher, allow)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -433,6 +441,7 @@ def main(argv: list[str]) -> int:
     if a.mode == "collect":
         merge(a.out, "points", [collect(n, a.work) for n in names], here=False)
         return 0
+    workload(a.work)
     for shape in {POINTS[n][0] for n in names}:  # checkpoints first, one at a time
         checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
     launcher = "local" if a.mode == "run" else "dryrun"

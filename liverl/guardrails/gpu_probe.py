@@ -6,11 +6,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from importlib import metadata, util
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from liverl.errors import Problem
 from liverl.guardrails.framework import Ctx
+from liverl.rundir import RUNTIME_ENV_VARS
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -19,19 +23,23 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 def gdn_kernel_problem(
-    capability: tuple[int, int] | None, triton: str | None, fla: str | None, tilelang: bool, nvcc: bool = True
+    capability: tuple[int, int] | None, triton: str | None, fla: str | None, tilelang: bool, nvcc: bool = True,
+    off: str | None = None,
 ) -> str | None:
     """Why Qwen3.5's GatedDeltaNet backward will refuse to run on this GPU stack, or None when it will run.
     flash-linear-attention 0.5.2 takes its tilelang backend for the gated chunk backward on Hopper only where tilelang
-    is installed (and FLA_TILELANG is not "0") and an nvcc is found for tilelang's JIT (fla/utils/_compat.py
-    has_usable_nvcc; fla/ops/common/backends/tilelang/__init__.py is_available); else the Triton path raises
+    is installed and an nvcc is found for tilelang's JIT (fla/utils/_compat.py has_usable_nvcc;
+    fla/ops/common/backends/tilelang/__init__.py is_available) and nothing turns it off (`off`: FLA_TILELANG=0,
+    is_enabled; FLA_DISABLE_BACKEND_DISPATCH=1, fla/ops/backends/__init__.py:28,163); else the Triton path raises
     (fla/ops/common/chunk_o.py:704-709)."""
 
-    if capability is None or capability[0] != 9 or not triton or not fla or (tilelang and nvcc):
+    if capability is None or capability[0] != 9 or not triton or not fla or (tilelang and nvcc and not off):
         return None
     if version_tuple(fla) == (0, 5, 2) and (3, 4, 0) <= version_tuple(triton) < (3, 7, 1):
         why = "without tilelang"
-        if tilelang:
+        if tilelang and off:
+            why = f"where {off} turns its tilelang backend off"
+        elif tilelang:
             why = ("where its tilelang backend finds no nvcc for its JIT (CUDA_HOME or CUDA_PATH, PATH, the "
                    "nvidia-cuda-nvcc wheel, /usr/local/cuda) and falls back to Triton")
         return (
@@ -44,14 +52,15 @@ def gdn_kernel_problem(
 CUDA_DEFAULT = Path("/usr/local/cuda")
 
 
-def usable_nvcc() -> bool:
+def usable_nvcc(env: Mapping[str, str] | None = None) -> bool:
     """Whether flash-linear-attention finds an nvcc for tilelang's JIT, where it looks (fla/utils/_compat.py
     has_usable_nvcc, 0.5.2): CUDA_HOME or CUDA_PATH's bin/nvcc, nvcc on PATH, the nvidia-cuda-nvcc wheel's nvcc (13.x
     ships it; the -cu12 wheel only ptxas), /usr/local/cuda/bin/nvcc."""
-    home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
+    env = os.environ if env is None else env
+    home = env.get("CUDA_HOME") or env.get("CUDA_PATH")
     if home is not None and (Path(home) / "bin" / "nvcc").exists():
         return True
-    if shutil.which("nvcc") is not None:
+    if shutil.which("nvcc", path=env.get("PATH")) is not None:
         return True
     try:
         files = metadata.files("nvidia-cuda-nvcc") or []
@@ -120,31 +129,38 @@ def dist_version(name: str) -> str | None:
         return None
 
 
-def training_kernel_facts() -> dict[str, object]:
+FLA_OFF = (("FLA_TILELANG", "0"), ("FLA_DISABLE_BACKEND_DISPATCH", "1"))  # what turns FLA's tilelang backward off
+
+
+def training_kernel_facts(env: Mapping[str, str] | None = None) -> dict[str, object]:
     """What flash-linear-attention's GatedDeltaNet backward depends on here, besides the GPU: triton and
-    flash-linear-attention (versions), tilelang (installed and not turned off by FLA_TILELANG=0), an nvcc for its JIT.
-    No torch import: the per-node probe runs it too (liverl.launch.node_facts)."""
+    flash-linear-attention (versions), tilelang (installed), tilelang_off (the variable that turns it off, or None),
+    an nvcc for its JIT; `env` laid over this process's environment (the plan's runtime env, which verl's workers
+    get). No torch import: the per-node probe runs it too (liverl.launch.node_facts)."""
+    e = {**os.environ, **(env or {})}
+    off = next((f"{k}={v}" for k, v in FLA_OFF if e.get(k) == v), None)
     return {"triton": dist_version("triton"), "fla": dist_version("flash-linear-attention"),
-            "tilelang": util.find_spec("tilelang") is not None and os.environ.get("FLA_TILELANG") != "0",
-            "nvcc": usable_nvcc()}
+            "tilelang": util.find_spec("tilelang") is not None, "tilelang_off": off, "nvcc": usable_nvcc(e)}
 
 
-def local_kernel_facts() -> tuple[tuple[int, int] | None, str | None, str | None, bool, bool]:
-    """(GPU compute capability, triton, flash-linear-attention, tilelang, nvcc: training_kernel_facts) of this
-    machine."""
+def local_kernel_facts(
+    env: Mapping[str, str] | None = None,
+) -> tuple[tuple[int, int] | None, str | None, str | None, bool, bool, str | None]:
+    """(GPU compute capability, triton, flash-linear-attention, tilelang, nvcc, tilelang_off: training_kernel_facts)
+    of this machine."""
     capability = None
     if dist_version("torch"):
         import torch
 
         if torch.cuda.is_available():
             capability = torch.cuda.get_device_capability(0)
-    k = training_kernel_facts()
-    return capability, k["triton"], k["fla"], bool(k["tilelang"]), bool(k["nvcc"])
+    k = training_kernel_facts(env)
+    return capability, k["triton"], k["fla"], bool(k["tilelang"]), bool(k["nvcc"]), k["tilelang_off"]
 
 
 GDN_KERNEL_FIX = ("install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in "
-                  "the training image (requirements-gpu.lock's optional group has both), or use Triton >= 3.7.1 "
-                  "(or < 3.4)")
+                  "the training image (requirements-gpu.lock's optional group has both) and leave FLA_TILELANG and "
+                  "FLA_DISABLE_BACKEND_DISPATCH unset, or use Triton >= 3.7.1 (or < 3.4)")
 
 
 def gdn_kernel_finding(where: str, problem: str) -> Problem:
@@ -156,8 +172,14 @@ def check_kernels_here(ctx: Ctx) -> Problem | None:
     judged by the per-node probe)."""
     if not ctx.linear_attention:
         return None
-    problem = gdn_kernel_problem(*local_kernel_facts())
+    problem = gdn_kernel_problem(*local_kernel_facts(plan_env(ctx.verl)))
     return gdn_kernel_finding("this machine", problem) if problem else None
+
+
+def plan_env(verl_cfg: object) -> dict[str, str]:
+    """The environment a plan gives verl's Ray workers (verl's ray.init runtime env), as strings."""
+    env = OmegaConf.select(verl_cfg, RUNTIME_ENV_VARS, default=None) if verl_cfg is not None else None
+    return {str(k): str(v) for k, v in (OmegaConf.to_container(env, resolve=True) if env is not None else {}).items()}
 
 
 # Run in a fresh interpreter: it sees every GPU of the node whatever CUDA_VISIBLE_DEVICES the caller has (a Ray

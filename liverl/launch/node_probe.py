@@ -37,6 +37,7 @@ from liverl.guardrails.gpu_probe import (
     gpu_rows_here,
     gpus_here,
     host_memory_here,
+    plan_env,
     version_tuple,
 )
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
@@ -65,6 +66,7 @@ class NodeReport:
     triton: str | None = None  # triton, fla, tilelang, nvcc: the trainer's GatedDeltaNet backward (gdn-triton-hopper)
     fla: str | None = None
     tilelang: bool = False
+    tilelang_off: str | None = None
     nvcc: bool = False
     missing: list[str] = field(default_factory=list)
     gpus: list[tuple[str, int]] = field(default_factory=list)  # (device name, bytes torch can use)
@@ -108,11 +110,13 @@ def facts_here(
 
 
 def probe_nodes(
-    address: str, run_dir: Path, modules: tuple[str, ...], task: Callable | None = None, harbor: dict | None = None
+    address: str, run_dir: Path, modules: tuple[str, ...], task: Callable | None = None, harbor: dict | None = None,
+    env: dict[str, str] | None = None,
 ) -> list[NodeReport]:
     """Run the probe on every alive node with CPUs (where verl places agent-loop workers) of the cluster at
-    `address`; `task` replaces probe_here (tests: a node with its own disk). Ray is shut down afterwards, so
-    verl's own ray.init applies its runtime environment."""
+    `address`, in `env` (the plan's runtime env, which verl's workers get: gpu_probe.plan_env); `task` replaces
+    probe_here (tests: a node with its own disk). Ray is shut down afterwards, so verl's own ray.init applies its
+    runtime environment."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -121,10 +125,12 @@ def probe_nodes(
     token = secrets.token_hex(16)
     (directory / "launcher.token").write_text(token)
     remote = ray.remote(num_cpus=0)(task or probe_here)
+    in_env = {"runtime_env": {"env_vars": env}} if env else {}
     with attached(address):
         nodes = [n for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
         refs = [
-            remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+            remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+                           **in_env).remote(
                 str(directory), token, n["NodeID"], n["NodeManagerAddress"], modules, harbor
             )
             for n in nodes
@@ -224,7 +230,7 @@ def judge(
             problems.append(gdn_prefill_finding(where, gdn, backend))
         # every node: verl places the trainer's workers on any GPU node of the cluster
         backward = linear_attention and gdn_kernel_problem(capability_of(r.capability), r.triton, r.fla, r.tilelang,
-                                                           r.nvcc)
+                                                           r.nvcc, r.tilelang_off)
         if backward:
             problems.append(gdn_kernel_finding(where, backward))
     return problems
@@ -245,7 +251,7 @@ def node_blockers(
     else:
         modules = trainer_imports(verl_cfg, mode)
         launcher = node_facts(modules, harbor)  # before Ray starts: nothing between the probe and verl's ray.init
-        reports = probe_nodes(address, run_dir, modules, task, harbor)
+        reports = probe_nodes(address, run_dir, modules, task, harbor, plan_env(verl_cfg))
         gdn = Ctx(cfg, verl_cfg, {}, "").linear_attention  # the checkpoint's layers when it is on this disk
         problems = judge(reports, verl_cfg, run_dir, launcher, scaffold_runs_trials(harbor), gdn)
         nodes = node_memory(reports)
