@@ -98,6 +98,7 @@ def test_the_plans_environment_is_laid_over_this_ones(tmp_path, monkeypatch) -> 
     toolkit = tmp_path / "cuda"
     (toolkit / "bin").mkdir(parents=True)
     (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    (toolkit / "bin" / "nvcc").chmod(0o755)  # PATH finds executables only
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", empty)
@@ -110,5 +111,14 @@ def test_the_plans_environment_is_laid_over_this_ones(tmp_path, monkeypatch) -> 
     # read from a written plan's verl config, as the launch and the node probe do
     from omegaconf import OmegaConf
 
-    verl = OmegaConf.create({"ray_kwargs": {"ray_init": {"runtime_env": {"env_vars": {"FLA_TILELANG": 0}}}}})
-    assert gpu_probe.plan_env(verl) == {"FLA_TILELANG": "0"} and gpu_probe.plan_env(OmegaConf.create({})) == {}
+    env_vars = {"FLA_TILELANG": "0", "PATH": "${PATH}:" + str(toolkit / "bin"), "CUDA_HOME": None}
+    verl = OmegaConf.create({"ray_kwargs": {"ray_init": {"runtime_env": {"env_vars": env_vars}}}})
+    saved = tmp_path / "verl.yaml"
+    OmegaConf.save(verl, saved, resolve=False)  # a written plan, read back: ${PATH} is Ray's to expand, not OmegaConf's
+    env = gpu_probe.plan_env(OmegaConf.load(saved))
+    assert env == {"FLA_TILELANG": "0", "PATH": "${PATH}:" + str(toolkit / "bin")}  # null: no variable
+    assert gpu_probe.plan_env(OmegaConf.create({})) == {}
+    facts = gpu_probe.training_kernel_facts(env)  # PATH expanded over this one's, as Ray does: the toolkit is found
+    assert facts["tilelang_off"] == "FLA_TILELANG=0" and facts["nvcc"] is True
+    assert gpu_probe.with_env({"PATH": "/a"}, {"PATH": "${PATH}:/b", "X": "${NOPE}y", "Y": "$NOPE"}) == {
+        "PATH": "/a:/b", "X": "y", "Y": "$NOPE"}

@@ -180,7 +180,9 @@ def train_data(tiny: Path) -> Path:
     rows = pd.read_parquet(tiny / "data" / "train.parquet").head(TRAIN_ROWS).copy()
     rows["prompt"] = [[{**msgs[0], "content": msgs[0]["content"] + f" {reward['ground_truth']}" * i}]
                       for i, (msgs, reward) in enumerate(zip(rows["prompt"], rows["reward_model"], strict=True))]
-    rows.to_parquet(out)
+    part = out.with_suffix(".part")
+    rows.to_parquet(part)
+    part.replace(out)  # whole or not there: a run never reads half of it
     return out
 
 
@@ -291,15 +293,15 @@ def failure(run_dir: Path, log: str) -> str | None:
     return errors[0] if errors else None
 
 
-def workload(work: Path) -> Path:
-    """WORK/tiny: the tiny workload and the points' prompts (train_data), written once (main writes them before its
-    threads start, so no run reads a file another thread is writing)."""
+def workload(work: Path, fresh: bool = False) -> Path:
+    """WORK/tiny: the tiny workload and the points' prompts (train_data; `fresh`: rewritten, which main does once
+    before its threads start, so an older WORK never keeps stale prompts and no run reads a file being written)."""
     tiny = work / "tiny"
     if not (tiny / "tiny.json").is_file():
         from liverl.tiny.generate import generate
 
         generate(tiny)
-    if not (tiny / "data" / TRAIN).is_file():
+    if fresh or not (tiny / "data" / TRAIN).is_file():
         train_data(tiny)
     return tiny
 
@@ -431,6 +433,7 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     if a.mode == "host":
+        workload(a.work, fresh=True)
         merge(a.out, "host_points", [run_point("host_dense7b_offload_16k", HOST_POINT, a.work, sample_host=True)])
         return 0
     names = [n for n in a.points.split(",") if n]
@@ -441,7 +444,7 @@ def main(argv: list[str]) -> int:
     if a.mode == "collect":
         merge(a.out, "points", [collect(n, a.work) for n in names], here=False)
         return 0
-    workload(a.work)
+    workload(a.work, fresh=True)
     for shape in {POINTS[n][0] for n in names}:  # checkpoints first, one at a time
         checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
     launcher = "local" if a.mode == "run" else "dryrun"

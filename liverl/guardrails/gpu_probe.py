@@ -137,7 +137,7 @@ def training_kernel_facts(env: Mapping[str, str] | None = None) -> dict[str, obj
     flash-linear-attention (versions), tilelang (installed), tilelang_off (the variable that turns it off, or None),
     an nvcc for its JIT; `env` laid over this process's environment (the plan's runtime env, which verl's workers
     get). No torch import: the per-node probe runs it too (liverl.launch.node_facts)."""
-    e = {**os.environ, **(env or {})}
+    e = with_env(os.environ, env or {})
     off = next((f"{k}={v}" for k, v in FLA_OFF if e.get(k) == v), None)
     return {"triton": dist_version("triton"), "fla": dist_version("flash-linear-attention"),
             "tilelang": util.find_spec("tilelang") is not None, "tilelang_off": off, "nvcc": usable_nvcc(e)}
@@ -159,8 +159,9 @@ def local_kernel_facts(
 
 
 GDN_KERNEL_FIX = ("install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in "
-                  "the training image (requirements-gpu.lock's optional group has both) and leave FLA_TILELANG and "
-                  "FLA_DISABLE_BACKEND_DISPATCH unset, or use Triton >= 3.7.1 (or < 3.4)")
+                  "the training image (requirements-gpu.lock's optional group has both), with neither FLA_TILELANG=0 "
+                  "nor FLA_DISABLE_BACKEND_DISPATCH=1 in the nodes' environment or in "
+                  "verl.ray_kwargs.ray_init.runtime_env.env_vars; or use Triton >= 3.7.1 (or < 3.4)")
 
 
 def gdn_kernel_finding(where: str, problem: str) -> Problem:
@@ -177,9 +178,24 @@ def check_kernels_here(ctx: Ctx) -> Problem | None:
 
 
 def plan_env(verl_cfg: object) -> dict[str, str]:
-    """The environment a plan gives verl's Ray workers (verl's ray.init runtime env), as strings."""
+    """The environment a plan gives verl's Ray workers (verl's ray.init runtime env), unexpanded: a `${PATH}` in a
+    value is Ray's to expand on the worker (with_env), not an OmegaConf interpolation; null values are left out."""
     env = OmegaConf.select(verl_cfg, RUNTIME_ENV_VARS, default=None) if verl_cfg is not None else None
-    return {str(k): str(v) for k, v in (OmegaConf.to_container(env, resolve=True) if env is not None else {}).items()}
+    raw = OmegaConf.to_container(env, resolve=False) if env is not None else {}
+    return {str(k): str(v) for k, v in raw.items() if v is not None}
+
+
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def with_env(base: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
+    """`env` laid over `base` as Ray lays a runtime env's env_vars over a worker's (ray/_private/utils.py
+    update_envs): `$X` and `${X}` in a value are X's value in `base`; an unknown `${X}` is dropped, an unknown `$X`
+    kept."""
+    def expand(value: str) -> str:
+        return _VAR.sub(lambda m: base.get(m[1] or m[2], "" if m[1] else m[0]), value)
+
+    return {**base, **{k: expand(v) for k, v in env.items()}}
 
 
 # Run in a fresh interpreter: it sees every GPU of the node whatever CUDA_VISIBLE_DEVICES the caller has (a Ray
