@@ -46,6 +46,16 @@ def test_capability_of(text, expected) -> None:
     assert gpu_probe.capability_of(text) == expected
 
 
+def fake_toolkit(tmp_path: Path) -> tuple[Path, Path]:
+    """Test double: a CUDA toolkit folder whose bin/nvcc is an empty executable, and an empty folder."""
+    toolkit, empty = tmp_path / "toolkit", tmp_path / "empty"
+    (toolkit / "bin").mkdir(parents=True)
+    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
+    (toolkit / "bin" / "nvcc").chmod(0o755)  # PATH finds executables only
+    empty.mkdir()
+    return toolkit, empty
+
+
 def test_nvcc_is_looked_for_where_flash_linear_attention_looks(tmp_path, monkeypatch) -> None:
     # rule gdn-triton-hopper: tilelang without an nvcc is Triton's path, which FLA 0.5.2 refuses on Hopper. Where FLA
     # is installed (the GPU host) its own answer must agree in every case
@@ -53,12 +63,7 @@ def test_nvcc_is_looked_for_where_flash_linear_attention_looks(tmp_path, monkeyp
         from fla.utils._compat import has_usable_nvcc
     except ImportError:
         has_usable_nvcc = None
-    toolkit = tmp_path / "toolkit"
-    (toolkit / "bin").mkdir(parents=True)
-    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
-    (toolkit / "bin" / "nvcc").chmod(0o755)
-    empty = tmp_path / "empty"
-    empty.mkdir()
+    toolkit, empty = fake_toolkit(tmp_path)
     for var in ("CUDA_HOME", "CUDA_PATH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", empty)  # this machine may have /usr/local/cuda
@@ -95,12 +100,7 @@ def test_the_plans_environment_is_laid_over_this_ones(tmp_path, monkeypatch) -> 
     assert gpu_probe.training_kernel_facts({"FLA_TILELANG": "1"})["tilelang_off"] is None
     off = gpu_probe.training_kernel_facts({"FLA_DISABLE_BACKEND_DISPATCH": "1"})["tilelang_off"]
     assert off == "FLA_DISABLE_BACKEND_DISPATCH=1"
-    toolkit = tmp_path / "cuda"
-    (toolkit / "bin").mkdir(parents=True)
-    (toolkit / "bin" / "nvcc").write_text("#!/bin/sh\n")
-    (toolkit / "bin" / "nvcc").chmod(0o755)  # PATH finds executables only
-    empty = tmp_path / "empty"
-    empty.mkdir()
+    toolkit, empty = fake_toolkit(tmp_path)
     monkeypatch.setattr(gpu_probe, "CUDA_DEFAULT", empty)
     monkeypatch.setenv("PATH", str(empty))
     for var in ("CUDA_HOME", "CUDA_PATH"):

@@ -47,8 +47,7 @@ def test_gdn_prefill_without_flashinfer_is_refused_at_launch(tmp_path: Path, mon
     from liverl.guardrails.at_launch import launch_blockers
 
     # test double for the GPU image: an H100 with vLLM 0.24.0 and no flashinfer (the fifteenth GPU session's host)
-    no_fla = ((9, 0), None, None, False, True)
-    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_kernel_facts", lambda env=None: no_fla)
+    monkeypatch.setattr("liverl.guardrails.gpu_probe.local_capability", lambda: (9, 0))
     monkeypatch.setattr("liverl.guardrails.gpu_probe.dist_version", {"vllm": "0.24.0"}.get)
     auto = plan(tmp_path / "auto", "model=qwen35")
     assert "gdn-prefill-flashinfer" in [p.rule for p in launch_blockers(auto, "local")]

@@ -376,14 +376,10 @@ def collect(name: str, work: Path) -> dict:
 
 
 def environment() -> dict:
-    import importlib.metadata as md
+    from liverl.guardrails.gpu_probe import dist_version
 
-    env = {"python": sys.version.split()[0]}
-    for dist in ("verl", "vllm", "torch", "transformers", "ray"):
-        try:
-            env[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            env[dist] = None
+    env = {"python": sys.version.split()[0], **{d: dist_version(d) for d in ("verl", "vllm", "torch", "transformers",
+                                                                               "ray")}}
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=30).stdout.strip().splitlines()

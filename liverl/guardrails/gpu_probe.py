@@ -115,8 +115,7 @@ def check_rollout_kernels_here(ctx: Ctx) -> Problem | None:
     if not ctx.linear_attention:
         return None
     backend = ctx.v(GDN_BACKEND_KEY)
-    capability = local_kernel_facts()[0]
-    problem = gdn_prefill_problem(capability, dist_version("vllm"), dist_version(FLASHINFER), backend,
+    problem = gdn_prefill_problem(local_capability(), dist_version("vllm"), dist_version(FLASHINFER), backend,
                                   dist_version(CUTLASS_CU13))
     return gdn_prefill_finding("this machine", problem, backend) if problem else None
 
@@ -143,19 +142,23 @@ def training_kernel_facts(env: Mapping[str, str] | None = None) -> dict[str, obj
             "tilelang": util.find_spec("tilelang") is not None, "tilelang_off": off, "nvcc": usable_nvcc(e)}
 
 
+def local_capability() -> tuple[int, int] | None:
+    """This machine's first GPU's compute capability (torch's), None without torch or a GPU."""
+    if dist_version("torch"):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_capability(0)
+    return None
+
+
 def local_kernel_facts(
     env: Mapping[str, str] | None = None,
 ) -> tuple[tuple[int, int] | None, str | None, str | None, bool, bool, str | None]:
     """(GPU compute capability, triton, flash-linear-attention, tilelang, nvcc, tilelang_off: training_kernel_facts)
     of this machine."""
-    capability = None
-    if dist_version("torch"):
-        import torch
-
-        if torch.cuda.is_available():
-            capability = torch.cuda.get_device_capability(0)
     k = training_kernel_facts(env)
-    return capability, k["triton"], k["fla"], bool(k["tilelang"]), bool(k["nvcc"]), k["tilelang_off"]
+    return local_capability(), k["triton"], k["fla"], bool(k["tilelang"]), bool(k["nvcc"]), k["tilelang_off"]
 
 
 GDN_KERNEL_FIX = ("install tilelang and an nvcc it finds (a CUDA toolkit on PATH, or the nvidia-cuda-nvcc wheel) in "
@@ -211,8 +214,6 @@ def gpu_rows_here(timeout: float = 60) -> list[tuple[str, int, str | None]]:
     """(device name, bytes torch can use, compute capability "9.0") of each GPU of this machine: torch's, else
     nvidia-smi's memory.total less the driver's reserve and its compute_cap; [] when neither sees a GPU."""
     import json
-    import os
-    import shutil
     import subprocess
     import sys
 

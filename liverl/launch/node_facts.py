@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from importlib import metadata, util
+from importlib import util
 from pathlib import Path
 from typing import Any
 
-from liverl.guardrails.gpu_probe import CUTLASS_CU13, FLASHINFER, training_kernel_facts
+from liverl.guardrails.gpu_probe import CUTLASS_CU13, FLASHINFER, dist_version, training_kernel_facts
 from liverl.paths import LIVERL_ROOT, harbor_env, harbor_python
 
 # the CLI each Harbor agent runs inside the trial's environment: Harbor's ClaudeCode agent runs `claude`
@@ -31,13 +31,6 @@ def _run(args: list[str], **kw: Any) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def liverl_commit() -> str | None:
@@ -75,12 +68,12 @@ def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[
     fla, tilelang and nvcc (the trainer's GatedDeltaNet backward), missing (imports), harbor and cli (None where the
     scaffold runs no trials)."""
     facts: dict[str, Any] = {
-        "liverl": _version("liverl"),
+        "liverl": dist_version("liverl"),
         "commit": liverl_commit(),
-        "vllm": _version("vllm"),
+        "vllm": dist_version("vllm"),
         # what vLLM's GatedDeltaNet prefill needs and picks it by (rule gdn-prefill-flashinfer)
-        "flashinfer": _version(FLASHINFER),
-        "cutlass_cu13": _version(CUTLASS_CU13),
+        "flashinfer": dist_version(FLASHINFER),
+        "cutlass_cu13": dist_version(CUTLASS_CU13),
         # what flash-linear-attention's GatedDeltaNet backward needs on Hopper (rule gdn-triton-hopper)
         **training_kernel_facts(),
         "missing": [m for m in modules if util.find_spec(m) is None],

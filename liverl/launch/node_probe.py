@@ -224,13 +224,13 @@ def judge(
             problems.append(_vllm_problem(r, where))
         if r.missing:
             problems.append(_imports_problem(r, where))
-        gdn = linear_attention and gdn_prefill_problem(capability_of(r.capability), r.vllm, r.flashinfer, backend,
-                                                       r.cutlass_cu13)
+        capability = capability_of(r.capability)
+        gdn = linear_attention and gdn_prefill_problem(capability, r.vllm, r.flashinfer, backend, r.cutlass_cu13)
         if gdn:
             problems.append(gdn_prefill_finding(where, gdn, backend))
         # every node: verl places the trainer's workers on any GPU node of the cluster
-        backward = linear_attention and gdn_kernel_problem(capability_of(r.capability), r.triton, r.fla, r.tilelang,
-                                                           r.nvcc, r.tilelang_off)
+        backward = linear_attention and gdn_kernel_problem(capability, r.triton, r.fla, r.tilelang, r.nvcc,
+                                                           r.tilelang_off)
         if backward:
             problems.append(gdn_kernel_finding(where, backward))
     return problems

@@ -20,6 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from liverl.guardrails.gpu_probe import dist_version
 from liverl.paths import LIVERL_ROOT
 from liverl.recipe.verl_source import VerlSource
 from liverl.secrets import env_scrubber, provenance_environ, redacted_argv
@@ -65,13 +66,6 @@ def pip_freeze() -> str:
     return "\n".join(sorted(lines, key=str.lower)) + "\n"
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
     """Write RUN_DIR/provenance/ (every text scrubbed of secret values); source None: the config did not build."""
     out = run_dir / PROVENANCE_DIR
@@ -86,9 +80,9 @@ def write_provenance(run_dir: Path, source: VerlSource | None) -> None:
         "python_executable": sys.executable,
         "platform": platform.platform(),
         "host": socket.gethostname(),
-        "verl": source.version if source else _version("verl"),
+        "verl": source.version if source else dist_version("verl"),
         "verl_source": source.label if source else None,
-        **{name: _version(name) for name in ("liverl", "ray", "torch", "vllm", "hydra-core", "omegaconf")},
+        **{name: dist_version(name) for name in ("liverl", "ray", "torch", "vllm", "hydra-core", "omegaconf")},
         "argv": redacted_argv(sys.argv),
         "cwd": os.getcwd(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
