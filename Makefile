@@ -52,9 +52,9 @@ install-scaffold: ## .venv-harbor (Python 3.12: Harbor, OpenHands SDK), the clau
 	command -v tmux >/dev/null || $(if $(WH),echo 'make install: no tmux here (offline: install it with the OS packages)' >&2,(apt-get update -qq && apt-get install -y -qq tmux))
 	scripts/install_claude.sh $(NPM_PREFIX) $(CLAUDE_CODE_VERSION) $(WH)
 
-wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", SCAFFOLD=0, HAVE=host-freeze.txt)
+wheelhouse: ## DIR=...: every wheel of the GPU + Harbor locks and the claude-code package, for make install WHEELHOUSE=DIR (WITHOUT="torch optional", KEEP=tilelang, SCAFFOLD=0, HAVE=host-freeze.txt)
 	@[ -n "$(DIR)" ] || { echo 'make wheelhouse: where? DIR=/path/to/wheelhouse' >&2; exit 2; }
-	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(WANT_SCAFFOLD) $(HAVE)
+	GPU_PYTHON=$(or $(GPU_PYTHON),python3.12) CLAUDE_CODE_VERSION=$(CLAUDE_CODE_VERSION) scripts/wheelhouse.sh $(DIR) "$(WITHOUT)" $(WANT_SCAFFOLD) "$(HAVE)" "$(KEEP)"
 
 lock: ## re-resolve requirements-gpu.lock from requirements-gpu.in (registry; keeps the locked versions where they still fit)
 	scripts/gpu_lock.sh lock

@@ -7,6 +7,8 @@ Standard library only (but `compile`, which runs where pip is): it runs under th
                                                                         # head says how; DIR: wheels built from sdists)
   gpu_env.py pins LOCK [--without GROUP...] [--sdist|--binary] [--resolved] [--have FREEZE]  # pins, one a line
   gpu_env.py plan LOCK --wheelhouse DIR [--system-python PY] --requirements OUT  # what an offline install takes
+  gpu_env.py needs LOCK --dir DIR NAME...   # optional pins DIR lacks that NAME... need (NAME...: optional pins kept in
+                                            # a WITHOUT=optional wheelhouse, `make wheelhouse KEEP=...`), one a line
   gpu_env.py pip-check PYTHON [LOCK]   # PYTHON -m pip check's complaints the lock does not accept (exit 1), judged
                                        # on its lines: pip check exits 1 on accepted complaints too
   gpu_env.py check LOCK --report REPORT.json               # the registry resolved the lock to itself (exit 1 if not)
@@ -175,6 +177,44 @@ def plan(lock: Path, wheelhouse: Path, system: dict[str, str]) -> dict:
     return out
 
 
+def requires(wheel: Path) -> set[str]:
+    """The normalized names a wheel requires on the GPU host (its METADATA's Requires-Dist whose markers hold there,
+    extras left out)."""
+    import zipfile
+    from email.parser import HeaderParser
+
+    from pip._vendor.packaging.requirements import Requirement
+
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))
+        headers = HeaderParser().parsestr(z.read(meta).decode())
+    reqs = [Requirement(r) for r in headers.get_all("Requires-Dist") or []]
+    return {norm(r.name) for r in reqs if not r.marker or r.marker.evaluate({**ENV, "extra": ""})}
+
+
+def needs(lock: Path, wheelhouse: Path, names: list[str]) -> list[str]:
+    """The optional pins a wheelhouse lacks that `names` (optional pins) need: themselves, and the optional pins their
+    wheels in the wheelhouse require, transitively. Its other requirements are the lock's other groups, which the
+    wheelhouse has (or, WITHOUT=torch, the host). Call again after fetching these until it answers nothing: a wheel's
+    requirements are read once it is in the wheelhouse. A name that is not an optional pin: ValueError."""
+    optional = {norm(n): (n, v) for n, v, t in read_lock(lock) if t == "optional"}
+    wrong = [n for n in names if norm(n) not in optional]
+    if wrong:
+        raise ValueError(f"not an optional pin of {lock.name}: {', '.join(wrong)} (the optional group: "
+                         f"{', '.join(sorted(optional))})")
+    wheels = {key[0]: f for f in wheelhouse.iterdir()
+              if (key := wheel_key(f.name)) and key[0] in optional and key[1] == optional[key[0]][1]}
+    seen, stack = set(), [norm(n) for n in names]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in wheels:
+            stack.extend(r for r in requires(wheels[name]) if r in optional)
+    return sorted("==".join(optional[n]) for n in seen if n not in wheels)
+
+
 def check(lock: Path, report: Path) -> list[str]:
     """Differences between the lock and what the registry resolved from it (`make lock-check`)."""
     installs = json.loads(report.read_text())["install"]
@@ -205,6 +245,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--wheelhouse", type=Path, required=True)
     p.add_argument("--system-python")
     p.add_argument("--requirements", type=Path, required=True, help="write the pins to install here")
+    nd = sub.add_parser("needs")
+    nd.add_argument("lock", type=Path)
+    nd.add_argument("--dir", type=Path, required=True, help="the wheelhouse")
+    nd.add_argument("names", nargs="+")
     pc = sub.add_parser("pip-check")
     pc.add_argument("python")
     pc.add_argument("lock", type=Path, nargs="?", default=Path(__file__).parent.parent / "requirements-gpu.lock")
@@ -226,6 +270,13 @@ def main(argv: list[str]) -> int:
         print("\n".join(f"{n}=={v}" for n, v, _ in chosen))
     elif args.command == "plan":
         return _plan(args)
+    elif args.command == "needs":
+        try:
+            print("".join(f"{pin}\n" for pin in needs(args.lock, args.dir, args.names)), end="")
+        except ValueError as e:
+            print(f"KEEP: {e}\n    fix: name pins the lock tags optional (tilelang: `make wheelhouse ... "
+                  f"WITHOUT=\"torch optional\" KEEP=tilelang`)", file=sys.stderr)
+            return 2
     elif args.command == "pip-check":
         # pip check exits 1 on any complaint, accepted ones too: judged on its lines, never on its exit code
         text = subprocess.run([args.python, "-m", "pip", "check"], capture_output=True, text=True, check=False).stdout

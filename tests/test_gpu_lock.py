@@ -287,3 +287,48 @@ def test_make_test_spreads_the_suite_over_workers_only_on_a_gpu_host(tmp_path: P
         ["pytest", "-q", "-n", str(workers), "--dist", "loadfile"] if workers else ["pytest", "-q"])
     if workers:
         assert {"pytest-xdist", "execnet"} <= {norm(n) for n, _, _ in gpu_env.read_lock(LOCK)}
+
+
+def _wheel(house: Path, name: str, version: str, requires: list[str]) -> None:
+    """A wheel as pip writes it, as far as `gpu_env.py needs` reads one: its METADATA's Requires-Dist lines."""
+    import zipfile
+
+    meta = "Metadata-Version: 2.1\nName: {0}\nVersion: {1}\n".format(name, version)
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    with zipfile.ZipFile(house / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as z:
+        z.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", meta)
+
+
+def test_keep_fetches_a_left_out_optional_pin_with_the_optional_pins_its_wheel_requires(tmp_path: Path) -> None:
+    # make wheelhouse WITHOUT="torch optional" KEEP=tilelang: Qwen3.5's training on Hopper needs tilelang
+    # (rule gdn-triton-hopper); scripts/wheelhouse.sh asks `needs` again after each fetch until it answers nothing
+    pins = {norm(n): (n, v, t) for n, v, t in gpu_env.read_lock(LOCK)}
+    assert all(pins[n][2] == "optional" for n in ("tilelang", "z3-solver", "ml-dtypes", "torch-c-dlpack-ext"))
+    pin = {n: f"{pins[n][0]}=={pins[n][1]}" for n in pins}
+    house = tmp_path / "house"
+    house.mkdir()
+    assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["tilelang"]]
+    _wheel(house, "tilelang", pins["tilelang"][1], [
+        "z3-solver>=4.13", "ml_dtypes", "torch", "numpy>=1.23",  # torch: the host's (WITHOUT=torch); numpy: main group
+        "flashinfer-python; python_version < '3.10'",  # optional, but not for the GPU host's Python 3.12
+        "nvidia-cuda-nvcc; extra == 'cuda'",  # an extra nobody asked for
+    ])
+    assert gpu_env.needs(LOCK, house, ["tilelang"]) == sorted([pin["z3-solver"], pin["ml-dtypes"]])
+    _wheel(house, "z3-solver", pins["z3-solver"][1], [])
+    _wheel(house, "ml_dtypes", "0.0.1", [])  # not the pinned release: still needed
+    assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["ml-dtypes"]]
+    _wheel(house, "ml_dtypes", pins["ml-dtypes"][1], ["torch_c_dlpack_ext"])
+    assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["torch-c-dlpack-ext"]]
+    _wheel(house, "torch_c_dlpack_ext", pins["torch-c-dlpack-ext"][1], ["tilelang"])  # a cycle ends
+    assert gpu_env.needs(LOCK, house, ["tilelang"]) == []
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "needs", str(LOCK), "--dir",
+                           str(house), "tilelang"], capture_output=True, text=True, check=True)
+    assert proc.stdout == ""  # nothing, not an empty line: scripts/wheelhouse.sh stops on an empty answer
+
+
+def test_keep_refuses_a_name_that_is_not_an_optional_pin(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_env.py"), "needs", str(LOCK), "--dir",
+                           str(tmp_path), "tilelang", "numpy", "tilelangg"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "KEEP: not an optional pin of requirements-gpu.lock: numpy, tilelangg" in proc.stderr
+    assert "fix:" in proc.stderr and "KEEP=tilelang" in proc.stderr
