@@ -293,7 +293,7 @@ def _wheel(house: Path, name: str, version: str, requires: list[str]) -> None:
     """A wheel as pip writes it, as far as `gpu_env.py needs` reads one: its METADATA's Requires-Dist lines."""
     import zipfile
 
-    meta = "Metadata-Version: 2.1\nName: {0}\nVersion: {1}\n".format(name, version)
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
     meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
     with zipfile.ZipFile(house / f"{name.replace('-', '_')}-{version}-py3-none-any.whl", "w") as z:
         z.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", meta)
