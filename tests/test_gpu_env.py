@@ -73,3 +73,46 @@ def test_the_node_probe_finds_this_gpu_node_the_same_as_its_launcher(tmp_path: P
     assert node.vllm == "0.24.0" and node.missing == [] and node.commit
     cfg = OmegaConf.create({"actor_rollout_ref": {"rollout": {"enable_rollout_routing_replay": True}}})
     assert judge([node], cfg, tmp_path, launcher=node_facts(("transfer_queue",), None)) == []
+
+
+def _rel_err(got, want) -> float:
+    return float((got.float() - want.float()).norm() / want.float().norm().clamp_min(1e-12))
+
+
+def test_the_gated_delta_rule_backward_does_what_rule_gdn_triton_hopper_says_on_this_gpu() -> None:
+    # the rule's verdict for this machine against flash-linear-attention itself (Qwen3.5's GatedDeltaNet layers train
+    # on it): where the rule finds no problem, the gated chunk backward runs (on Hopper with Triton 3.6: tilelang's,
+    # JIT-built with the nvcc the rule found) and matches FLA's own recurrent reference; where it finds one, the
+    # backward raises what the rule quotes
+    import torch
+    import torch.nn.functional as F
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule
+    from fla.ops.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
+
+    from liverl.guardrails.gpu_probe import gdn_kernel_problem, local_kernel_facts
+
+    problem = gdn_kernel_problem(*local_kernel_facts())
+    torch.manual_seed(0)
+    b, t, h, d = 1, 256, 2, 128  # Qwen3.5's head_k_dim and head_v_dim
+    leaves = [F.normalize(torch.randn(b, t, h, d, device="cuda"), dim=-1),  # q, k: l2-normalized as Qwen3.5's are
+              F.normalize(torch.randn(b, t, h, d, device="cuda"), dim=-1),
+              torch.randn(b, t, h, d, device="cuda"),  # v
+              F.logsigmoid(torch.randn(b, t, h, device="cuda")),  # g: log decay
+              torch.rand(b, t, h, device="cuda")]  # beta
+    ref_in = [x.clone().requires_grad_() for x in leaves]
+    q, k, v, g, beta = ref_in
+    ref_out, _ = naive_recurrent_gated_delta_rule(q, k, v, beta, g)
+    do = torch.randn_like(ref_out)
+    ref_out.backward(do)
+    got_in = [x.to(torch.bfloat16).requires_grad_() for x in leaves]
+    q, k, v, g, beta = got_in
+    out, _ = chunk_gated_delta_rule(q, k, v, g, beta)
+    if problem is not None:
+        with pytest.raises(RuntimeError, match=r"Triton >= 3\.4\.0 and < 3\.7\.1 on Hopper"):
+            out.backward(do.to(out.dtype))
+        return
+    out.backward(do.to(out.dtype))
+    names = ("dq", "dk", "dv", "dg", "dbeta")
+    errors = {"o": _rel_err(out, ref_out)} | {
+        name: _rel_err(x.grad, r.grad) for name, x, r in zip(names, got_in, ref_in, strict=True)}
+    assert all(e < 0.05 for e in errors.values()), errors  # bf16 against fp32; a wrong kernel is off by far more
