@@ -177,6 +177,10 @@ def plan(lock: Path, wheelhouse: Path, system: dict[str, str]) -> dict:
     return out
 
 
+class NotOptional(ValueError):
+    """A KEEP name that is not an optional pin of the lock."""
+
+
 def requires(wheel: Path) -> set[str]:
     """The normalized names a wheel requires on the GPU host (its METADATA's Requires-Dist whose markers hold there,
     extras left out)."""
@@ -196,11 +200,12 @@ def needs(lock: Path, wheelhouse: Path, names: list[str]) -> list[str]:
     """The optional pins a wheelhouse lacks that `names` (optional pins) need: themselves, and the optional pins their
     wheels in the wheelhouse require, transitively. Its other requirements are the lock's other groups, which the
     wheelhouse has (or, WITHOUT=torch, the host). Call again after fetching these until it answers nothing: a wheel's
-    requirements are read once it is in the wheelhouse. A name that is not an optional pin: ValueError."""
+    requirements are read once it is in the wheelhouse. A name that is not an optional pin: NotOptional. A requirement's
+    extras are not followed (tilelang 0.1.9 asks for none)."""
     optional = {norm(n): (n, v) for n, v, t in read_lock(lock) if t == "optional"}
     wrong = [n for n in names if norm(n) not in optional]
     if wrong:
-        raise ValueError(f"not an optional pin of {lock.name}: {', '.join(wrong)} (the optional group: "
+        raise NotOptional(f"not an optional pin of {lock.name}: {', '.join(wrong)} (the optional group: "
                          f"{', '.join(sorted(optional))})")
     wheels = {key[0]: f for f in wheelhouse.iterdir()
               if (key := wheel_key(f.name)) and key[0] in optional and key[1] == optional[key[0]][1]}
@@ -273,7 +278,7 @@ def main(argv: list[str]) -> int:
     elif args.command == "needs":
         try:
             print("".join(f"{pin}\n" for pin in needs(args.lock, args.dir, args.names)), end="")
-        except ValueError as e:
+        except NotOptional as e:
             print(f"KEEP: {e}\n    fix: name pins the lock tags optional (tilelang: `make wheelhouse ... "
                   f"WITHOUT=\"torch optional\" KEEP=tilelang`)", file=sys.stderr)
             return 2

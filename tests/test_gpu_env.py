@@ -76,10 +76,14 @@ def test_the_node_probe_finds_this_gpu_node_the_same_as_its_launcher(tmp_path: P
 
 
 def _rel_err(got, want) -> float:
-    return float((got.float() - want.float()).norm() / want.float().norm().clamp_min(1e-12))
+    return float((got.detach().float() - want.detach().float()).norm() / want.detach().float().norm().clamp_min(1e-12))
 
 
-def test_the_gated_delta_rule_backward_does_what_rule_gdn_triton_hopper_says_on_this_gpu() -> None:
+# (q/k heads, value heads): Qwen3.5's GatedDeltaNet has twice as many value heads (16 and 32; transformers repeats q and
+# k to 32 before the kernel, FLA also takes them grouped: its tilelang backward has its own path for that)
+@pytest.mark.parametrize("heads,value_heads", [(4, 4), (2, 4)])
+def test_the_gated_delta_rule_backward_does_what_rule_gdn_triton_hopper_says_on_this_gpu(heads: int,
+                                                                                          value_heads: int) -> None:
     # the rule's verdict for this machine against flash-linear-attention itself (Qwen3.5's GatedDeltaNet layers train
     # on it): where the rule finds no problem, the gated chunk backward runs (on Hopper with Triton 3.6: tilelang's,
     # JIT-built with the nvcc the rule found) and matches FLA's own recurrent reference; where it finds one, the
@@ -93,26 +97,33 @@ def test_the_gated_delta_rule_backward_does_what_rule_gdn_triton_hopper_says_on_
 
     problem = gdn_kernel_problem(*local_kernel_facts())
     torch.manual_seed(0)
-    b, t, h, d = 1, 256, 2, 128  # Qwen3.5's head_k_dim and head_v_dim
-    leaves = [F.normalize(torch.randn(b, t, h, d, device="cuda"), dim=-1),  # q, k: l2-normalized as Qwen3.5's are
-              F.normalize(torch.randn(b, t, h, d, device="cuda"), dim=-1),
-              torch.randn(b, t, h, d, device="cuda"),  # v
-              F.logsigmoid(torch.randn(b, t, h, device="cuda")),  # g: log decay
-              torch.rand(b, t, h, device="cuda")]  # beta
-    ref_in = [x.clone().requires_grad_() for x in leaves]
+    b, t, d, group = 1, 256, 128, value_heads // heads  # d: Qwen3.5's head_k_dim and head_v_dim
+    leaves = [F.normalize(torch.randn(b, t, heads, d, device="cuda"), dim=-1),  # q, k: l2-normalized as Qwen3.5's
+              F.normalize(torch.randn(b, t, heads, d, device="cuda"), dim=-1),
+              torch.randn(b, t, value_heads, d, device="cuda"),  # v
+              # g: a mild log decay, so that a third of the output crosses a 64-token chunk (the inter-chunk state
+              # and its gradient are tested, not only each chunk's own block)
+              F.logsigmoid(torch.randn(b, t, value_heads, device="cuda")) / 16,
+              torch.rand(b, t, value_heads, device="cuda")]  # beta
+    leaves = [x.to(torch.bfloat16) for x in leaves]  # the reference starts from the kernel's bf16 inputs
+    ref_in = [x.float().requires_grad_() for x in leaves]
     q, k, v, g, beta = ref_in
-    ref_out, _ = naive_recurrent_gated_delta_rule(q, k, v, beta, g)
-    do = torch.randn_like(ref_out)
-    ref_out.backward(do)
-    got_in = [x.to(torch.bfloat16).requires_grad_() for x in leaves]
+    # FLA's grouped heads: value head j reads q/k head j // group (fla/ops/gated_delta_rule/chunk_fwd.py:88)
+    ref_out, _ = naive_recurrent_gated_delta_rule(q.repeat_interleave(group, 2), k.repeat_interleave(group, 2), v,
+                                                  beta, g)
+    do = torch.randn_like(ref_out).to(torch.bfloat16)
+    ref_out.backward(do.float())
+    got_in = [x.clone().requires_grad_() for x in leaves]
     q, k, v, g, beta = got_in
     out, _ = chunk_gated_delta_rule(q, k, v, g, beta)
     if problem is not None:
         with pytest.raises(RuntimeError, match=r"Triton >= 3\.4\.0 and < 3\.7\.1 on Hopper"):
-            out.backward(do.to(out.dtype))
+            out.backward(do)
         return
-    out.backward(do.to(out.dtype))
+    out.backward(do)
     names = ("dq", "dk", "dv", "dg", "dbeta")
     errors = {"o": _rel_err(out, ref_out)} | {
         name: _rel_err(x.grad, r.grad) for name, x, r in zip(names, got_in, ref_in, strict=True)}
-    assert all(e < 0.05 for e in errors.values()), errors  # bf16 against fp32; a wrong kernel is off by far more
+    # bf16 against fp32 from the same bf16 inputs; FLA's own bf16 tests allow 0.006-0.008, and the Hopper Triton bug
+    # the rule guards against (FLA #640) was reported at 0.04 on dg
+    assert all(e < 0.02 for e in errors.values()), errors

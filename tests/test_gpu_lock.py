@@ -308,16 +308,16 @@ def test_keep_fetches_a_left_out_optional_pin_with_the_optional_pins_its_wheel_r
     house = tmp_path / "house"
     house.mkdir()
     assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["tilelang"]]
-    _wheel(house, "tilelang", pins["tilelang"][1], [
-        "z3-solver>=4.13", "ml_dtypes", "torch", "numpy>=1.23",  # torch: the host's (WITHOUT=torch); numpy: main group
+    _wheel(house, "tilelang", pins["tilelang"][1], [  # spelled as the real wheel spells them, not as the lock does
+        "z3-solver>=4.13", "ml-dtypes", "torch", "numpy>=1.23",  # torch: the host's (WITHOUT=torch); numpy: main group
         "flashinfer-python; python_version < '3.10'",  # optional, but not for the GPU host's Python 3.12
-        "nvidia-cuda-nvcc; extra == 'cuda'",  # an extra nobody asked for
+        "nvidia-cuda-nvcc; extra == 'nvcc'",  # an extra nobody asked for
     ])
     assert gpu_env.needs(LOCK, house, ["tilelang"]) == sorted([pin["z3-solver"], pin["ml-dtypes"]])
     _wheel(house, "z3-solver", pins["z3-solver"][1], [])
     _wheel(house, "ml_dtypes", "0.0.1", [])  # not the pinned release: still needed
     assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["ml-dtypes"]]
-    _wheel(house, "ml_dtypes", pins["ml-dtypes"][1], ["torch_c_dlpack_ext"])
+    _wheel(house, "ml_dtypes", pins["ml-dtypes"][1], ["Torch.C_DLPack-Ext; python_version < '3.14'"])
     assert gpu_env.needs(LOCK, house, ["tilelang"]) == [pin["torch-c-dlpack-ext"]]
     _wheel(house, "torch_c_dlpack_ext", pins["torch-c-dlpack-ext"][1], ["tilelang"])  # a cycle ends
     assert gpu_env.needs(LOCK, house, ["tilelang"]) == []
