@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The GPU environment's lock (requirements-gpu.lock) and how `make install` / `make wheelhouse` use it.
 
-Standard library only (but `compile` and `needs`, which run where pip is): it runs under the bare Python 3.12 that builds the venv.
+Standard library only (but `compile` and `needs`, which run where pip is): it runs under the bare Python 3.12 that
+builds the venv.
 
   gpu_env.py compile REPORT.json [--built DIR] > requirements-gpu.lock  # from pip's resolution report (the lock's
                                                                         # head says how; DIR: wheels built from sdists)
