@@ -15,7 +15,7 @@ from importlib import util
 from pathlib import Path
 from typing import Any
 
-from liverl.guardrails.gpu_probe import CUTLASS_CU13, FLASHINFER, dist_version, training_kernel_facts
+from liverl.guardrails.gpu_probe import CUTLASS_CU13, FLASHINFER, dist_version
 from liverl.paths import LIVERL_ROOT, harbor_env, harbor_python
 
 # the CLI each Harbor agent runs inside the trial's environment: Harbor's ClaudeCode agent runs `claude`
@@ -64,9 +64,8 @@ def harbor_facts(harbor: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[str, Any]:
-    """This node's facts: liverl, commit, vllm, flashinfer and cutlass_cu13 (vLLM's GatedDeltaNet prefill), triton,
-    fla, tilelang and nvcc (the trainer's GatedDeltaNet backward), missing (imports), harbor and cli (None where the
-    scaffold runs no trials)."""
+    """This node's facts: liverl, commit, vllm, flashinfer and cutlass_cu13 (vLLM's GatedDeltaNet prefill), missing
+    (imports), harbor and cli (None where the scaffold runs no trials)."""
     facts: dict[str, Any] = {
         "liverl": dist_version("liverl"),
         "commit": liverl_commit(),
@@ -74,8 +73,6 @@ def node_facts(modules: tuple[str, ...], harbor: dict[str, Any] | None) -> dict[
         # what vLLM's GatedDeltaNet prefill needs and picks it by (rule gdn-prefill-flashinfer)
         "flashinfer": dist_version(FLASHINFER),
         "cutlass_cu13": dist_version(CUTLASS_CU13),
-        # what flash-linear-attention's GatedDeltaNet backward needs on Hopper (rule gdn-triton-hopper)
-        **training_kernel_facts(),
         "missing": [m for m in modules if util.find_spec(m) is None],
         "harbor": None,
         "cli": None,

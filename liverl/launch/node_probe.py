@@ -38,6 +38,7 @@ from liverl.guardrails.gpu_probe import (
     gpus_here,
     host_memory_here,
     plan_env,
+    training_kernel_facts,
     version_tuple,
 )
 from liverl.guardrails.memory_at_launch import NodeMemory, memory_problems, probed_gpu
@@ -99,10 +100,12 @@ def probe_here(
 def facts_here(
     probe_dir: str, token: str, node_id: str, ip: str, modules: tuple[str, ...], harbor: dict | None = None
 ) -> dict[str, Any]:
-    """The probe without the run directory's token exchange: the image's facts, GPUs and host memory (the cluster
-    check, which has no shared run directory to test)."""
+    """The probe without the run directory's token exchange: the image's facts, its GatedDeltaNet backward's kernel
+    stack (the launcher compares none of it), GPUs and host memory (the cluster check, which has no shared run
+    directory to test)."""
     out: dict[str, Any] = {"node_id": node_id, "ip": ip, "saw_token": False, "wrote": False}
     out.update(node_facts(modules, harbor))
+    out.update(training_kernel_facts())  # in the task's runtime env: the plan's, as verl's workers get it
     rows = gpu_rows_here()
     out["gpus"], out["host_bytes"] = [(name, size) for name, size, _ in rows], host_memory_here()
     out["capability"] = rows[0][2] if rows else None
