@@ -76,7 +76,8 @@ def fit(key: str, grid: list[float], rows: list[dict]) -> float:
 
 def refit(train: list[dict]) -> dict[str, float]:
     """Search the MoE and linear-attention (torch fallback) coefficients on training points only (sets terms.COEF).
-    FLA's coefficient (gdn_fla) is not fitted: no point measured FLA's kernels (results_h200.json env "fla": false)."""
+    FLA's coefficient (gdn_fla) is not fitted: no point here ran FLA's kernels (results_h200.json env "fla": false), and
+    the verl point that did (verl_points.json moe35b_fsdp_6k) peaked in the optimizer step."""
     assert not any(point_id(r) in HELD_OUT for r in train), "a held-out point was given to the fit"
     moe = [r for r in train if r["arch"] == "qwen3_30b_a3b" and r["tokens"] >= 65536]
     gdn = [r for r in train if r["arch"] == "qwen35_35b_a3b" and r["tokens"] >= 65536]

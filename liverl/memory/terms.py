@@ -68,7 +68,7 @@ COEF = {
     "saved_per_token_h": 8.5,  # extra saved bytes per token per hidden unit (final hidden, norm, rotary, ids)
     "moe": 2.05,  # grouped_mm dispatch: x nominal (k * (2H + 4I) bf16 per token)
     "gdn_torch": 0.875,  # transformers' torch_chunk_gated_delta_rule: x nominal (see _gdn_tok)
-    "gdn_fla": 1.0,  # flash-linear-attention chunk kernels: nominal only (not measured: FLA's backward needs tilelang)
+    "gdn_fla": 1.0,  # flash-linear-attention chunk kernels: nominal only (no measured peak is set by this term)
     "attn": 1.0,  # SDPA/flash attention: nominal (q, k, v, gate, output, lse) - never the peak in the measured set
     "mlp": 1.0,  # dense SwiGLU MLP: nominal (input, gate, up, act, product)
     "const": 75 * 2**20,  # CUDA/cuBLAS workspaces and small buffers seen in every measurement

@@ -14,7 +14,8 @@ from liverl.memory.terms import StepSpec, gib
 
 # the one term of the trainer model no measurement decides: FLA's GatedDeltaNet kernels (liverl.memory.terms
 # COEF["gdn_fla"], nominal) - benchmarks/memory/results_h200.json measured transformers' torch fallback ("fla": false
-# in its env), as FLA's backward needs tilelang on Hopper
+# in its env), as FLA's backward needs tilelang on Hopper. The Qwen3.5 verl point (benchmarks/memory/verl_points.json,
+# moe35b_fsdp_6k) trained through FLA, but its peak is the optimizer step, which holds no activations
 FLA_UNMEASURED = ("; its linear-attention term is FLA's nominal size, not measured (the H200 measurements ran "
                   "transformers' torch fallback), so this peak may be off by that term")
 
