@@ -195,8 +195,11 @@ def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
     except ArchError as exc:
         return f"not predicted: {exc}"
     t, r, gib = p["trainer"], p["rollout"], 2**30
+    left = terms.offload_left_out(trainer_spec(cfg, verl, arch(cfg, structure_only))[0])
     return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {t['budget_bytes'] / gib:.1f} GiB ({p['gpu']} "
             f"{p['gpu_bytes'] / gib:.1f} GiB less {t['reserved_headroom']:.0%} allocator headroom) "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
             f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
-            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")
+            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)"
+            + (f"; optimizer offload: from step 2 verl's update may hold up to {left / gib:.1f} GiB more (the states, "
+               "loaded back for the whole update, and accumulated gradients), not in this prediction" if left else ""))

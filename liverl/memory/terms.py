@@ -13,7 +13,7 @@ A step has these phases and its peak is the largest of them (bytes, per GPU):
             mark, never reset, so this phase is in every step's reading; it is the peak only for small models.
   log_prob  (plans only) the forward-only old-log-prob pass, which verl runs with calculate_entropy=True
             (verl/trainer/ppo/v1/trainer_base.py:1653; ray_trainer.py:1300): resident + root_unsharded + layer_comm
-            + its log-prob logits; the optimizer states stay resident (the measured step-2 peak is this phase)
+            + its log-prob logits; the optimizer states stay resident (the step-2 peak of the 16k and 32k verl points)
 
 The log-prob logits follow one of two paths (`logits`):
   "fp32"          an fp32 log-softmax over `lm_head_chunk` tokens at a time (0: the whole micro-batch), ~16 bytes
@@ -34,12 +34,14 @@ The log-prob logits follow one of two paths (`logits`):
                     1560-1572), and autograd keeps every fp32 row for backward: 2 (logits) + 4 (saved rows)
                     held, 4 in backward (the saved rows, then the per-row bf16 grads and their stack).
                   Without remove-padding the jagged logits are also copied by torch.cat (transformer_impl.py:
-                  1499-1503): +2 held. The verl points (benchmarks/memory/verl_points.json) peaked in the
-                  log-prob pass (`logprob_logits`), not here.
+                  1499-1503): +2 held. The 16k and 32k verl points (benchmarks/memory/verl_points.json) peaked
+                  in the log-prob pass (`logprob_logits`), not here (Qwen3.5's at 6k: in the optimizer step).
 
 `resident` = sharded parameters (+ fp32 master copy) + AdamW's two states, each over `shards` GPUs; offload takes
-the optimizer states (optimizer_offload: off the GPU in forward/backward only, as verl loads them back for
-`step()`) or everything sharded (offload_policy: FSDP2's CPUOffloadPolicy, the step runs on the CPU) off the GPU.
+the optimizer states (optimizer_offload: this model keeps them off the GPU in forward/backward, but verl loads them
+back before the update's first forward, and the update holds the accumulated sharded gradients from its second
+micro-batch: `offload_left_out` says how much that adds) or everything sharded (offload_policy: FSDP2's
+CPUOffloadPolicy, the step runs on the CPU) off the GPU.
 The coefficients in `COEF` were fitted to the H200 measurements in benchmarks/memory/results_h200.json
 (benchmarks/memory/fit.py re-derives them and prints every point's error); the rest are byte counts.
 """
@@ -159,7 +161,7 @@ def logprob_logits(s: StepSpec) -> float:
       without remove-padding, where entropy_from_logits_with_chunking is not read (transformer_impl.py:1489-1492),
       and with remove-padding when neither chunking nor use_torch_compile is on (transformer_impl.py:183-187,
       1397-1405). bf16 logits 2 + softmax result 4 + logsumexp's fp32 input 4 + its temporary 4 = 14 bytes.
-      Measured through verl on one H100 (benchmarks/memory/verl_points.json): the step's peak.
+      Measured through verl on one H100 (benchmarks/memory/verl_points.json): the 16k points' peak.
     full: the torch.compile'd entropy_from_logits (remove-padding, no chunking, use_torch_compile on): Inductor
       fuses the reductions; 8 bytes per element is kept as an unmeasured upper guess.
     chunked: bf16 logits + one fp32 chunk of ENTROPY_CHUNK rows (.float(), softmax, logsumexp's temporary or the
@@ -244,3 +246,17 @@ def breakdown(s: StepSpec) -> dict:
             "phases": {p: int(v) for p, v in phases.items()},
             "breakdown": {n: (v if isinstance(v, str) else int(v)) for n, v in terms.items()},
             "params_total": total}
+
+
+def offload_left_out(spec: StepSpec) -> float:
+    """Bytes per GPU the model leaves out of the update's phases when optimizer_offload is on (0 when it is off).
+    verl's train context loads the offloaded AdamW states back before the update's first forward
+    (verl/workers/engine/base.py:322-332, fsdp/transformer_impl.py:861-862), and from the update's second micro-batch
+    every sharded gradient is held (verl reduce-scatters each micro-batch: engine use_no_sync_for_gradient_accumulation
+    false). The host point (benchmarks/memory/verl_points.json, offload on) peaked in step 2 at the update's forward
+    phase plus exactly this (tests/test_memory_verl.py); this model alone said -9.5%. Not in breakdown() yet: with it,
+    every Qwen3.5 preset is over memory-fit's budget on an H200, which an at-scale point must decide first."""
+    if not spec.optimizer_offload or spec.offload_policy:
+        return 0.0
+    params, k = spec.arch.total_params(), max(1, spec.shards)
+    return params * (2 * spec.optim_bytes + spec.param_bytes) / k
