@@ -130,6 +130,24 @@ def test_offload_and_sharding_move_the_right_terms():
     assert more["breakdown"]["activations_checkpointed"] > b0["activations_checkpointed"]
 
 
+def test_optimizer_offload_is_no_fix_for_a_peak_in_the_update():
+    # verl loads offloaded states back before the update's first forward (engine/base.py:322-332): offload lowers the
+    # log-prob pass and the weight sync only, so a plan whose peak is the update's must get another fix
+    a = arch.load(arch.bundled("qwen3_30b_a3b"))
+    spec = terms.StepSpec(arch=a, tokens=65536, shards=8, lm_head_chunk=4096)  # no log-prob phase: the update peaks
+    on = terms.breakdown(spec)["peak_bytes"]
+    off = terms.breakdown(replace(spec, optimizer_offload=True))["peak_bytes"]
+    assert off < on  # what the model's own phases say with the states off through the update
+    gpu = (on + off) / 2
+    assert "optimizer_offload=true" not in plan.cheapest_fix(spec, gpu)
+    lp = replace(spec, logprob_entropy="eager", logits="materialised")  # the old-log-prob pass peaks: offload helps
+    b = terms.breakdown(lp)
+    assert b["peak_phase"] == "log_prob"
+    upd = max(v for k, v in b["phases"].items() if k not in ("log_prob", "weight_sync"))
+    gpu = b["peak_bytes"] - b["breakdown"]["optimizer_states"] / 2  # the pass without the states fits; the update too
+    assert upd < gpu and plan.cheapest_fix(lp, gpu).startswith("offload the optimizer")
+
+
 def test_hybrid_kv_cache_only_on_full_attention_layers():
     a = arch.load(arch.bundled("qwen35_35b_a3b"))
     assert a.full_layers == 10 and a.linear_layers == 30

@@ -93,10 +93,21 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
     return out
 
 
+def _fix_peak(spec: terms.StepSpec, fix: terms.StepSpec) -> float:
+    """The peak a fix leads to. Turning optimizer offload on lowers only the log-prob pass and the weight sync: verl
+    loads the states back for the whole update (verl/workers/engine/base.py:322-332), so the update keeps the peaks
+    it has with the states resident."""
+    phases = terms.breakdown(fix)["phases"]
+    if fix.optimizer_offload and not spec.optimizer_offload and not fix.offload_policy:
+        update = terms.breakdown(replace(fix, optimizer_offload=False))["phases"]
+        phases.update({k: update[k] for k in ("forward", "backward", "optimizer")})
+    return max(phases.values())
+
+
 def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) -> str:
     """The first single change, cheapest first, that the model predicts fits."""
     for text, s in fix_candidates(spec, gpu_bytes, min_tokens):
-        if terms.breakdown(s)["peak_bytes"] <= gpu_bytes:
+        if _fix_peak(spec, s) <= gpu_bytes:
             return text
     return "no single change fits: combine more trainer GPUs, offload and a smaller per-GPU token budget"
 
