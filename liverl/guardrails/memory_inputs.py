@@ -191,15 +191,17 @@ def host_prediction(cfg: Any, verl: Any, structure_only: bool = False, node_byte
 def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
     """summary.txt's `memory` line: the predicted peak of one trainer GPU and one rollout GPU."""
     try:
-        p = predict(cfg, verl, structure_only)
+        inputs = plan_inputs(cfg, verl, structure_only)
     except ArchError as exc:
         return f"not predicted: {exc}"
+    p = predict_from(cfg, inputs)
     t, r, gib = p["trainer"], p["rollout"], 2**30
-    left = terms.offload_left_out(trainer_spec(cfg, verl, arch(cfg, structure_only))[0])
+    left = terms.offload_left_out(inputs.trainer)
     return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {t['budget_bytes'] / gib:.1f} GiB ({p['gpu']} "
             f"{p['gpu_bytes'] / gib:.1f} GiB less {t['reserved_headroom']:.0%} allocator headroom) "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
             f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
             f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)"
-            + (f"; optimizer offload: from step 2 verl's update may hold up to {left / gib:.1f} GiB more (the states, "
-               "loaded back for the whole update, and accumulated gradients), not in this prediction" if left else ""))
+            + (f"; optimizer offload: from its second optimizer step each phase of verl's update may hold up to "
+               f"{left / gib:.1f} GiB more (the states, loaded back for the whole update, and accumulated gradients), "
+               "not in this prediction" if left else ""))

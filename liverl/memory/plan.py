@@ -26,8 +26,8 @@ H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory
 # expandable_segments on for training (verl/workers/engine_workers.py:827); it did not close the gap. 40% covers
 # every stored point (tests/test_memory_verl.py checks each one's reserved peak against it): 35.5% at 32k on an H200,
 # 27% on VeOmni and on Qwen3.5's 6k point, whose peak is the optimizer step (run on an H100 under the waiver: 58.6
-# GiB x 1.4 is over its 79.2; nvidia-smi peaked at 77.6 of 79.6 GiB). The fused path's reserved peak is not measured
-# yet and keeps the same headroom.
+# GiB x 1.4 is over the 79.2 GiB its probe read; nvidia-smi peaked at 77.6 of 79.6 GiB). The fused path's reserved
+# peak is not measured yet and keeps the same headroom.
 RESERVED_HEADROOM = 0.40
 
 

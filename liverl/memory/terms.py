@@ -249,13 +249,16 @@ def breakdown(s: StepSpec) -> dict:
 
 
 def offload_left_out(spec: StepSpec) -> float:
-    """Bytes per GPU the model leaves out of the update's phases when optimizer_offload is on (0 when it is off).
-    verl's train context loads the offloaded AdamW states back before the update's first forward
-    (verl/workers/engine/base.py:322-332, fsdp/transformer_impl.py:861-862), and from the update's second micro-batch
-    every sharded gradient is held (verl reduce-scatters each micro-batch: engine use_no_sync_for_gradient_accumulation
-    false). The host point (benchmarks/memory/verl_points.json, offload on) peaked in step 2 at the update's forward
-    phase plus exactly this (tests/test_memory_verl.py); this model alone said -9.5%. Not in breakdown() yet: with it,
-    every Qwen3.5 preset is over memory-fit's budget on an H200, which an at-scale point must decide first."""
+    """Bytes per GPU the model may leave out of each phase of the update when optimizer_offload is on (0 when off):
+    an upper bound per phase (exact in forward). verl's train context loads the offloaded AdamW states back before the
+    update's first forward (verl/workers/engine/base.py:322-332, fsdp/transformer_impl.py:861-862; they exist from
+    the first optimizer step: step 2 with one mini-batch per step, step 1 when resumed), and from the update's second
+    micro-batch every sharded gradient is held (verl reduce-scatters each micro-batch: FSDP's engine key
+    use_no_sync_for_gradient_accumulation is false in verl's config, fsdp.yaml:61; true would hold unsharded
+    gradients, which this does not bound; VeOmni's forward_backward_batch has no sync context). The host point
+    (benchmarks/memory/verl_points.json, offload on) peaked in step 2 at the update's forward phase plus this, to
+    +0.4% (tests/test_memory_verl.py); this model alone said -9.5%. Not in breakdown() yet: with it, every Qwen3.5
+    preset is over memory-fit's budget on an H200, which a point at scale must decide first."""
     if not spec.optimizer_offload or spec.offload_policy:
         return 0.0
     params, k = spec.arch.total_params(), max(1, spec.shards)

@@ -25,7 +25,8 @@ def unmeasured(spec: StepSpec) -> str:
     out = FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
     if left := offload_left_out(spec):
         out += (f"; with optimizer_offload verl loads the states back for the whole update, which this model leaves "
-                f"out: from step 2 the update may hold up to {gib(left)} more (states and accumulated gradients)")
+                f"out: from its second optimizer step each phase of the update may hold up to {gib(left)} more (states "
+                f"and accumulated gradients)")
     return out
 
 
