@@ -222,3 +222,15 @@ def test_logits_term_follows_verls_path_per_engine():
     assert chunked["breakdown"]["logits_forward"] == 2 * 131072 * 248320
     assert unchunked["breakdown"]["logits_log_prob_pass"] == 7 * chunked["breakdown"]["logits_forward"]
     assert chunked["fits"] and not unchunked["fits"] and unchunked["peak_phase"] == "log_prob"
+
+
+@pytest.mark.parametrize(("engine", "key"), [("fsdp", "fsdp_config.offload_policy"),
+                                             ("veomni", "veomni.enable_fsdp_offload")])
+def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
+    # FSDP2's CPUOffloadPolicy: verl's FSDP engine reads offload_policy, VeOmni's engine enable_fsdp_offload
+    # (veomni/transformer_impl.py:184-188; VeOmni's config has no offload_policy)
+    base = ("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node", "liverl.allow=[memory-fit]")
+    for extra, expected in (((), False), ((f"verl.actor_rollout_ref.actor.{key}=true",), True)):
+        cfg, verl = _built(*base, *extra)
+        spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))
+        assert spec.offload_policy is expected, (engine, extra)

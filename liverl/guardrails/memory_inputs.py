@@ -133,7 +133,9 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         master_weights=fp32, **logits_path(verl), logprob_tokens=lp_tokens if _get(actor, "use_dynamic_bsz") else 0,
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
-        offload_policy=bool(_get(engine, "offload_policy", False)),
+        # FSDP2's CPUOffloadPolicy: VeOmni's key is enable_fsdp_offload (veomni/transformer_impl.py:184-188)
+        offload_policy=bool(_get(engine, "enable_fsdp_offload" if _get(actor, "strategy") == "veomni"
+                                 else "offload_policy", False)),
         fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False),
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
