@@ -115,7 +115,8 @@ def sync_bucket_bytes(verl: Any) -> int:
 def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
     """One trainer GPU's training step, and how many trainer GPUs there are."""
     actor = _get(verl, "actor_rollout_ref.actor")
-    engine = _get(actor, "veomni") if _get(actor, "strategy") == "veomni" else _get(actor, "fsdp_config")
+    veomni = _get(actor, "strategy") == "veomni"
+    engine = _get(actor, "veomni") if veomni else _get(actor, "fsdp_config")
     gpus = int(_get(verl, "trainer.nnodes", 1)) * int(_get(verl, "trainer.n_gpus_per_node", 8))
     fsdp_size = int(_get(engine, "fsdp_size", -1))
     shards = gpus if fsdp_size in (-1, 0) else min(fsdp_size, gpus)
@@ -123,7 +124,7 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         tokens = int(_get(actor, "ppo_max_token_len_per_gpu"))
     else:
         tokens = int(_get(actor, "ppo_micro_batch_size_per_gpu", 1) or 1) * window(verl)
-    if _get(actor, "strategy") == "veomni":  # fp32 load iff mixed_precision (veomni/transformer_impl.py:337-343)
+    if veomni:  # fp32 load iff mixed_precision (veomni/transformer_impl.py:337-343)
         fp32 = bool(_get(engine, "mixed_precision", True))
     else:
         fp32 = str(_get(engine, "model_dtype", "fp32")) in ("fp32", "float32")
@@ -134,8 +135,7 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
         # FSDP2's CPUOffloadPolicy: VeOmni's key is enable_fsdp_offload (veomni/transformer_impl.py:184-188)
-        offload_policy=bool(_get(engine, "enable_fsdp_offload" if _get(actor, "strategy") == "veomni"
-                                 else "offload_policy", False)),
+        offload_policy=bool(_get(engine, "enable_fsdp_offload" if veomni else "offload_policy", False)),
         fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False),
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
@@ -198,12 +198,18 @@ def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
         return f"not predicted: {exc}"
     p = predict_from(cfg, inputs)
     t, r, gib = p["trainer"], p["rollout"], 2**30
-    left = terms.offload_left_out(inputs.trainer)
     return (f"predicted trainer GPU peak {t['peak_bytes'] / gib:.1f} of {t['budget_bytes'] / gib:.1f} GiB ({p['gpu']} "
             f"{p['gpu_bytes'] / gib:.1f} GiB less {t['reserved_headroom']:.0%} allocator headroom) "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
             f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
             f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)"
-            + (f"; optimizer offload: from its second optimizer step each phase of verl's update may hold up to "
-               f"{left / gib:.1f} GiB more (the states, loaded back for the whole update, and accumulated gradients), "
-               "not in this prediction" if left else ""))
+            f"{offload_caveat(inputs.trainer)}")
+
+
+def offload_caveat(spec: terms.StepSpec) -> str:
+    """What the trainer prediction leaves out with optimizer offload (terms.offload_left_out), for summary.txt's
+    memory line and memory-fit's message ('' when nothing)."""
+    left = terms.offload_left_out(spec)
+    return (f"; with optimizer_offload verl loads the states back for the whole update, which this model leaves out: "
+            f"from its second optimizer step each phase of the update may hold up to {terms.gib(left)} more (states "
+            f"and accumulated gradients)" if left else "")

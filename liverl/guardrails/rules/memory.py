@@ -10,7 +10,7 @@ from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
 from liverl.guardrails.verl_keys import batch_shape, in_flight_cap
 from liverl.memory.arch import ArchError
 from liverl.memory.rollout import kv_budget
-from liverl.memory.terms import StepSpec, gib, offload_left_out
+from liverl.memory.terms import StepSpec, gib
 
 # the one term of the trainer model no measurement decides: FLA's GatedDeltaNet kernels (liverl.memory.terms
 # COEF["gdn_fla"], nominal) - benchmarks/memory/results_h200.json measured transformers' torch fallback ("fla": false
@@ -22,12 +22,8 @@ FLA_UNMEASURED = ("; its linear-attention term is FLA's nominal size, not measur
 
 def unmeasured(spec: StepSpec) -> str:
     """What the trainer prediction for this step rests on that no measurement decides ('' when nothing)."""
-    out = FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
-    if left := offload_left_out(spec):
-        out += (f"; with optimizer_offload verl loads the states back for the whole update, which this model leaves "
-                f"out: from its second optimizer step each phase of the update may hold up to {gib(left)} more (states "
-                f"and accumulated gradients)")
-    return out
+    fla = FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
+    return fla + memory_inputs.offload_caveat(spec)
 
 
 def _trainer(p: dict, caveat: str = "") -> Problem:
