@@ -69,9 +69,10 @@ POINTS = {
     # whole update (verl/workers/engine/base.py:322-332), so the update's peak is expected to hold them, and from the
     # second micro-batch every sharded gradient. The Qwen3.5 shape (2 layers, 1 GPU: AdamW states 23.4 GiB, gradients
     # 11.7): at 16k the model without them peaks in the log-prob pass (64.8 GiB), with them in the update's forward
-    # (77.6); 10k is the H100's (58.6, the optimizer step, vs 66.1: run with --allow memory-fit)
+    # (77.6); 8k and 10k are an H100's (58.6, the optimizer step, vs 62.3 and 66.1: run with --allow memory-fit)
     "moe35b_fsdp_16k_optoff": ("moe35b", 16384, "fsdp", ("topology.optimizer_offload=true",)),
     "moe35b_fsdp_10k_optoff": ("moe35b", 10240, "fsdp", ("topology.optimizer_offload=true",)),
+    "moe35b_fsdp_8k_optoff": ("moe35b", 8192, "fsdp", ("topology.optimizer_offload=true",)),
 }
 DEFAULT = ("moe35b_fsdp_16k", "moe30b_fsdp_16k", "dense7b_fsdp_16k")  # --parallel 3 on an H200: ~114 GiB if peaks meet
 HOST_POINT = ("dense7b", 16384, "fsdp", ("topology.optimizer_offload=true", "topology.param_offload=true"))
