@@ -55,6 +55,19 @@ def test_untied_model_turns_the_fused_path_off_and_the_memory_model_follows(mode
     assert not any("use_fused_kernels=true" in text for text, _ in plan.fix_candidates(spec, plan.H200_BYTES))
 
 
+@pytest.mark.parametrize("model", ["qwen25_0p5b", "qwen35"])
+def test_memory_fit_never_advises_the_fused_path_on_veomni(model):
+    # VeOmni's backward crashes with the fused path (rule veomni-fused-offload), tied embeddings or not: memory-fit's
+    # fix list must not offer what another rule refuses
+    cfg, b = _built(f"model={model}", "engine=veomni", "liverl.allow=[memory-fit]")
+    spec = memory_inputs.plan_inputs(cfg, b.verl, structure_only=True).trainer
+    assert spec.logits == "materialised"  # the fused path is off, so it would be a candidate were it possible
+    assert not any("use_fused_kernels=true" in text for text, _ in plan.fix_candidates(spec, plan.H200_BYTES))
+    with pytest.raises(ConfigError) as err:
+        _built(f"model={model}", "engine=veomni", f"verl.{FUSED}=true", "liverl.allow=[memory-fit]")
+    assert "veomni-fused-offload" in str(err.value)
+
+
 def test_checkpoint_on_disk_decides_over_the_bundled_config(tmp_path):
     # the model group is the tied Qwen2.5-0.5B, but the checkpoint at model.path (written by transformers) is untied
     untied = T.Qwen2Config(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,

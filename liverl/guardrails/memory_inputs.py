@@ -136,7 +136,9 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
         # FSDP2's CPUOffloadPolicy: VeOmni's key is enable_fsdp_offload (veomni/transformer_impl.py:184-188)
         offload_policy=bool(_get(engine, "enable_fsdp_offload" if veomni else "offload_policy", False)),
-        fused_possible=not (_get(actor, "strategy") == "fsdp2" and a.tied is False),
+        # no fused path to advise: FSDP2 with an untied lm_head (rule fsdp-fused-untied), or VeOmni, whose backward
+        # crashes with it (rule veomni-fused-offload)
+        fused_possible=not (veomni or (_get(actor, "strategy") == "fsdp2" and a.tied is False)),
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
         lm_head_unit=_get(actor, "strategy") == "fsdp2",  # verl/utils/fsdp_utils.py:549-571 (untied only)
