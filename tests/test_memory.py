@@ -228,9 +228,13 @@ def test_logits_term_follows_verls_path_per_engine():
                                              ("veomni", "veomni.enable_fsdp_offload")])
 def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
     # FSDP2's CPUOffloadPolicy: verl's FSDP engine reads offload_policy, VeOmni's engine enable_fsdp_offload
-    # (veomni/transformer_impl.py:184-188; VeOmni's config has no offload_policy)
-    base = ("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node", "liverl.allow=[memory-fit]")
-    for extra, expected in (((), False), ((f"verl.actor_rollout_ref.actor.{key}=true",), True)):
+    # (veomni/transformer_impl.py:184-188; VeOmni's config has no offload_policy). FSDP's engine clears its optimizer
+    # offload under it (fsdp/transformer_impl.py:459-463); VeOmni's keeps it and loads the states back for the update
+    # (veomni/transformer_impl.py:182, 528-532), so there it counts only with topology.optimizer_offload=false
+    allow = "memory-fit,veomni-fsdp-offload-flags" if engine == "veomni" else "memory-fit"
+    base = ("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node", f"liverl.allow=[{allow}]")
+    on = f"verl.actor_rollout_ref.actor.{key}=true"
+    for extra, expected in (((), False), ((on,), engine == "fsdp"), ((on, "topology.optimizer_offload=false"), True)):
         cfg, verl = _built(*base, *extra)
         spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))
         assert spec.offload_policy is expected, (engine, extra)

@@ -55,6 +55,40 @@ def test_the_preset_fits_an_h200_and_is_refused_on_an_h100():
     assert "may hold up to 49.0 GiB more" in text  # 35.11B parameters x 12 bytes / 8 shards
 
 
+@pytest.mark.parametrize(("preset", "update", "fsdp2"), [
+    ("sync_1node_cc", "122.2", "56.8"), ("fully_async_2nodes_qwen35_cc_clean", "122.2", "56.8"),
+    ("fully_async_3nodes_qwen35_cc_clean", "116.5", "83.8")])
+def test_the_presets_update_with_the_offloaded_states_is_warned_on_an_h200(preset, update, fsdp2):
+    # memory-fit passes (its model keeps the states off the GPU through the update); with the states verl loads back
+    # (engine/base.py:322-332) and the gradients it holds, the update is over the budget: a WARN with the number (the
+    # branch memory-offload-truth, which puts the terms in the model's phases, predicts 122.2/122.2/116.5 GiB too)
+    b = _built(f"experiment={preset}")
+    (w,) = [f for f in b.findings if f.rule == "memory-offload-update"]
+    assert w.severity == "WARN" and f"predicted to peak at {update} GiB allocated" in w.message
+    # the presets run VeOmni, whose engine keeps its offload flags under FSDP2 offload and moves the model and the
+    # states back for the update (verl/workers/engine/veomni/transformer_impl.py:181-182, 528-532): the fix turns
+    # them off
+    fsdp2_fix = "veomni.enable_fsdp_offload=true topology.optimizer_offload=false topology.param_offload=false"
+    assert f"{fsdp2_fix}: predicted {fsdp2} GiB" in w.fix
+    assert not [f for f in b.findings if f.rule == "memory-fit"]
+    # the fix as written keeps the states on the CPU for the whole step: nothing left out, no warning
+    on, *flags_off = fsdp2_fix.split()
+    fixed = _built(f"experiment={preset}", f"verl.actor_rollout_ref.actor.{on}", *flags_off)
+    assert not [f for f in fixed.findings if f.rule in ("memory-offload-update", "memory-fit")]
+    # FSDP2 offload with optimizer offload left on is refused (rule veomni-fsdp-offload-flags)
+    half = _refusal(f"experiment={preset}", f"verl.actor_rollout_ref.actor.{on}")
+    assert "[veomni-fsdp-offload-flags]" in half and "topology.optimizer_offload=false" in half
+    # where memory-fit already refuses (an H100), its message carries this and the WARN stays silent
+    text = _refusal(f"experiment={preset}", "gpu=h100")
+    assert "[memory-fit]" in text and "memory-offload-update" not in text
+    # on a GPU whose budget (111.4 GiB) lies between the 3-node preset without offload (108.4: the states are in the
+    # model's phases) and its update with offload (116.5): the warning follows optimizer offload alone
+    big = ("experiment=fully_async_3nodes_qwen35_cc_clean", f"gpu.memory_bytes={156 * 2**30}")
+    assert [f for f in _built(*big).findings if f.rule == "memory-offload-update"]
+    assert not [f for f in _built(*big, "topology.optimizer_offload=false").findings
+                if f.rule in ("memory-offload-update", "memory-fit")]
+
+
 def test_on_an_h100_no_fix_proposes_a_token_budget_below_the_window():
     # 131,072 tokens/GPU is one full window: verl asserts every sequence fits its micro-batch
     text = _refusal("experiment=fully_async_3nodes_qwen35_cc_clean", "gpu=h100")

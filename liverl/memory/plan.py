@@ -88,7 +88,10 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
         out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
                     replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
     if not spec.offload_policy:
-        out.append(("FSDP2 CPU offload (fsdp_config.offload_policy=true; VeOmni: veomni.enable_fsdp_offload=true)",
+        # VeOmni's engine keeps its offload flags under enable_fsdp_offload and would move the model and the states
+        # back for the update (verl/workers/engine/veomni/transformer_impl.py:181-182, 528-532): both go off
+        out.append(("FSDP2 CPU offload (fsdp_config.offload_policy=true; VeOmni: veomni.enable_fsdp_offload=true with "
+                    "topology.optimizer_offload=false topology.param_offload=false)",
                     replace(spec, offload_policy=True, optimizer_offload=True)))
     return out
 

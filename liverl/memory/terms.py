@@ -99,7 +99,7 @@ class StepSpec:
     flash_ce: bool = True  # flash-attn's cross-entropy runs the "materialised" log-probs (else the per-row fp32 one)
     lm_head_unit: bool = False  # verl's FSDP2 wraps an untied lm_head (and embedding) as its own unit
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
-    fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings)
+    fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings, VeOmni)
     sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
 
 

@@ -48,3 +48,26 @@ def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
             f"two or more trainer GPUs (topology=...); or verl.{MIXED_KEY}=false (pure bf16: weights, gradients "
             f"and AdamW states in bf16, no fp32 master: for a smoke, not for training); or verl.{MOE_KERNEL_KEY}"
             "=eager (fp32, a loop over experts: slow)")
+
+
+FSDP_OFFLOAD_KEY = "actor_rollout_ref.actor.veomni.enable_fsdp_offload"
+
+
+@rule("veomni-fsdp-offload-flags", "VeOmni with FSDP2 CPU offload: parameter and optimizer offload off")
+def _veomni_fsdp_offload_flags(c: Ctx) -> Iterable[Problem]:
+    # verl's FSDP engine clears its offload flags under FSDP2's CPUOffloadPolicy (workers/engine/fsdp/
+    # transformer_impl.py:459-463); VeOmni's keeps them (veomni/transformer_impl.py:181-182), so its train context
+    # still moves the model (param_offload) and the AdamW states (optimizer_offload) onto the GPU at every update
+    # (engine/base.py:322-332, veomni/transformer_impl.py:528-532) while the policy keeps the parameters on the CPU:
+    # verl's own comment (veomni/transformer_impl.py:183-187) records the DTensor device mismatch a manual move causes
+    if c.cfg.engine.name != "veomni" or not c.v(FSDP_OFFLOAD_KEY, False):
+        return
+    on = [k for k in ("param_offload", "optimizer_offload") if c.v(f"actor_rollout_ref.actor.veomni.{k}", False)]
+    if on:
+        yield finding(
+            FATAL, f"verl.{FSDP_OFFLOAD_KEY}", True,
+            f"with FSDP2 CPU offload VeOmni's engine still honours {' and '.join(on)} (verl's FSDP engine turns them "
+            "off): each update moves the model or the optimizer states onto the GPU while FSDP2 keeps the parameters "
+            "on the CPU, which undoes the offload and breaks FSDP2's placement (verl/workers/engine/veomni/"
+            "transformer_impl.py:181-187, 528-532)",
+            " ".join(f"topology.{k}=false" for k in on) + " (FSDP2 CPU offload keeps both on the CPU itself)")
