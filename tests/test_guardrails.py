@@ -244,6 +244,13 @@ BAD = [
         "veomni-fsdp-offload-flags",
         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload",
     ),
+    (  # the same with parameter offload (1node keeps it on) and optimizer offload off
+        "veomni-fsdp-offload-with-param-offload",
+        (*VE, "topology=1node", "topology.optimizer_offload=false",
+         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload=true"),
+        "veomni-fsdp-offload-flags",
+        "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload",
+    ),
     (
         "ohsdk-agent-name",
         ("scaffold=ohsdk", "scaffold.harbor.agent_name=openhands-sdk"),

@@ -134,7 +134,7 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         master_weights=fp32, **logits_path(verl), logprob_tokens=lp_tokens if _get(actor, "use_dynamic_bsz") else 0,
         grad_ckpt="layer" if _get(verl, "actor_rollout_ref.model.enable_gradient_checkpointing", True) else "none",
         optimizer_offload=bool(_get(engine, "optimizer_offload", False)),
-        # FSDP2's CPUOffloadPolicy: VeOmni's key is enable_fsdp_offload (veomni/transformer_impl.py:184-188). FSDP's
+        # FSDP2's CPUOffloadPolicy: VeOmni's key is enable_fsdp_offload (veomni/transformer_impl.py:361). FSDP's
         # engine clears its offload flags under it (fsdp/transformer_impl.py:459-463); VeOmni's keeps
         # optimizer_offload (transformer_impl.py:182) and its train context still loads the states onto the GPU
         # (528-532), so there the states are judged as plain optimizer offload leaves them

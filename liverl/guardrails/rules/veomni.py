@@ -56,18 +56,26 @@ FSDP_OFFLOAD_KEY = "actor_rollout_ref.actor.veomni.enable_fsdp_offload"
 @rule("veomni-fsdp-offload-flags", "VeOmni with FSDP2 CPU offload: parameter and optimizer offload off")
 def _veomni_fsdp_offload_flags(c: Ctx) -> Iterable[Problem]:
     # verl's FSDP engine clears its offload flags under FSDP2's CPUOffloadPolicy (workers/engine/fsdp/
-    # transformer_impl.py:459-463); VeOmni's keeps them (veomni/transformer_impl.py:181-182), so its train context
-    # still moves the model (param_offload) and the AdamW states (optimizer_offload) onto the GPU at every update
-    # (engine/base.py:322-332, veomni/transformer_impl.py:528-532) while the policy keeps the parameters on the CPU:
-    # verl's own comment (veomni/transformer_impl.py:183-187) records the DTensor device mismatch a manual move causes
+    # transformer_impl.py:459-463); VeOmni's keeps them (veomni/transformer_impl.py:181-182), and its to() has no
+    # check on the policy (528-532): the train and eval contexts (engine/base.py:314-332) still move the model onto the
+    # GPU (param_offload), which verl's own comment says breaks FSDP2's placement (transformer_impl.py:183-187), and
+    # the train context the AdamW states (optimizer_offload), which then sit on the GPU beside parameters and
+    # gradients FSDP2 keeps on the CPU. The actor only: LiveRL never sets the ref's enable_fsdp_offload
     if c.cfg.engine.name != "veomni" or not c.v(FSDP_OFFLOAD_KEY, False):
         return
     on = [k for k in ("param_offload", "optimizer_offload") if c.v(f"actor_rollout_ref.actor.veomni.{k}", False)]
-    if on:
-        yield finding(
-            FATAL, f"verl.{FSDP_OFFLOAD_KEY}", True,
-            f"with FSDP2 CPU offload VeOmni's engine still honours {' and '.join(on)} (verl's FSDP engine turns them "
-            "off): each update moves the model or the optimizer states onto the GPU while FSDP2 keeps the parameters "
-            "on the CPU, which undoes the offload and breaks FSDP2's placement (verl/workers/engine/veomni/"
-            "transformer_impl.py:181-187, 528-532)",
-            " ".join(f"topology.{k}=false" for k in on) + " (FSDP2 CPU offload keeps both on the CPU itself)")
+    if not on:
+        return
+    harm = []
+    if "param_offload" in on:
+        harm.append("param_offload moves the model onto the GPU at every train and log-prob pass, against FSDP2's own "
+                    "placement (the DTensor device mismatch verl's comment records)")
+    if "optimizer_offload" in on:
+        harm.append("optimizer_offload moves AdamW's states onto the GPU for every update while FSDP2 keeps the "
+                    "parameters and gradients on the CPU, so the optimizer step mixes devices")
+    yield finding(
+        FATAL, f"verl.{FSDP_OFFLOAD_KEY}", True,
+        "verl's VeOmni engine keeps its offload flags under FSDP2 CPU offload (its FSDP engine turns them off): "
+        + "; ".join(harm) + " (verl/workers/engine/veomni/transformer_impl.py:181-187, 528-532)",
+        " ".join(f"topology.{k}=false" for k in on) + " (FSDP2 CPU offload keeps both on the CPU itself; where set "
+        "directly: " + " ".join(f"verl.actor_rollout_ref.actor.veomni.{k}=false" for k in on) + ")")
