@@ -76,9 +76,11 @@ def test_the_presets_update_with_the_offloaded_states_is_warned_on_an_h200(prese
     fixed = _built(f"experiment={preset}", f"verl.actor_rollout_ref.actor.{on}", *flags_off)
     assert not [f for f in fixed.findings if f.rule in ("memory-offload-update", "memory-fit")]
     # FSDP2 offload with optimizer offload left on is refused (rule veomni-fsdp-offload-flags)
-    half = _refusal(f"experiment={preset}", f"verl.actor_rollout_ref.actor.{on}")
-    assert "[veomni-fsdp-offload-flags]" in half and "topology.optimizer_offload=false" in half
-    assert ("topology.param_offload=false" in half) is (preset == "sync_1node_cc")  # only 1node offloads parameters
+    with pytest.raises(ConfigError) as err:
+        _built(f"experiment={preset}", f"verl.actor_rollout_ref.actor.{on}")
+    (half,) = [p for p in err.value.problems if p.rule == "veomni-fsdp-offload-flags"]
+    assert "topology.optimizer_offload=false" in half.fix
+    assert ("topology.param_offload=false" in half.fix) is (preset == "sync_1node_cc")  # only 1node offloads params
     # where memory-fit already refuses (an H100), its message carries this and the WARN stays silent
     text = _refusal(f"experiment={preset}", "gpu=h100")
     assert "[memory-fit]" in text and "memory-offload-update" not in text
