@@ -228,7 +228,7 @@ def test_logits_term_follows_verls_path_per_engine():
                                              ("veomni", "veomni.enable_fsdp_offload")])
 def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
     # FSDP2's CPUOffloadPolicy: verl's FSDP engine reads offload_policy, VeOmni's engine enable_fsdp_offload
-    # (veomni/transformer_impl.py:184-188; VeOmni's config has no offload_policy). FSDP's engine clears its optimizer
+    # (veomni/transformer_impl.py:361; VeOmni's config has no offload_policy). FSDP's engine clears its optimizer
     # offload under it (fsdp/transformer_impl.py:459-463); VeOmni's keeps it and loads the states back for the update
     # (veomni/transformer_impl.py:182, 528-532), so there it counts only with topology.optimizer_offload=false
     allow = "memory-fit,veomni-fsdp-offload-flags" if engine == "veomni" else "memory-fit"

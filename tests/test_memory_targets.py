@@ -84,8 +84,11 @@ def test_the_presets_update_with_the_offloaded_states_is_warned_on_an_h200(prese
     # where memory-fit already refuses (an H100), its message carries this and the WARN stays silent
     text = _refusal(f"experiment={preset}", "gpu=h100")
     assert "[memory-fit]" in text and "memory-offload-update" not in text
+
+
+def test_the_offload_warning_follows_optimizer_offload_alone():
     # on a GPU whose budget (111.4 GiB) lies between the 3-node preset without offload (108.4: the states are in the
-    # model's phases) and its update with offload (116.5): the warning follows optimizer offload alone
+    # model's phases) and its update with offload (116.5)
     big = ("experiment=fully_async_3nodes_qwen35_cc_clean", f"gpu.memory_bytes={156 * 2**30}")
     assert [f for f in _built(*big).findings if f.rule == "memory-offload-update"]
     assert not [f for f in _built(*big, "topology.optimizer_offload=false").findings
