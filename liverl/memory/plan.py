@@ -29,6 +29,14 @@ H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory
 # GiB x 1.4 is over the 79.2 GiB its probe read; nvidia-smi peaked at 77.6 of 79.6 GiB). The fused path's reserved
 # peak is not measured yet and keeps the same headroom.
 RESERVED_HEADROOM = 0.40
+# FSDP2 CPU offload per engine, as overrides (actor keys under verl.actor_rollout_ref.actor). verl's FSDP engine turns
+# its offload flags off under offload_policy (verl/workers/engine/fsdp/transformer_impl.py:459-463); VeOmni's keeps
+# them and would move the model and the states back for every update (veomni/transformer_impl.py:181-182, 528-532),
+# so both go off with it (rule veomni-fsdp-offload-flags)
+FSDP2_OFFLOAD = {
+    "fsdp": "fsdp_config.offload_policy=true",
+    "veomni": "veomni.enable_fsdp_offload=true topology.optimizer_offload=false topology.param_offload=false",
+}
 
 
 
@@ -88,10 +96,7 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
         out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
                     replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
     if not spec.offload_policy:
-        # VeOmni's engine keeps its offload flags under enable_fsdp_offload and would move the model and the states
-        # back for the update (verl/workers/engine/veomni/transformer_impl.py:181-182, 528-532): both go off
-        out.append(("FSDP2 CPU offload (fsdp_config.offload_policy=true; VeOmni: veomni.enable_fsdp_offload=true with "
-                    "topology.optimizer_offload=false topology.param_offload=false)",
+        out.append((f"FSDP2 CPU offload ({FSDP2_OFFLOAD['fsdp']}; VeOmni: {FSDP2_OFFLOAD['veomni']})",
                     replace(spec, offload_policy=True, optimizer_offload=True)))
     return out
 

@@ -10,6 +10,7 @@ from liverl.guardrails import memory_inputs
 from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
 from liverl.guardrails.verl_keys import batch_shape, in_flight_cap
 from liverl.memory.arch import ArchError
+from liverl.memory.plan import FSDP2_OFFLOAD
 from liverl.memory.rollout import kv_budget
 from liverl.memory.terms import StepSpec, breakdown, gib, offload_left_out
 
@@ -27,14 +28,20 @@ def unmeasured(spec: StepSpec) -> str:
     return fla + memory_inputs.offload_caveat(spec)
 
 
+def _budget(p: dict) -> str:
+    """A trainer GPU's budget as memory-fit judges it, e.g. '99.9 GiB (h200 139.8 GiB less 40% allocator headroom)'."""
+    t = p["trainer"]
+    return (f"{gib(t['budget_bytes'])} ({p['gpu']} {gib(p['gpu_bytes'])} less {t['reserved_headroom']:.0%} allocator "
+            "headroom)")
+
+
 def _trainer(p: dict, caveat: str = "") -> Problem:
     t = p["trainer"]
     terms = ", ".join(f"{k} {gib(v)}" for k, v in t["biggest"])
     return finding(
         FATAL,
         "trainer GPU memory",
-        f"{gib(t['peak_bytes'])} > {gib(t['budget_bytes'])} ({p['gpu']} {gib(p['gpu_bytes'])} less "
-        f"{t['reserved_headroom']:.0%} allocator headroom)",
+        f"{gib(t['peak_bytes'])} > {_budget(p)}",
         f"one trainer GPU is predicted to peak at {gib(t['peak_bytes'])} allocated in the {t['peak_phase']} phase "
         f"({t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards); biggest terms: {terms}{caveat}",
         f"{t['fix']}; `python -m liverl.memory` with the same overrides shows every term",
@@ -89,11 +96,7 @@ def _memory_offload_update(c: Ctx) -> Iterable[Problem]:
     if not left or not t["fits"] or update <= t["budget_bytes"]:
         return  # nothing left out, memory-fit already refuses (its message says this), or the update fits anyway
     fsdp2 = breakdown(replace(spec, offload_policy=True))["peak_bytes"]
-    # FSDP's engine clears its optimizer-offload flag under offload_policy (fsdp/transformer_impl.py:459-463); VeOmni's
-    # keeps them (veomni/transformer_impl.py:181-182) and its train context would still move the model and the states
-    # onto the GPU (transformer_impl.py:528-532): there both go off with it (rule veomni-fsdp-offload-flags)
-    key = ("veomni.enable_fsdp_offload=true topology.optimizer_offload=false topology.param_offload=false"
-           if c.cfg.engine.name == "veomni" else "fsdp_config.offload_policy=true")
+    key = FSDP2_OFFLOAD["veomni" if c.cfg.engine.name == "veomni" else "fsdp"]
     fix = (f"FSDP2 CPU offload, which keeps the states on the CPU for the whole step "
            f"(verl.actor_rollout_ref.actor.{key}: predicted {gib(fsdp2)}), or more trainer GPUs"
            if fsdp2 <= t["budget_bytes"] else
@@ -104,8 +107,7 @@ def _memory_offload_update(c: Ctx) -> Iterable[Problem]:
         f"verl loads the offloaded optimizer states back for the whole update, and from its second micro-batch holds "
         f"every sharded gradient: from the second optimizer step the update's forward is predicted to peak at "
         f"{gib(update)} allocated ({gib(t['phases']['forward'])} + {gib(left)} of states and gradients), over the "
-        f"{gib(t['budget_bytes'])} budget ({p['gpu']} {gib(p['gpu_bytes'])} less {t['reserved_headroom']:.0%} "
-        f"allocator headroom); memory-fit's model, without them, predicts {gib(t['peak_bytes'])}",
+        f"budget of {_budget(p)}; memory-fit's model, without them, predicts {gib(t['peak_bytes'])}",
         fix)
 
 
