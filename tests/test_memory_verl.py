@@ -104,11 +104,11 @@ def test_what_the_model_leaves_out_with_optimizer_offload_is_the_host_points_ste
     # forward phase plus terms.offload_left_out, which summary.txt and memory-fit's message now state
     point = HOST[0]
     cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / "ckpt")
-    pred = memory_inputs.predict(cfg, verl)["trainer"]
-    spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg))
+    inputs = memory_inputs.plan_inputs(cfg, verl)
+    pred, spec = memory_inputs.predict_from(cfg, inputs)["trainer"], inputs.trainer
     step1, step2 = (g * 2**30 for g in point["measured"]["max_memory_allocated_gb_per_step"])
     left = terms.offload_left_out(spec)
-    assert left == 12 * memory_inputs.arch(cfg).total_params()  # fp32: two states and one gradient per parameter
+    assert left == 12 * spec.arch.total_params()  # fp32: two states and one gradient per parameter
     assert abs((pred["phases"]["forward"] + left) / step2 - 1) <= 0.02, ((pred["phases"]["forward"] + left) / 2**30)
     assert abs(pred["phases"]["log_prob"] / step1 - 1) <= 0.02, (pred["phases"]["log_prob"] / 2**30, step1 / 2**30)
     assert pred["peak_bytes"] < 0.92 * step2  # what the model alone says (-9.5%)
