@@ -50,9 +50,6 @@ def test_the_preset_fits_an_h200_and_is_refused_on_an_h100():
     _built(SYNC)  # fits the default h200
     text = _refusal(SYNC, "gpu=h100")
     assert "[memory-fit] trainer GPU memory" in text and "(h100 79.1 GiB less 40% allocator headroom)" in text
-    # the preset offloads the optimizer: the message says what verl's update holds that the model leaves out
-    assert "with optimizer_offload verl loads the states back for the whole update" in text
-    assert "may hold up to 49.0 GiB more" in text  # 35.11B parameters x 12 bytes / 8 shards
 
 
 def test_on_an_h100_no_fix_proposes_a_token_budget_below_the_window():

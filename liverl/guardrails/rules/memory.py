@@ -22,8 +22,7 @@ FLA_UNMEASURED = ("; its linear-attention term is FLA's nominal size, not measur
 
 def unmeasured(spec: StepSpec) -> str:
     """What the trainer prediction for this step rests on that no measurement decides ('' when nothing)."""
-    fla = FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
-    return fla + memory_inputs.offload_caveat(spec)
+    return FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
 
 
 def _trainer(p: dict, caveat: str = "") -> Problem:
