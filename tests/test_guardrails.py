@@ -238,16 +238,16 @@ BAD = [
         "veomni-one-gpu-moe",
         "verl.actor_rollout_ref.actor.veomni.mixed_precision",
     ),
-    (  # VeOmni keeps its offload flags under FSDP2 offload (verl/workers/engine/veomni/transformer_impl.py:181-182)
+    (  # VeOmni keeps its offload flags under FSDP2 offload (verl/workers/engine/veomni/transformer_impl.py:181-182):
+        # the 3-node layout (FSDP2 offload) with the user's page's optimizer offload back on
         "veomni-fsdp-offload-with-optimizer-offload",
-        (*VE, *A3, "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload=true"),
+        (*VE, *A3, "topology.optimizer_offload=true"),
         "veomni-fsdp-offload-flags",
         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload",
     ),
-    (  # the same with parameter offload (1node keeps it on) and optimizer offload off
+    (  # the same with parameter offload (what 1node set before it took FSDP2 offload)
         "veomni-fsdp-offload-with-param-offload",
-        (*VE, "topology=1node", "topology.optimizer_offload=false",
-         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload=true"),
+        (*VE, "topology=1node", "topology.param_offload=true"),
         "veomni-fsdp-offload-flags",
         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload",
     ),
@@ -410,7 +410,6 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "vllm-r3-version",
         "trainer-imports",
         "rollout-kv-demand",
-        "memory-offload-update",
     }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below; vLLM and trainer imports are judged on
     # every node at launch: tests/test_node_probe.py)
     assert set(RULES) - never_fatal <= {c[2] for c in cases}
@@ -468,9 +467,7 @@ PASSING = {
     "router-replay-policy": (*VE, "model=qwen3_30b_a3b"),
     "veomni-fused-offload": VE,
     "veomni-one-gpu-moe": (*VE, "model=qwen3_30b_a3b"),  # 8 trainer GPUs: FSDP2 casts to bf16
-    "veomni-fsdp-offload-flags": (*VE, *A3, "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload=true",
-                                  "topology.optimizer_offload=false", "topology.param_offload=false"),
-    "memory-offload-update": ("gpu=b200",),  # 122.2 GiB in the update, under a B200's 127.4 budget
+    "veomni-fsdp-offload-flags": (*VE, *A3),  # FSDP2 offload with both flags off, as the topologies set it
     "scaffold-agent": ("scaffold=ohsdk",),
     "scaffold-imports": ("scaffold=ohsdk",),
     "tool-call-parser": ("model=qwen3_30b_a3b", "scaffold=ohsdk"),
@@ -526,7 +523,6 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=2400"), "val-timeout"),
     (("model.path=Qwen/Qwen3.5-35B-A3B",), "paths-exist"),
     ((f"{CUSTOM_TEMPLATE}=never-conformed",), "harness-conformance"),
-    (A3, "memory-offload-update"),  # the 3-node layout's update with the states verl loads back: 116.5 GiB on an H200
 ]
 
 

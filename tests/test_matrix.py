@@ -25,7 +25,7 @@ TOPOLOGY = {  # nodes: (trainer, rollout); fsdp over all trainer GPUs; window (p
         "nodes": (1, 0),
         "fsdp": 8,
         "window": (30000, 58304),
-        "optimizer_offload": True,
+        "fsdp2_cpu_offload": True,  # with optimizer and parameter offload off (README "Optimizer offload ...")
     },
     "2node": {
         "mode": "fully_async",
@@ -33,7 +33,7 @@ TOPOLOGY = {  # nodes: (trainer, rollout); fsdp over all trainer GPUs; window (p
         "nodes": (1, 1),
         "fsdp": 8,
         "window": (30000, 58304),
-        "optimizer_offload": True,
+        "fsdp2_cpu_offload": True,  # with optimizer and parameter offload off (README "Optimizer offload ...")
     },
     "3node": {
         "mode": "fully_async",
@@ -41,7 +41,7 @@ TOPOLOGY = {  # nodes: (trainer, rollout); fsdp over all trainer GPUs; window (p
         "nodes": (2, 1),
         "fsdp": 16,
         "window": (40000, 91072),
-        "optimizer_offload": True,
+        "fsdp2_cpu_offload": True,  # with optimizer and parameter offload off (README "Optimizer offload ...")
     },
 }
 BATCH = {"smoke": (8, 4), "official": (64, 8)}
@@ -83,11 +83,13 @@ def check_verl_values(b, engine: str, topology: str, scaffold: str, batch: str) 
     if engine == "fsdp":
         assert v.model_engine == "dp" and actor.strategy == "fsdp2"
         assert actor.fsdp_config.fsdp_size == t["fsdp"]
-        assert actor.fsdp_config.optimizer_offload is t["optimizer_offload"]
+        assert actor.fsdp_config.offload_policy is t["fsdp2_cpu_offload"]
+        assert actor.fsdp_config.optimizer_offload is actor.fsdp_config.param_offload is False
     else:
         assert v.model_engine == "veomni" and actor.strategy == "veomni"
         assert actor.veomni.fsdp_size == t["fsdp"]
-        assert actor.veomni.optimizer_offload is t["optimizer_offload"]
+        assert actor.veomni.enable_fsdp_offload is t["fsdp2_cpu_offload"]
+        assert actor.veomni.optimizer_offload is actor.veomni.param_offload is False  # rule veomni-fsdp-offload-flags
         # qwen35 is MoE: R3 router replay on both sides
         assert actor.veomni.router_replay.mode == "R3"
         assert v.actor_rollout_ref.rollout.enable_rollout_routing_replay is True

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from liverl.errors import ConfigError
 from liverl.guardrails import memory_inputs
@@ -68,9 +69,9 @@ def test_the_memory_fit_message_says_which_term_is_not_measured():
     # FLA's linear-attention coefficient is nominal: the H200 points ran transformers' torch fallback
     assert RESULTS["env"]["fla"] is False and all(spec_for(r).linear_impl == "torch" for r in OK)
     with pytest.raises(ConfigError) as gdn:
-        build(compose_liverl(["model=qwen35", "fsdp_size=2"]))
+        build(compose_liverl(["model=qwen35", "fsdp_size=2", "topology.fsdp2_cpu_offload=false"]))
     with pytest.raises(ConfigError) as moe:
-        build(compose_liverl(["model=qwen3_30b_a3b", "fsdp_size=1"]))
+        build(compose_liverl(["model=qwen3_30b_a3b", "fsdp_size=1", "topology.fsdp2_cpu_offload=false"]))
     (g,), (m,) = gdn.value.problems, moe.value.problems
     assert g.rule == m.rule == "memory-fit"
     assert "linear-attention term is FLA's nominal size, not measured" in g.message
@@ -118,11 +119,22 @@ def test_step_cli_bad_input_exits_2(args, needle):
 
 def test_offload_and_sharding_move_the_right_terms():
     a = arch.load(arch.bundled("qwen35_35b_a3b"))
-    base = terms.StepSpec(arch=a, tokens=32768, shards=8, lm_head_chunk=4096)
-    b0 = terms.breakdown(base)["breakdown"]
-    off = terms.breakdown(replace(base, optimizer_offload=True))["breakdown"]
-    assert off["optimizer_states"] == 0 and b0["optimizer_states"] > 0
-    assert off["parameters"] == b0["parameters"]
+    base = terms.StepSpec(arch=a, tokens=32768, shards=8, lm_head_chunk=4096, logprob_entropy="chunked",
+                          sync_bucket_bytes=2**31)
+    on = terms.breakdown(base)
+    off = terms.breakdown(replace(base, optimizer_offload=True))
+    b0 = on["breakdown"]
+    states = b0["optimizer_states"]
+    assert states == pytest.approx(2 * 4 * a.total_params() / 8)
+    # verl's train context loads offloaded states back before the update's first forward (engine/base.py:322-332):
+    # the update's phases keep them; its exit offloads them: the log-prob pass and the weight sync lose exactly them
+    for phase in ("forward", "backward", "optimizer"):
+        assert off["phases"][phase] == on["phases"][phase], phase
+    for phase in ("log_prob", "weight_sync"):
+        assert on["phases"][phase] - off["phases"][phase] == pytest.approx(states), phase
+    policy = terms.breakdown(replace(base, offload_policy=True))  # FSDP2's CPUOffloadPolicy: the step runs on the CPU
+    assert policy["breakdown"]["optimizer_states"] == 0 and policy["phases"]["forward"] < on["phases"]["forward"]
+    assert off["breakdown"]["parameters"] == b0["parameters"]
     b16 = terms.breakdown(replace(base, shards=16))["breakdown"]
     assert b16["parameters"] * 2 == pytest.approx(b0["parameters"], rel=1e-6)
     assert b16["activations_checkpointed"] == b0["activations_checkpointed"]  # activations do not shard
@@ -137,8 +149,8 @@ def test_optimizer_offload_is_no_fix_for_a_peak_in_the_update():
     spec = terms.StepSpec(arch=a, tokens=65536, shards=8, lm_head_chunk=4096)  # no log-prob phase: the update peaks
     on = terms.breakdown(spec)["peak_bytes"]
     off = terms.breakdown(replace(spec, optimizer_offload=True))["peak_bytes"]
-    assert off < on  # what the model's own phases say with the states off through the update
-    gpu = (on + off) / 2
+    assert off == on  # the model's update phases keep the states
+    gpu = 0.95 * on
     assert "optimizer_offload=true" not in plan.cheapest_fix(spec, gpu)
     lp = replace(spec, logprob_entropy="eager", logits="materialised")  # the old-log-prob pass peaks: offload helps
     b = terms.breakdown(lp)
@@ -146,6 +158,19 @@ def test_optimizer_offload_is_no_fix_for_a_peak_in_the_update():
     upd = max(v for k, v in b["phases"].items() if k not in ("log_prob", "weight_sync"))
     gpu = b["peak_bytes"] - b["breakdown"]["optimizer_states"] / 2  # the pass without the states fits; the update too
     assert upd < gpu and plan.cheapest_fix(lp, gpu).startswith("offload the optimizer")
+def test_gradient_accumulation_holds_every_sharded_gradient_through_forward_and_backward():
+    # verl reduce-scatters each micro-batch into the sharded gradients (use_no_sync_for_gradient_accumulation:
+    # false) and zeroes them only per update: from the second micro-batch on they are all resident
+    a = arch.load(arch.bundled("qwen3_30b_a3b"))
+    one = terms.StepSpec(arch=a, tokens=16384, shards=8)
+    many = replace(one, accumulation=True)
+    b1, bn = terms.breakdown(one), terms.breakdown(many)
+    grads = b1["breakdown"]["gradients"]
+    assert grads == pytest.approx(4 * a.total_params() / 8)
+    assert bn["phases"]["forward"] - b1["phases"]["forward"] == pytest.approx(grads)
+    assert bn["phases"]["optimizer"] == b1["phases"]["optimizer"]  # the step held them already
+    # backward: the first micro-batch's gradients grow layer by layer; later ones start with all of them
+    assert b1["phases"]["backward"] < bn["phases"]["backward"] <= b1["phases"]["backward"] + grads
 
 
 def test_hybrid_kv_cache_only_on_full_attention_layers():
@@ -232,7 +257,11 @@ def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
     # offload under it (fsdp/transformer_impl.py:459-463); VeOmni's keeps it and loads the states back for the update
     # (veomni/transformer_impl.py:182, 528-532), so there it counts only with topology.optimizer_offload=false
     allow = "memory-fit,veomni-fsdp-offload-flags" if engine == "veomni" else "memory-fit"
-    base = ("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node", f"liverl.allow=[{allow}]")
+    # topology.fsdp2_cpu_offload sets the same key (conf/engine/{fsdp,veomni}.yaml): on in 3node, off here
+    cfg, verl = _built("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node")
+    assert OmegaConf.select(verl.actor_rollout_ref.actor, key) is True
+    base = ("model=qwen3_30b_a3b", f"engine={engine}", "topology=3node", f"liverl.allow=[{allow}]",
+            "topology.fsdp2_cpu_offload=false", "topology.optimizer_offload=true")
     on = f"verl.actor_rollout_ref.actor.{key}=true"
     for extra, expected in (((), False), ((on,), engine == "fsdp"), ((on, "topology.optimizer_offload=false"), True)):
         cfg, verl = _built(*base, *extra)

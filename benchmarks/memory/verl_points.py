@@ -65,17 +65,17 @@ POINTS = {
                                                        "verl.actor_rollout_ref.actor.veomni.mixed_precision=false")),
     "dense7b_fsdp_16k_fused_off": ("dense7b", 16384, "fsdp",
                                    ("verl.actor_rollout_ref.actor.entropy_from_logits_with_chunking=false",)),
-    # optimizer offload as the 2node/3node topologies set it (parameters stay): verl loads the states back for the
-    # whole update (verl/workers/engine/base.py:322-332), so the update's peak is expected to hold them, and from the
-    # second micro-batch every sharded gradient. The Qwen3.5 shape (2 layers, 1 GPU: AdamW states 23.4 GiB, gradients
-    # 11.7): at 16k the model without them peaks in the log-prob pass (64.8 GiB), with them in the update's forward
-    # (77.6); 8k and 10k are an H100's (58.6, the optimizer step, vs 62.3 and 66.1: run with --allow memory-fit)
+    # optimizer offload as the user's page sets it (parameters stay): verl loads the states back for the whole update
+    # (verl/workers/engine/base.py:322-332), so the update's peak holds them, and from the second micro-batch every
+    # sharded gradient. The Qwen3.5 shape (2 layers, 1 GPU: AdamW states 23.4 GiB, gradients 11.7): at 16k a model
+    # without them peaks in the log-prob pass (64.8 GiB), this one in the update's forward (77.6); 8k and 10k are an
+    # H100's (58.6, the optimizer step, vs 62.3 and 66.1: run with --allow memory-fit)
     "moe35b_fsdp_16k_optoff": ("moe35b", 16384, "fsdp", ("topology.optimizer_offload=true",)),
     "moe35b_fsdp_10k_optoff": ("moe35b", 10240, "fsdp", ("topology.optimizer_offload=true",)),
     "moe35b_fsdp_8k_optoff": ("moe35b", 8192, "fsdp", ("topology.optimizer_offload=true",)),
-    # the same question on the Qwen3-30B-A3B shape (no GatedDeltaNet, no vision tower: a quarter of the Qwen3.5
-    # point's start-up on an H100 or an H200): 39.5 GiB (the log-prob pass) without the states and gradients, 46.9
-    # with them in the update's forward (+19%)
+    # the same question on the Qwen3-30B-A3B shape (no GatedDeltaNet, no vision tower, no TileLang compile: 524 s on
+    # an H100, 2026-12-07, against 962 s for Qwen3.5's 6k point): 39.5 GiB (the log-prob pass) without the states and
+    # gradients, 46.9 with them in the update's forward; verl logged 39.26 in step 1 and 46.73 in step 2
     "moe30b_fsdp_16k_optoff": ("moe30b", 16384, "fsdp", ("topology.optimizer_offload=true",)),
 }
 DEFAULT = ("moe35b_fsdp_16k", "moe30b_fsdp_16k", "dense7b_fsdp_16k")  # --parallel 3 on an H200: ~114 GiB if peaks meet

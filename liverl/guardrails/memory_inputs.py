@@ -112,6 +112,22 @@ def sync_bucket_bytes(verl: Any) -> int:
     return megabytes * 2**20 * (1 if str(_get(engine, "backend", "naive")) == "naive" else 2)
 
 
+def accumulates(verl: Any, gpus: int, tokens: int) -> bool:
+    """Whether a trainer GPU's mini-batch takes more than one micro-batch at full windows (gradient accumulation).
+    verl scales ppo_mini_batch_size by rollout.n and splits it over the data-parallel ranks (GPUs / sequence
+    parallel); dynamic batches pack up to ppo_max_token_len_per_gpu x SP tokens (verl/workers/engine_workers.py
+    train_batch). Unknown: True, the larger prediction."""
+    actor = _get(verl, "actor_rollout_ref.actor")
+    mini, n = _get(actor, "ppo_mini_batch_size"), _get(verl, "actor_rollout_ref.rollout.n", 1)
+    if mini is None:
+        return True
+    sp = int(_get(actor, "ulysses_sequence_parallel_size", 1) or 1)
+    per_rank = -(-int(mini) * int(n) // max(1, gpus // sp))
+    if _get(actor, "use_dynamic_bsz", False):
+        return per_rank * window(verl) > tokens * sp
+    return per_rank > int(_get(actor, "ppo_micro_batch_size_per_gpu", 1) or 1)
+
+
 def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
     """One trainer GPU's training step, and how many trainer GPUs there are."""
     actor = _get(verl, "actor_rollout_ref.actor")
@@ -146,7 +162,7 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
         lm_head_unit=_get(actor, "strategy") == "fsdp2",  # verl/utils/fsdp_utils.py:549-571 (untied only)
-        sync_bucket_bytes=sync_bucket_bytes(verl))
+        sync_bucket_bytes=sync_bucket_bytes(verl), accumulation=accumulates(verl, gpus, tokens))
     return spec, gpus
 
 
@@ -208,14 +224,4 @@ def summary_line(cfg: Any, verl: Any, structure_only: bool = False) -> str:
             f"{p['gpu_bytes'] / gib:.1f} GiB less {t['reserved_headroom']:.0%} allocator headroom) "
             f"({t['peak_phase']}, {t['tokens_per_gpu']} tokens/GPU{'' if t['fits'] else ', OVER'}); rollout GPU "
             f"{r['peak_bytes'] / gib:.1f} GiB at {rollmod.kv_budget(r)}, "
-            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)"
-            f"{offload_caveat(inputs.trainer)}")
-
-
-def offload_caveat(spec: terms.StepSpec) -> str:
-    """What the trainer prediction leaves out with optimizer offload (terms.offload_left_out), for summary.txt's
-    memory line and memory-fit's message ('' when nothing)."""
-    left = terms.offload_left_out(spec)
-    return (f"; with optimizer_offload verl loads the states back for the whole update, which this model leaves out: "
-            f"from its second optimizer step each phase of the update may hold up to {terms.gib(left)} more (states "
-            f"and accumulated gradients)" if left else "")
+            f"{r['full_window_sequences']} full-window sequences per TP-{r['tp']} replica (python -m liverl.memory)")

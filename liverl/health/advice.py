@@ -212,7 +212,7 @@ def _short(run: _Run, *names: Sequence[str]) -> str:
 
 
 def advise_window(run: _Run) -> Advice:
-    """Window toward 131k -> multi-node FSDP (more trainer GPUs + CPU optimizer offload)."""
+    """Window toward 131k -> multi-node FSDP (more trainer GPUs + FSDP2 CPU offload)."""
     row = ("long_window", "Context window must reach ~131k (40k prompt + 91k response)",
            "Multi-node FSDP (more trainer GPUs + CPU offload)")
     prompt, response = run.get("window.prompt"), run.get("window.response")

@@ -93,7 +93,7 @@ def longer_window(get: Get, one_node_window: int | None) -> Remedy:
                       f"Lengthen the window on this topology first (one trainer node holds up to {one_node_window} "
                       "tokens)")
     return Remedy(["topology=3node", "window.prompt=40000", "window.response=91072"],
-                  "Move to the 3-node layout (16 trainer GPUs, CPU optimizer offload) for the ~131k window")
+                  "Move to the 3-node layout (16 trainer GPUs, FSDP2 CPU offload) for the ~131k window")
 
 
 def env_setup(get: Get) -> Remedy:

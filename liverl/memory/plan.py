@@ -29,14 +29,12 @@ H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory
 # GiB x 1.4 is over the 79.2 GiB its probe read; nvidia-smi peaked at 77.6 of 79.6 GiB). The fused path's reserved
 # peak is not measured yet and keeps the same headroom.
 RESERVED_HEADROOM = 0.40
-# FSDP2 CPU offload per engine, as overrides (actor keys under verl.actor_rollout_ref.actor). verl's FSDP engine turns
-# its offload flags off under offload_policy (verl/workers/engine/fsdp/transformer_impl.py:459-463); VeOmni's keeps
-# them and would move the model and the states back for every update (veomni/transformer_impl.py:181-182, 528-532),
-# so both go off with it (rule veomni-fsdp-offload-flags)
-FSDP2_OFFLOAD = {
-    "fsdp": "fsdp_config.offload_policy=true",
-    "veomni": "veomni.enable_fsdp_offload=true topology.optimizer_offload=false topology.param_offload=false",
-}
+# FSDP2 CPU offload, as LiveRL's overrides: conf/engine/{fsdp,veomni}.yaml map topology.fsdp2_cpu_offload to
+# fsdp_config.offload_policy / veomni.enable_fsdp_offload. verl's FSDP engine turns its offload flags off under
+# offload_policy (verl/workers/engine/fsdp/transformer_impl.py:459-463); VeOmni's keeps them and would move the model
+# and the states back for every update (veomni/transformer_impl.py:181-182, 528-532), so both go off with it (rule
+# veomni-fsdp-offload-flags)
+FSDP2_OFFLOAD = "topology.fsdp2_cpu_offload=true topology.optimizer_offload=false topology.param_offload=false"
 
 
 
@@ -96,26 +94,15 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
         out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
                     replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
     if not spec.offload_policy:
-        out.append((f"FSDP2 CPU offload ({FSDP2_OFFLOAD['fsdp']}; VeOmni: {FSDP2_OFFLOAD['veomni']})",
-                    replace(spec, offload_policy=True, optimizer_offload=True)))
+        out.append((f"FSDP2 CPU offload ({FSDP2_OFFLOAD})",
+                    replace(spec, offload_policy=True, optimizer_offload=False)))
     return out
-
-
-def _fix_peak(spec: terms.StepSpec, fix: terms.StepSpec) -> float:
-    """The peak a fix leads to. Turning optimizer offload on lowers only the log-prob pass and the weight sync: verl
-    loads the states back for the whole update (verl/workers/engine/base.py:322-332), so the update keeps the peaks
-    it has with the states resident."""
-    phases = terms.breakdown(fix)["phases"]
-    if fix.optimizer_offload and not spec.optimizer_offload and not fix.offload_policy:
-        update = terms.breakdown(replace(fix, optimizer_offload=False))["phases"]
-        phases.update({k: update[k] for k in ("forward", "backward", "optimizer")})
-    return max(phases.values())
 
 
 def cheapest_fix(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) -> str:
     """The first single change, cheapest first, that the model predicts fits."""
     for text, s in fix_candidates(spec, gpu_bytes, min_tokens):
-        if _fix_peak(spec, s) <= gpu_bytes:
+        if terms.breakdown(s)["peak_bytes"] <= gpu_bytes:
             return text
     return "no single change fits: combine more trainer GPUs, offload and a smaller per-GPU token budget"
 

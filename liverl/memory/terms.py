@@ -38,9 +38,8 @@ The log-prob logits follow one of two paths (`logits`):
                   in the log-prob pass (`logprob_logits`), not here (Qwen3.5's at 6k: in the optimizer step).
 
 `resident` = sharded parameters (+ fp32 master copy) + AdamW's two states, each over `shards` GPUs; offload takes
-the optimizer states (optimizer_offload: this model keeps them off the GPU in forward/backward, but verl loads them
-back before the update's first forward, and the update holds the accumulated sharded gradients from its second
-micro-batch: `offload_left_out` says how much that adds) or everything sharded (offload_policy: FSDP2's
+the optimizer states (optimizer_offload: off the GPU in the log-prob pass and the weight sync only, as verl loads
+them back before the update's first forward) or everything sharded (offload_policy: FSDP2's
 CPUOffloadPolicy, the step runs on the CPU) off the GPU.
 The coefficients in `COEF` were fitted to the H200 measurements in benchmarks/memory/results_h200.json
 (benchmarks/memory/fit.py re-derives them and prints every point's error); the rest are byte counts.
@@ -101,6 +100,7 @@ class StepSpec:
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings, VeOmni)
     sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
+    accumulation: bool = False  # more than one micro-batch per optimizer step (False: one, as measure.py)
 
 
 def _attn_tok(a: Arch) -> float:
@@ -189,7 +189,16 @@ def breakdown(s: StepSpec) -> dict:
     grads = on_gpu * total * s.param_bytes / k
     masters = on_gpu * total * master / k
     optim = total * 2 * s.optim_bytes / k
-    optim_fb = 0 if (s.optimizer_offload or s.offload_policy) else optim
+    # optimizer_offload: verl's train context loads the states back at its entry, before the update's first forward
+    # (verl/workers/engine/base.py:322-332, fsdp/transformer_impl.py:861-862, veomni/transformer_impl.py:528-531),
+    # and offloads them at its exit: off the GPU only in the log-prob pass and the weight sync (`optim_idle`)
+    optim_fb = 0 if s.offload_policy else optim
+    optim_idle = 0 if (s.optimizer_offload or s.offload_policy) else optim
+    # gradient accumulation: verl reduce-scatters every micro-batch (engine use_no_sync_for_gradient_accumulation:
+    # false, verl/trainer/config/engine/fsdp.yaml:61; transformer_impl.py:691-722) and FSDP2 adds it into the sharded
+    # gradients, so from the second micro-batch on forward and backward hold all of them (zero_grad only at the
+    # update's start and the train context's exit: verl/workers/engine/base.py:126, fsdp/transformer_impl.py:1138)
+    grads_held = grads if s.accumulation else 0
     optim_step = 0 if s.offload_policy else optim
     foreach = 0 if s.offload_policy else total * s.optim_bytes / k
     root_unsharded = (a.root_params() + (a.embed_params() if a.tied else 0)) * COMPUTE
@@ -214,11 +223,11 @@ def breakdown(s: StepSpec) -> dict:
         p_layer = a.layer_params(*kind)
         comm = p_layer * (COMPUTE + COMPUTE + (4 if s.reduce_fp32 else 0))  # all-gather out, grad, reduce copy
         trans = layer_transient_tok(a, kind[0], s.linear_impl, kind[1]) * t if s.grad_ckpt == "layer" else 0
-        layers_bwd[kind] = {"grads_so_far": root_grads + on_gpu * later * s.param_bytes / k, "comm": comm,
-                            "transient": trans}
-    base = params + masters + optim_fb + COEF["const"] + root_unsharded + saved
+        so_far = 0 if s.accumulation else root_grads + on_gpu * later * s.param_bytes / k  # else in grads_held
+        layers_bwd[kind] = {"grads_so_far": so_far, "comm": comm, "transient": trans}
+    base = params + masters + optim_fb + grads_held + COEF["const"] + root_unsharded + saved
     fwd = base + logits_f
-    bwd_logits = base + root_grads + logits_b + head_comm
+    bwd_logits = base + (0 if s.accumulation else root_grads) + logits_b + head_comm
     bwd_layer = max(base + v["grads_so_far"] + v["comm"] + v["transient"] for v in layers_bwd.values())
     opt = params + masters + grads + optim_step + foreach + COEF["const"]
     worst = max(layers_bwd, key=lambda kd: layers_bwd[kd]["comm"] + layers_bwd[kd]["transient"])
@@ -234,32 +243,16 @@ def breakdown(s: StepSpec) -> dict:
     if s.logprob_entropy:
         lp = logprob_logits(s)
         terms["logits_log_prob_pass"] = lp
-        phases["log_prob"] = (params + masters + optim_fb + COEF["const"] + root_unsharded
+        phases["log_prob"] = (params + masters + optim_idle + COEF["const"] + root_unsharded
                               + max(lp, layers_bwd[worst]["comm"] / 2 + layers_bwd[worst]["transient"]
                                     * (s.logprob_tokens or t) / t))
     if s.sync_bucket_bytes:
         whole = a.largest_tensor_params() * s.param_bytes  # one parameter's full_tensor(), on the GPU even offloaded
         terms["weight_sync_buffers"] = s.sync_bucket_bytes
-        phases["weight_sync"] = params + masters + optim_fb + COEF["const"] + whole + s.sync_bucket_bytes
+        phases["weight_sync"] = params + masters + optim_idle + COEF["const"] + whole + s.sync_bucket_bytes
     peak_phase = max(phases, key=phases.get)
     return {"peak_bytes": int(phases[peak_phase]), "peak_phase": peak_phase,
             "phases": {p: int(v) for p, v in phases.items()},
             "breakdown": {n: (v if isinstance(v, str) else int(v)) for n, v in terms.items()},
             "params_total": total}
 
-
-def offload_left_out(spec: StepSpec) -> float:
-    """Bytes per GPU the model may leave out of each phase of the update when optimizer_offload is on (0 when off):
-    an upper bound per phase (exact in forward). verl's train context loads the offloaded AdamW states back before the
-    update's first forward (verl/workers/engine/base.py:322-332, fsdp/transformer_impl.py:861-862; they exist from
-    the first optimizer step: step 2 with one mini-batch per step, step 1 when resumed), and from the update's second
-    micro-batch every sharded gradient is held (verl reduce-scatters each micro-batch: FSDP's engine key
-    use_no_sync_for_gradient_accumulation is false in verl's config, fsdp.yaml:61; true would hold unsharded
-    gradients, which this does not bound; VeOmni's forward_backward_batch has no sync context). The host point
-    (benchmarks/memory/verl_points.json, offload on) peaked in step 2 at the update's forward phase plus this, to
-    +0.4% (tests/test_memory_verl.py); this model alone said -9.5%. Not in breakdown() yet: with it, every Qwen3.5
-    preset is over memory-fit's budget on an H200, which a point at scale must decide first."""
-    if not spec.optimizer_offload or spec.offload_policy:
-        return 0.0
-    params, k = spec.arch.total_params(), max(1, spec.shards)
-    return params * (2 * spec.optim_bytes + spec.param_bytes) / k

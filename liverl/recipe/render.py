@@ -117,7 +117,8 @@ def summary(b: Build, env: dict[str, str]) -> str:
     lines += [
         f"  engine      {c.engine.name} ({engine}{engine_origin(c)}); fsdp_size={fsdp}; sp={','.join(map(str, sp))}; "
         f"rollout tp={v.actor_rollout_ref.rollout.tensor_model_parallel_size}; "
-        f"offload param={offload.param_offload} optimizer={offload.optimizer_offload}",
+        f"offload param={offload.param_offload} optimizer={offload.optimizer_offload} "
+        f"fsdp2_cpu={offload.get('fsdp2_cpu_offload', False)}",
         f"  model       {c.model.name} ({c.model.path})",
         f"  batch       {c.batch.name}: {prompts} prompts x {n} responses = {prompts * n} trajectories/step, "
         f"{c.total_training_steps} steps",

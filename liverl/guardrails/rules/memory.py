@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from liverl.errors import Problem
 from liverl.guardrails import memory_inputs
 from liverl.guardrails.framework import FATAL, SKIP, WARN, Ctx, finding, rule
 from liverl.guardrails.verl_keys import batch_shape, in_flight_cap
 from liverl.memory.arch import ArchError
-from liverl.memory.plan import FSDP2_OFFLOAD
 from liverl.memory.rollout import kv_budget
-from liverl.memory.terms import StepSpec, breakdown, gib, offload_left_out
+from liverl.memory.terms import StepSpec, gib
 
 # the one term of the trainer model no measurement decides: FLA's GatedDeltaNet kernels (liverl.memory.terms
 # COEF["gdn_fla"], nominal) - benchmarks/memory/results_h200.json measured transformers' torch fallback ("fla": false
@@ -24,8 +22,7 @@ FLA_UNMEASURED = ("; its linear-attention term is FLA's nominal size, not measur
 
 def unmeasured(spec: StepSpec) -> str:
     """What the trainer prediction for this step rests on that no measurement decides ('' when nothing)."""
-    fla = FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
-    return fla + memory_inputs.offload_caveat(spec)
+    return FLA_UNMEASURED if spec.arch.linear_layers and spec.linear_impl == "fla" else ""
 
 
 def _budget(p: dict) -> str:
@@ -77,40 +74,6 @@ def _memory_fit(c: Ctx) -> Iterable[Problem]:
         yield _rollout(p)
 
 
-@rule("memory-offload-update", "with optimizer offload, the update still fits with the optimizer states verl loads "
-      "back for it and the gradients it holds (memory-fit's model leaves them out)")
-def _memory_offload_update(c: Ctx) -> Iterable[Problem]:
-    # verl's train context loads offloaded AdamW states back before the update's first forward
-    # (verl/workers/engine/base.py:322-332) and from the second micro-batch holds every sharded gradient: the host
-    # point's step 2 was the update's forward plus both, to +0.4% (tests/test_memory_verl.py). A WARN, not memory-fit's
-    # FATAL: one measured point backs it, and every Qwen3.5 preset is over this budget on an H200 (README "Optimizer
-    # offload does not lower the update's peak"); a point at scale decides whether it becomes memory-fit's model
-    try:
-        inputs = memory_inputs.plan_inputs(c.cfg, c.verl, structure_only=c.structure_only)
-        p = memory_inputs.predict_from(c.cfg, inputs)
-    except ArchError:
-        return  # memory-fit says why there is no architecture
-    t, spec = p["trainer"], inputs.trainer
-    left = offload_left_out(spec)
-    update = t["phases"]["forward"] + left
-    if not left or not t["fits"] or update <= t["budget_bytes"]:
-        return  # nothing left out, memory-fit already refuses (its message says this), or the update fits anyway
-    fsdp2 = breakdown(replace(spec, offload_policy=True))["peak_bytes"]
-    key = FSDP2_OFFLOAD["veomni" if c.cfg.engine.name == "veomni" else "fsdp"]
-    fix = (f"FSDP2 CPU offload, which keeps the states on the CPU for the whole step "
-           f"(verl.actor_rollout_ref.actor.{key}: predicted {gib(fsdp2)}), or more trainer GPUs"
-           if fsdp2 <= t["budget_bytes"] else
-           f"more trainer GPUs (more trainer nodes, fsdp_size) with FSDP2 CPU offload "
-           f"(verl.actor_rollout_ref.actor.{key}), or a shorter window")
-    yield finding(
-        WARN, "topology.optimizer_offload", True,
-        f"verl loads the offloaded optimizer states back for the whole update, and from its second micro-batch holds "
-        f"every sharded gradient: from the second optimizer step the update's forward is predicted to peak at "
-        f"{gib(update)} allocated ({gib(t['phases']['forward'])} + {gib(left)} of states and gradients), over the "
-        f"budget of {_budget(p)}; memory-fit's model, without them, predicts {gib(t['peak_bytes'])}",
-        fix)
-
-
 @rule("fsdp-fused-untied", "verl's fused log-prob kernels are not asked for on FSDP2 with untied embeddings")
 def _fsdp_fused_untied(c: Ctx) -> Iterable[Problem]:
     # with untied embeddings FSDP2 wraps lm_head as its own unit (verl/utils/fsdp_utils.py:558-559) and the fused
@@ -136,7 +99,7 @@ def host_problem(h: dict, where: str = "one trainer node") -> Problem:
         f"{where} is predicted to need {gib(h['peak_bytes'])} of host memory ({h['peak_phase']}: {terms}; "
         f"{h['ranks_per_node']} trainer ranks, {gib(h['pinned_bytes'])} of it pinned by offload): the node swaps or "
         "the kernel's OOM killer ends a rank, and the run dies",
-        "offload less (topology.optimizer_offload=false / offload_policy=false where the GPU holds it), shard over "
+        "offload less (topology.fsdp2_cpu_offload=false / optimizer_offload=false where the GPU holds it), shard over "
         "more nodes (fsdp_size), or nodes with more memory; `python -m liverl.memory` shows the GPU side")
 
 

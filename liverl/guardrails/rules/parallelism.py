@@ -24,7 +24,7 @@ def _linear_attention_sp(c: Ctx) -> Iterable[Problem]:
             "(linear-attention) layers, silently (wrong activations, no crash); verl would read SP>1 from "
             f"{', '.join(wrong)}",
             "keep sp_size=1 (and leave verl's SP keys alone); fit long windows with more trainer GPUs (topology=3node, "
-            "fsdp_size) and CPU optimizer offload",
+            "fsdp_size) and FSDP2 CPU offload (topology.fsdp2_cpu_offload)",
         )
 
 
