@@ -158,6 +158,8 @@ def test_optimizer_offload_is_no_fix_for_a_peak_in_the_update():
     upd = max(v for k, v in b["phases"].items() if k not in ("log_prob", "weight_sync"))
     gpu = b["peak_bytes"] - b["breakdown"]["optimizer_states"] / 2  # the pass without the states fits; the update too
     assert upd < gpu and plan.cheapest_fix(lp, gpu).startswith("offload the optimizer")
+
+
 def test_gradient_accumulation_holds_every_sharded_gradient_through_forward_and_backward():
     # verl reduce-scatters each micro-batch into the sharded gradients (use_no_sync_for_gradient_accumulation:
     # false) and zeroes them only per update: from the second micro-batch on they are all resident
@@ -171,6 +173,25 @@ def test_gradient_accumulation_holds_every_sharded_gradient_through_forward_and_
     assert bn["phases"]["optimizer"] == b1["phases"]["optimizer"]  # the step held them already
     # backward: the first micro-batch's gradients grow layer by layer; later ones start with all of them
     assert b1["phases"]["backward"] < bn["phases"]["backward"] <= b1["phases"]["backward"] + grads
+    # use_no_sync_for_gradient_accumulation=true keeps the unsharded gradients until the last micro-batch: 8x here
+    nosync = terms.breakdown(replace(many, unsharded_grads=True))
+    assert nosync["phases"]["forward"] - b1["phases"]["forward"] == pytest.approx(8 * grads)
+    assert terms.breakdown(replace(one, unsharded_grads=True))["phases"] == b1["phases"]  # one micro-batch: no skip
+
+
+def test_no_sync_gradient_accumulation_is_read_from_fsdps_engine():
+    # verl's FSDP engine defers the reduce-scatter under the key (fsdp/transformer_impl.py:691-722; VeOmni's engine
+    # has no such key or context). The 2-node preset's trainer on FSDP (8 GPUs, 64x8 official batch) accumulates
+    key = "verl.actor_rollout_ref.actor.fsdp_config.use_no_sync_for_gradient_accumulation"
+    base = ("experiment=fully_async_2nodes_qwen35_cc_clean", "engine=fsdp", "batch=official",
+            "topology.fsdp2_cpu_offload=false", "liverl.allow=[memory-fit]")
+    specs = []
+    for value in ("false", "true"):
+        cfg, verl = _built(*base, f"{key}={value}")
+        specs.append(memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))[0])
+    assert all(s.accumulation for s in specs) and [s.unsharded_grads for s in specs] == [False, True]
+    fwd = [terms.breakdown(s)["phases"]["forward"] for s in specs]
+    assert fwd[1] - fwd[0] == pytest.approx(7 / 8 * 4 * specs[0].arch.total_params())  # a whole fp32 copy, less a shard
 
 
 def test_hybrid_kv_cache_only_on_full_attention_layers():

@@ -162,7 +162,9 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         remove_padding=bool(_get(verl, "actor_rollout_ref.model.use_remove_padding", True)),
         flash_ce=attn_implementation(cfg, verl).startswith("flash_attention"),
         lm_head_unit=_get(actor, "strategy") == "fsdp2",  # verl/utils/fsdp_utils.py:549-571 (untied only)
-        sync_bucket_bytes=sync_bucket_bytes(verl), accumulation=accumulates(verl, gpus, tokens))
+        sync_bucket_bytes=sync_bucket_bytes(verl), accumulation=accumulates(verl, gpus, tokens),
+        # FSDP's engine only: VeOmni's forward_backward_batch has no gradient-sync context
+        unsharded_grads=not veomni and bool(_get(engine, "use_no_sync_for_gradient_accumulation", False)))
     return spec, gpus
 
 

@@ -101,6 +101,7 @@ class StepSpec:
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings, VeOmni)
     sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
     accumulation: bool = False  # more than one micro-batch per optimizer step (False: one, as measure.py)
+    unsharded_grads: bool = False  # FSDP's use_no_sync_for_gradient_accumulation=true: accumulated unsharded
 
 
 def _attn_tok(a: Arch) -> float:
@@ -199,6 +200,11 @@ def breakdown(s: StepSpec) -> dict:
     # gradients, so from the second micro-batch on forward and backward hold all of them (zero_grad only at the
     # update's start and the train context's exit: verl/workers/engine/base.py:126, fsdp/transformer_impl.py:1138)
     grads_held = grads if s.accumulation else 0
+    if s.accumulation and s.unsharded_grads:
+        # use_no_sync_for_gradient_accumulation=true: FSDP2 skips the reduce-scatter on every micro-batch but the last
+        # (set_requires_gradient_sync(False), fsdp/transformer_impl.py:691-722) and keeps each parameter's unsharded
+        # gradient on the GPU until then: the whole model's, not a shard's (not measured on the GPU host)
+        grads_held = total * s.param_bytes
     optim_step = 0 if s.offload_policy else optim
     foreach = 0 if s.offload_policy else total * s.optim_bytes / k
     root_unsharded = (a.root_params() + (a.embed_params() if a.tied else 0)) * COMPUTE
