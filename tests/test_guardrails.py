@@ -245,6 +245,12 @@ BAD = [
         "veomni-fsdp-offload-flags",
         "verl.actor_rollout_ref.actor.veomni.enable_fsdp_offload",
     ),
+    (  # R3 recomputes old log-probs with a saved weight version, which FSDP2 CPU offload aliases to the live shard
+        "async-offload-trigger-2",
+        (*A3, "trigger_parameter_sync_step=2"),
+        "async-offload-version-copy",
+        "trigger_parameter_sync_step",
+    ),
     (  # the same with parameter offload (what 1node set before it took FSDP2 offload)
         "veomni-fsdp-offload-with-param-offload",
         (*VE, "topology=1node", "topology.param_offload=true"),
@@ -468,6 +474,10 @@ PASSING = {
     "veomni-fused-offload": VE,
     "veomni-one-gpu-moe": (*VE, "model=qwen3_30b_a3b"),  # 8 trainer GPUs: FSDP2 casts to bf16
     "veomni-fsdp-offload-flags": (*VE, *A3),  # FSDP2 offload with both flags off, as the topologies set it
+    # R3 on (bypass off), so old log-probs are recomputed, but the saved version is a real copy: no FSDP2 offload,
+    # on B200s, whose budget (127.4 GiB) holds the 3-node update without it (116.5)
+    "async-offload-version-copy": (*A3, "trigger_parameter_sync_step=2", "topology.fsdp2_cpu_offload=false",
+                                   "gpu=b200"),
     "scaffold-agent": ("scaffold=ohsdk",),
     "scaffold-imports": ("scaffold=ohsdk",),
     "tool-call-parser": ("model=qwen3_30b_a3b", "scaffold=ohsdk"),

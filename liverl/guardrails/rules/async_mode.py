@@ -64,3 +64,26 @@ def _rollout_n_unused(c: Ctx) -> Iterable[Problem]:
             "code; responses per prompt come from actor_rollout_ref.rollout.n",
             "use n_resp_per_prompt=N",
         )
+
+
+@rule("async-offload-version-copy", "fully async with old log-probs recomputed: the trainer's saved weight version "
+      "is a copy, not the live CPU-offloaded shard")
+def _async_offload_version_copy(c: Ctx) -> Iterable[Problem]:
+    # with bypass_mode off (R3 router replay on) the fully-async trainer recomputes old log-probs with version 1's
+    # weights for local steps 2..trigger_parameter_sync_step (experimental/fully_async_policy/fully_async_trainer.py:
+    # 665-673): save_model_to_cpu takes each shard's `.detach().cpu()` (utils/fsdp_utils.py:1180), which under FSDP2's
+    # CPUOffloadPolicy is the live CPU shard itself, not a copy (separation/engine_workers.py:127-129 expects the
+    # parameters on the GPU). The optimizer updates it in place, so "version 1" is the current weights
+    trigger = c.v("async_training.trigger_parameter_sync_step")
+    offload = (c.v("actor_rollout_ref.actor.fsdp_config.offload_policy", False)
+               or c.v("actor_rollout_ref.actor.veomni.enable_fsdp_offload", False))
+    if (c.mode != "fully_async" or not isinstance(trigger, int) or trigger <= 1 or not offload
+            or c.v("algorithm.rollout_correction.bypass_mode") is not False):
+        return
+    yield finding(
+        FATAL, "trigger_parameter_sync_step", trigger,
+        "with FSDP2 CPU offload the trainer's copy of weight version 1 is the live CPU shard: for local steps 2 to "
+        f"{trigger} verl recomputes the old log-probs with the current weights instead of version 1's, silently (the "
+        "importance ratios and the rollout correction are computed against the wrong policy)",
+        "trigger_parameter_sync_step=1 (LiveRL's default), or topology.fsdp2_cpu_offload=false where the trainer GPUs "
+        "hold the update (python -m liverl.memory)")
