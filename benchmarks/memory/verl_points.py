@@ -73,7 +73,7 @@ POINTS = {
     "moe35b_fsdp_16k_optoff": ("moe35b", 16384, "fsdp", ("topology.optimizer_offload=true",)),
     "moe35b_fsdp_10k_optoff": ("moe35b", 10240, "fsdp", ("topology.optimizer_offload=true",)),
     "moe35b_fsdp_8k_optoff": ("moe35b", 8192, "fsdp", ("topology.optimizer_offload=true",)),
-    # the same question on the Qwen3-30B-A3B shape (no GatedDeltaNet, no vision tower, no TileLang compile: 524 s on
+    # the same question on the Qwen3-30B-A3B shape (no GatedDeltaNet, no vision tower, no TileLang compile: 492 s on
     # an H100, 2026-12-07, against 962 s for Qwen3.5's 6k point): 39.5 GiB (the log-prob pass) without the states and
     # gradients, 46.9 with them in the update's forward; verl logged 39.26 in step 1 and 46.73 in step 2
     "moe30b_fsdp_16k_optoff": ("moe30b", 16384, "fsdp", ("topology.optimizer_offload=true",)),

@@ -103,6 +103,7 @@ def render(p: dict) -> str:
              f"{'fits' if t['fits'] else 'OVER'} {gib(t['budget_bytes'])} (the GPU less "
              f"{t['reserved_headroom']:.0%} allocator headroom); "
              f"{t['tokens_per_gpu']} tokens/GPU, {t['shards']} shards, optimizer offload {t['optimizer_offload']}, "
+             f"FSDP2 CPU offload {t['fsdp2_cpu_offload']}, gradient accumulation {t['accumulation']}, "
              f"lm-head chunk {t['lm_head_chunk'] or 'none (whole micro-batch logits)'}",
              "  biggest: " + ", ".join(f"{k} {gib(v)}" for k, v in t["biggest"])]
     if t["fix"]:

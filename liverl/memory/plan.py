@@ -74,8 +74,9 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
     budget (never below `min_tokens`: verl asserts one full-window sequence fits, utils/seqlen_balancing.py:384),
     FSDP2 offload. Changes that would change nothing are left out."""
     out = []
-    if not spec.optimizer_offload:
-        out.append(("offload the optimizer to the CPU (optimizer_offload=true)", replace(spec, optimizer_offload=True)))
+    if not (spec.optimizer_offload or spec.offload_policy):  # FSDP2 offload keeps the states on the CPU already
+        out.append(("offload the optimizer to the CPU (topology.optimizer_offload=true)",
+                    replace(spec, optimizer_offload=True)))
     if spec.logprob_entropy in ("full", "eager") and spec.remove_padding:
         out.append(("chunk the old-log-prob entropy (entropy_from_logits_with_chunking=true)",
                     replace(spec, logprob_entropy="chunked")))
@@ -133,6 +134,7 @@ def predict(p: PlanInputs) -> dict:
         "model": a.name, "params_total": a.total_params(), "gpu_bytes": int(p.gpu_bytes), "colocated": p.colocated,
         "trainer": {**step, "gpus": p.trainer_gpus, "shards": spec.shards, "tokens_per_gpu": spec.tokens,
                     "lm_head_chunk": spec.lm_head_chunk, "optimizer_offload": spec.optimizer_offload,
+                    "fsdp2_cpu_offload": spec.offload_policy, "accumulation": spec.accumulation,
                     "fits": trainer_fits, "biggest": biggest(step["breakdown"]), "budget_bytes": int(budget),
                     "reserved_headroom": RESERVED_HEADROOM,
                     "fix": None if trainer_fits else cheapest_fix(spec, budget, min(spec.tokens, p.window))},
