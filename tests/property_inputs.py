@@ -111,8 +111,9 @@ VALID: dict[str, Valid] = {
     "staleness_threshold": Valid(st.one_of(st.integers(0, 1_000), st.floats(0, 1_000)), VERL,
                                  "async_training.staleness_threshold", ASYNC),
     "partial_rollout": Valid(BOOL, VERL, "async_training.partial_rollout", ASYNC),
+    # a dense policy: with R3 (the MoE presets) and FSDP2 CPU offload only 1 plans (rule async-offload-version-copy)
     "trigger_parameter_sync_step": Valid(st.integers(1, 10_000), VERL, "async_training.trigger_parameter_sync_step",
-                                         ASYNC),
+                                         (*ASYNC, *SMALL)),
     # train_bsz = require_batches x an even mini-batch (4 responses each over 8 ranks)
     "require_batches": Valid(st.tuples(st.integers(1, 64), st.integers(1, 32)), VERL, "async_training.require_batches",
                              ASYNC, render=lambda v: {"require_batches": v[0], "train_bsz": v[0] * 2 * v[1]},
@@ -230,4 +231,5 @@ CROSS: list[tuple[tuple[str, ...], str, str]] = [
     (("topology=1node", "train_bsz=3"), "batch-dp-divisible", "train_bsz, n_resp_per_prompt"),
     (("model=qwen35", "sp_size=2"), "linear-attention-sp", "sp_size"),
     (("model=qwen25_0p5b", "fsdp_size=3"), "fsdp-fits", "fsdp_size"),
+    (("topology=3node", "trigger_parameter_sync_step=2"), "async-offload-version-copy", "trigger_parameter_sync_step"),
 ]

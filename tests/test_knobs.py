@@ -20,7 +20,8 @@ CASES = [  # (overrides, verl key, expected)
     ((ASYNC, "staleness_threshold=0"), "async_training.staleness_threshold", 0),
     ((ASYNC, "staleness_threshold=1"), "async_training.staleness_threshold", 1),
     ((ASYNC, "partial_rollout=false"), "async_training.partial_rollout", False),
-    ((ASYNC, "trigger_parameter_sync_step=4"), "async_training.trigger_parameter_sync_step", 4),
+    # a dense policy (no R3: verl's bypass mode, no saved weight version; rule async-offload-version-copy)
+    ((ASYNC, "model=qwen25_0p5b", "trigger_parameter_sync_step=4"), "async_training.trigger_parameter_sync_step", 4),
     ((ASYNC, "require_batches=2"), "async_training.require_batches", 2),
     ((ASYNC, "require_batches=2"), "actor_rollout_ref.actor.ppo_mini_batch_size", 4),  # 8 prompts / 2
     ((ASYNC, "train_bsz=16"), "actor_rollout_ref.actor.ppo_mini_batch_size", 16),
