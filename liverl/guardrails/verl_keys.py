@@ -26,6 +26,10 @@ SP_KEYS = (
 ROUTER_REPLAY_KEY = "actor_rollout_ref.actor.veomni.router_replay.mode"
 ROLLOUT_REPLAY_KEY = "actor_rollout_ref.rollout.enable_rollout_routing_replay"
 TOOL_PARSER_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.tool-call-parser"
+# FSDP2's CPUOffloadPolicy for the actor, per engine (actor.strategy): what conf/engine/*.yaml set from
+# topology.fsdp2_cpu_offload (VeOmni passes its key to build_parallelize_model, veomni/transformer_impl.py:361)
+FSDP2_OFFLOAD_KEYS = {"fsdp2": "actor_rollout_ref.actor.fsdp_config.offload_policy",
+                      "veomni": "actor_rollout_ref.actor.veomni.enable_fsdp_offload"}
 # The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,
 # the new verl's TerminationReason in verl/trainer/ppo/trajectory_filter.py). The scaffold's
 # agent loop reports exactly these (liverl/scaffold/termination.py), so one set of names runs from the loop through

@@ -101,7 +101,7 @@ class StepSpec:
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings, VeOmni)
     sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
     accumulation: bool = False  # more than one micro-batch per optimizer step (False: one, as measure.py)
-    unsharded_grads: bool = False  # FSDP's use_no_sync_for_gradient_accumulation=true: accumulated unsharded
+    unsharded_grads: bool = False  # use_no_sync_for_gradient_accumulation=true (FSDP): gradients accumulate unsharded
 
 
 def _attn_tok(a: Arch) -> float:

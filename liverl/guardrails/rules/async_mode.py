@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
+from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS
 
 
 @rule("fully-async-invariant", "what verl's fully-async actors assert at run time")
@@ -75,8 +76,8 @@ def _async_offload_version_copy(c: Ctx) -> Iterable[Problem]:
     # CPUOffloadPolicy is the live CPU shard itself, not a copy (separation/engine_workers.py:127-129 expects the
     # parameters on the GPU). The optimizer updates it in place, so "version 1" is the current weights
     trigger = c.v("async_training.trigger_parameter_sync_step")
-    offload = (c.v("actor_rollout_ref.actor.fsdp_config.offload_policy", False)
-               or c.v("actor_rollout_ref.actor.veomni.enable_fsdp_offload", False))
+    key = FSDP2_OFFLOAD_KEYS.get(c.v("actor_rollout_ref.actor.strategy"))  # the engine's own key: the other is unread
+    offload = bool(key and c.v(key, False))
     if (c.mode != "fully_async" or not isinstance(trigger, int) or trigger <= 1 or not offload
             or c.v("algorithm.rollout_correction.bypass_mode") is not False):
         return

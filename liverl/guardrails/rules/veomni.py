@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, Ctx, finding, rule
+from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS
 
 
 @rule("veomni-fused-offload", "VeOmni: fused kernels and activation offload off")
@@ -50,7 +51,7 @@ def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
             "=eager (fp32, a loop over experts: slow)")
 
 
-FSDP_OFFLOAD_KEY = "actor_rollout_ref.actor.veomni.enable_fsdp_offload"
+FSDP_OFFLOAD_KEY = FSDP2_OFFLOAD_KEYS["veomni"]
 
 
 @rule("veomni-fsdp-offload-flags", "VeOmni with FSDP2 CPU offload: parameter and optimizer offload off")
