@@ -8,14 +8,14 @@ policy never stops early, so every response fills the window: every micro-batch 
 (ppo_max_token_len_per_gpu = the window). Two training steps; the measured peak is the largest
 `actor/perf/max_memory_allocated_gb` verl logs (max_memory_allocated / 1024**3 since the worker started:
 verl/workers/engine_workers.py:219, so GiB, over every phase: old-log-prob pass, training, weight sync), beside
-`max_memory_reserved_gb` (what runs out). Host mode (`host`): optimizer + parameter offload on, the node's used
-memory sampled every 0.5 s against the host model (liverl.memory.host).
+`max_memory_reserved_gb` (what runs out). Host mode (`host`): a point run alone with the node's used memory sampled
+every 0.5 s, against the host model (liverl.memory.host): optimizer + parameter offload by default, or a named point.
 
 On the GPU host (the GPU environment of `make install`; `bash benchmarks/gpu/sample_memory.sh points MODE ...`
 runs it detached):
   python benchmarks/memory/verl_points.py run --parallel 2 [--points dense7b_fsdp_16k,moe30b_fsdp_16k,...]
       [--allow memory-fit]   # on a GPU the plan does not fit: measure whether verl runs out
-  python benchmarks/memory/verl_points.py host
+  python benchmarks/memory/verl_points.py host [--points moe30b_fsdp_16k_fsdp2off]   # the node's memory sampled too
   python benchmarks/memory/verl_points.py collect --points NAME --work DIR   # on any machine: a point whose run
       # finished after the harness stopped (the device time ran out), from DIR/runs/NAME sent back from the host
 Both merge their points into benchmarks/memory/verl_points.json (--out), which tests/test_memory_verl.py reads.
@@ -77,9 +77,22 @@ POINTS = {
     # an H100, 2026-12-07, against 962 s for Qwen3.5's 6k point): 39.5 GiB (the log-prob pass) without the states and
     # gradients, 46.9 with them in the update's forward; verl logged 39.26 in step 1 and 46.73 in step 2
     "moe30b_fsdp_16k_optoff": ("moe30b", 16384, "fsdp", ("topology.optimizer_offload=true",)),
+    # FSDP2's CPU offload (topology.fsdp2_cpu_offload: what the 1node/2node/3node presets run): the sharded fp32
+    # parameters, their gradients and the AdamW states live on the host, the optimizer step runs on the CPU, and the
+    # GPU holds one layer's unsharded weights at a time: 32.5 GiB predicted at 16k (the log-prob logits), 53.4 without.
+    # Run in host mode (the node's memory too). The FSDP engine only: VeOmni wraps the model in FSDP2 only on two or
+    # more trainer GPUs (veomni 0.1.12 distributed/parallel_state.py:250-255), so on one its offload does nothing
+    "moe30b_fsdp_16k_fsdp2off": ("moe30b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
+    # the presets' shape at their window (an H200: 53.1 GiB predicted, 88.2 without)
+    "moe35b_fsdp_16k_fsdp2off": ("moe35b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
 }
 DEFAULT = ("moe35b_fsdp_16k", "moe30b_fsdp_16k", "dense7b_fsdp_16k")  # --parallel 3 on an H200: ~114 GiB if peaks meet
-HOST_POINT = ("dense7b", 16384, "fsdp", ("topology.optimizer_offload=true", "topology.param_offload=true"))
+# host mode: the node's used memory beside the GPU peak. The first is the optimizer + parameter offload point; a POINTS
+# name runs that point with the sampler and is stored in both lists (FSDP2 offload: parameters and gradients pinned,
+# AdamW states on the host unpinned)
+HOST_POINTS = {"host_dense7b_offload_16k": ("dense7b", 16384, "fsdp", ("topology.optimizer_offload=true",
+                                                                        "topology.param_offload=true"))}
+HOST_DEFAULT = "host_dense7b_offload_16k"
 KV_CACHE = 4 * 2**30  # each vLLM gets a fixed KV cache (no start-up profiling, several runs may share the GPU)
 PROMPT = 128
 
@@ -432,7 +445,8 @@ def main(argv: list[str]) -> int:
         return 0
     ap = argparse.ArgumentParser(prog="verl_points.py", description=__doc__.splitlines()[0])
     ap.add_argument("mode", choices=("run", "host", "plan", "collect"))
-    ap.add_argument("--points", default=",".join(DEFAULT), help=f"comma-separated, of: {', '.join(POINTS)}")
+    ap.add_argument("--points", default="", help=f"comma-separated, of: {', '.join(POINTS)} (default: "
+                    f"{','.join(DEFAULT)}; host mode: {HOST_DEFAULT}, or any of these)")
     ap.add_argument("--parallel", type=int, default=1, help="runs at once on the GPU (each vLLM has a fixed cache)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/liverl-verl-points"))
     ap.add_argument("--out", type=Path, default=OUT)
@@ -440,15 +454,18 @@ def main(argv: list[str]) -> int:
                     "measure on a smaller GPU a point its plan refuses there (whether verl runs out is the datum)")
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
-    if a.mode == "host":
-        workload(a.work, fresh=True)
-        merge(a.out, "host_points", [run_point("host_dense7b_offload_16k", HOST_POINT, a.work, sample_host=True)])
-        return 0
-    names = [n for n in a.points.split(",") if n]
-    unknown = [n for n in names if n not in POINTS]
+    names = [n for n in (a.points or (HOST_DEFAULT if a.mode == "host" else ",".join(DEFAULT))).split(",") if n]
+    known = {**POINTS, **HOST_POINTS} if a.mode == "host" else POINTS
+    unknown = [n for n in names if n not in known]
     if unknown:
-        print(f"--points: unknown {unknown} (known: {', '.join(POINTS)})", file=sys.stderr)
+        print(f"--points: unknown {unknown} (known: {', '.join(known)})", file=sys.stderr)
         return 2
+    if a.mode == "host":  # one at a time: the sampler reads the whole node
+        workload(a.work, fresh=True)
+        rows = [run_point(n, known[n], a.work, sample_host=True) for n in names]
+        merge(a.out, "host_points", rows)
+        merge(a.out, "points", [r for r in rows if r["name"] in POINTS])
+        return 0 if all(r["exit"] == 0 for r in rows) else 1
     if a.mode == "collect":
         merge(a.out, "points", [collect(n, a.work) for n in names], here=False)
         return 0
