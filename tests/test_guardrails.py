@@ -416,6 +416,7 @@ def test_the_corpus_is_large_enough_and_covers_every_fatal_rule() -> None:
         "vllm-r3-version",
         "trainer-imports",
         "rollout-kv-demand",
+        "veomni-one-gpu-fsdp-offload",
     }  # WARN/SKIP rules (the kernel rule refuses at launch: tested below; vLLM and trainer imports are judged on
     # every node at launch: tests/test_node_probe.py)
     assert set(RULES) - never_fatal <= {c[2] for c in cases}
@@ -474,6 +475,7 @@ PASSING = {
     "veomni-fused-offload": VE,
     "veomni-one-gpu-moe": (*VE, "model=qwen3_30b_a3b"),  # 8 trainer GPUs: FSDP2 casts to bf16
     "veomni-fsdp-offload-flags": (*VE, *A3),  # FSDP2 offload with both flags off, as the topologies set it
+    "veomni-one-gpu-fsdp-offload": (*VE, *A3),  # 16 trainer GPUs: FSDP2 wraps the model and offloads it
     # R3 on (bypass off), so old log-probs are recomputed, but the saved version is a real copy: no FSDP2 offload,
     # on B200s, whose budget (127.4 GiB) holds the 3-node update without it (116.5)
     "async-offload-version-copy": (*A3, "trigger_parameter_sync_step=2", "topology.fsdp2_cpu_offload=false",
@@ -533,6 +535,8 @@ WARNS = [  # (overrides, rule id): printed and written to the run directory, not
     (("verl.trainer.test_freq=5", "scaffold.harbor.val_agent_timeout_sec=2400"), "val-timeout"),
     (("model.path=Qwen/Qwen3.5-35B-A3B",), "paths-exist"),
     ((f"{CUSTOM_TEMPLATE}=never-conformed",), "harness-conformance"),
+    ((*VE, "model=qwen25_0p5b", "topology=gpu1", "model.rollout_tp=1", "topology.fsdp2_cpu_offload=true"),
+     "veomni-one-gpu-fsdp-offload"),
 ]
 
 

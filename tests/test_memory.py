@@ -288,3 +288,23 @@ def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
         cfg, verl = _built(*base, *extra)
         spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))
         assert spec.offload_policy is expected, (engine, extra)
+
+
+@pytest.mark.parametrize(("topology", "expected"), [("gpu1", False), ("1node", True)])
+def test_veomni_offloads_only_where_it_wraps_the_model_in_fsdp2(topology, expected):
+    # VeOmni applies FSDP2 (and its CPUOffloadPolicy) only when world // (pp x tp) > 1 (veomni 0.1.12
+    # distributed/parallel_state.py:250-255, torch_parallelize.py:830-838): on one trainer GPU the state stays on it,
+    # so the prediction is the one without offload; verl's FSDP engine wraps one GPU too
+    # (verl/workers/engine/fsdp/transformer_impl.py:450-472)
+    base = ("model=qwen25_0p5b", "engine=veomni", f"topology={topology}", "model.rollout_tp=1")
+    preds = {}
+    for on in (False, True):
+        cfg, verl = _built(*base, f"topology.fsdp2_cpu_offload={str(on).lower()}")
+        assert OmegaConf.select(verl.actor_rollout_ref.actor, "veomni.enable_fsdp_offload") is on
+        spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))
+        assert spec.offload_policy is (on and expected)
+        preds[on] = memory_inputs.predict(cfg, verl, structure_only=True)["trainer"]["peak_bytes"]
+    assert (preds[True] < preds[False]) is expected, preds
+    cfg, verl = _built("model=qwen25_0p5b", "engine=fsdp", f"topology={topology}", "model.rollout_tp=1",
+                       "topology.fsdp2_cpu_offload=true")
+    assert memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))[0].offload_policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from liverl.errors import Problem
-from liverl.guardrails.framework import FATAL, Ctx, finding, rule
+from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
 from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS
 
 
@@ -80,3 +80,19 @@ def _veomni_fsdp_offload_flags(c: Ctx) -> Iterable[Problem]:
         + "; ".join(harm) + " (verl/workers/engine/veomni/transformer_impl.py:181-187, 528-532)",
         " ".join(f"topology.{k}=false" for k in on) + " (FSDP2 CPU offload keeps both on the CPU itself; where set "
         "directly: " + " ".join(f"verl.actor_rollout_ref.actor.veomni.{k}=false" for k in on) + ")")
+
+
+@rule("veomni-one-gpu-fsdp-offload", "VeOmni on one trainer GPU: FSDP2 CPU offload does nothing")
+def _veomni_one_gpu_fsdp_offload(c: Ctx) -> Iterable[Problem]:
+    # VeOmni applies FSDP2, and with it CPUOffloadPolicy, only when world // (pp x tp) > 1 (veomni 0.1.12
+    # distributed/parallel_state.py:250-255, torch_parallelize.py:488-502, 830-838); verl's engine then skips its own
+    # offload moves (veomni/transformer_impl.py:188, 596, 631): the whole model, its gradients and AdamW's states stay
+    # on the one GPU. memory-fit judges it so (memory_inputs.trainer_spec)
+    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.v(FSDP_OFFLOAD_KEY, False):
+        return
+    yield finding(
+        WARN, f"verl.{FSDP_OFFLOAD_KEY}", True,
+        "on one trainer GPU VeOmni never wraps the model in FSDP2, so its CPU offload policy is never applied: "
+        "parameters, gradients and optimizer states stay on the GPU, and memory-fit judges them there",
+        "topology.fsdp2_cpu_offload=false (it does nothing here); two or more trainer GPUs to offload; or "
+        "engine=fsdp, whose FSDP2 wraps one GPU too")
