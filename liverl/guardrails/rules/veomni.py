@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS
+from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS, MOE_IMPL_KEY
 
 
 @rule("veomni-fused-offload", "VeOmni: fused kernels and activation offload off")
@@ -24,7 +24,6 @@ def _veomni_fused(c: Ctx) -> Iterable[Problem]:
             )
 
 
-MOE_KERNEL_KEY = "actor_rollout_ref.actor.veomni.moe_implementation"
 MIXED_KEY = "actor_rollout_ref.actor.veomni.mixed_precision"
 
 
@@ -39,7 +38,7 @@ def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
     # old-log-prob pass (2026-12-07). `eager` is a Python loop over experts that accepts fp32.
     if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.is_moe:
         return
-    kernel = str(c.v(MOE_KERNEL_KEY, "fused"))
+    kernel = str(c.v(MOE_IMPL_KEY, "fused"))
     if c.v(MIXED_KEY, True) and kernel.startswith("fused"):
         yield finding(
             FATAL, f"verl.{MIXED_KEY}", True,
@@ -47,7 +46,7 @@ def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
             f"the fp32 activations reach the MoE kernel (moe_implementation={kernel}), whose Triton group GEMM "
             "asserts bf16/fp16 input in the first log-prob pass",
             f"two or more trainer GPUs (topology=...); or verl.{MIXED_KEY}=false (pure bf16: weights, gradients "
-            f"and AdamW states in bf16, no fp32 master: for a smoke, not for training); or verl.{MOE_KERNEL_KEY}"
+            f"and AdamW states in bf16, no fp32 master: for a smoke, not for training); or verl.{MOE_IMPL_KEY}"
             "=eager (fp32, a loop over experts: slow)")
 
 
