@@ -210,7 +210,7 @@ def host_prediction(cfg: Any, verl: Any, structure_only: bool = False, node_byte
     gib = _get(cfg, "cluster.host_memory_gib")
     node = node_bytes or (float(gib) * 2**30 if gib else None)
     out["node_bytes"] = int(node) if node else None
-    out["fits"] = None if node is None else out["peak_bytes"] <= node
+    out["fits"] = None if node is None else out["peak_bytes"] + out["headroom_bytes"] <= node
     out["offload"] = bool(spec.optimizer_offload or spec.offload_policy or _get(engine, "param_offload", False))
     return out
 

@@ -95,10 +95,11 @@ def host_problem(h: dict, where: str = "one trainer node") -> Problem:
     b = h["breakdown"]
     terms = ", ".join(f"{k} {gib(v)}" for k, v in b.items() if v)
     return finding(
-        FATAL, "host memory", f"{gib(h['peak_bytes'])} > {gib(h['node_bytes'])}",
+        FATAL, "host memory", f"{gib(h['peak_bytes'])} + {gib(h['headroom_bytes'])} > {gib(h['node_bytes'])}",
         f"{where} is predicted to need {gib(h['peak_bytes'])} of host memory ({h['peak_phase']}: {terms}; "
-        f"{h['ranks_per_node']} trainer ranks, {gib(h['pinned_bytes'])} of it pinned by offload): the node swaps or "
-        "the kernel's OOM killer ends a rank, and the run dies",
+        f"{h['ranks_per_node']} trainer ranks, {gib(h['pinned_bytes'])} of it pinned by offload), plus "
+        f"{gib(h['headroom_bytes'])} kept for the node's processes, which the GPU host measured above the prediction "
+        "on an MoE shape: the node swaps or the kernel's OOM killer ends a rank, and the run dies",
         "offload less (topology.fsdp2_cpu_offload=false / optimizer_offload=false where the GPU holds it), shard over "
         "more nodes (fsdp_size), or nodes with more memory; `python -m liverl.memory` shows the GPU side")
 
