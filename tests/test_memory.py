@@ -292,10 +292,8 @@ def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
 
 @pytest.mark.parametrize(("topology", "expected"), [("gpu1", False), ("1node", True)])
 def test_veomni_offloads_only_where_it_wraps_the_model_in_fsdp2(topology, expected):
-    # VeOmni applies FSDP2 (and its CPUOffloadPolicy) only when world // (pp x tp) > 1 (veomni 0.1.12
-    # distributed/parallel_state.py:250-255, torch_parallelize.py:830-838): on one trainer GPU the state stays on it,
-    # so the prediction is the one without offload; verl's FSDP engine wraps one GPU too
-    # (verl/workers/engine/fsdp/transformer_impl.py:450-472)
+    # VeOmni applies FSDP2's offload only on two or more trainer GPUs, verl's FSDP engine on one too
+    # (verl_keys.fsdp2_offload_applies): on one the VeOmni prediction is the one without offload
     base = ("model=qwen25_0p5b", "engine=veomni", f"topology={topology}", "model.rollout_tp=1")
     preds = {}
     for on in (False, True):
@@ -308,3 +306,15 @@ def test_veomni_offloads_only_where_it_wraps_the_model_in_fsdp2(topology, expect
     cfg, verl = _built("model=qwen25_0p5b", "engine=fsdp", f"topology={topology}", "model.rollout_tp=1",
                        "topology.fsdp2_cpu_offload=true")
     assert memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))[0].offload_policy
+
+
+@pytest.mark.parametrize(("engine", "offered"), [("veomni", False), ("fsdp", True)])
+def test_memory_fit_offers_fsdp2_offload_only_where_it_would_apply(engine, offered):
+    # one trainer GPU, the full Qwen3-30B-A3B: over any budget either way; VeOmni's FSDP2 offload would do nothing
+    # there (rule veomni-one-gpu-fsdp-offload), FSDP's would
+    cfg, verl = _built("model=qwen3_30b_a3b", f"engine={engine}", "topology=gpu1", "model.rollout_tp=1",
+                       "window.response=16256", "gpu=h100", "liverl.allow=[memory-fit,veomni-one-gpu-moe]")
+    spec, _ = memory_inputs.trainer_spec(cfg, verl, memory_inputs.arch(cfg, structure_only=True))
+    assert not spec.offload_policy
+    fixes = [text for text, _ in plan.fix_candidates(spec, plan.H200_BYTES)]
+    assert any("FSDP2 CPU offload" in t for t in fixes) is offered, fixes

@@ -193,6 +193,9 @@ def test_rule_host_memory_fit():
     b = _built(SYNC)  # no knob: not judged until launch
     assert [f.severity for f in b.findings if f.rule == "host-memory-fit"] == ["SKIP"]
     assert not [f for f in _built(SYNC, "cluster.host_memory_gib=2000").findings if f.rule == "host-memory-fit"]
+    # 590 GiB holds the prediction (582.5) but not the verdict's headroom for the node's processes (+10.5)
+    text = _refusal(SYNC, "cluster.host_memory_gib=590")
+    assert "[host-memory-fit] host memory" in text and "kept for the node's processes" in text
 
 
 # --- rollout KV demand

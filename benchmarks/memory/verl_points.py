@@ -80,10 +80,10 @@ POINTS = {
     # FSDP2's CPU offload (topology.fsdp2_cpu_offload: what the 1node/2node/3node presets run): the sharded fp32
     # parameters, their gradients and the AdamW states live on the host, the optimizer step runs on the CPU, and the
     # GPU holds one layer's unsharded weights at a time: 32.5 GiB predicted at 16k (the log-prob logits), 53.4 without.
-    # Run in host mode (the node's memory too). The FSDP engine only: VeOmni wraps the model in FSDP2 only on two or
-    # more trainer GPUs (veomni 0.1.12 distributed/parallel_state.py:250-255), so on one its offload does nothing
+    # Run in host mode (the node's memory too). The FSDP engine only: on one trainer GPU VeOmni's offload does nothing
+    # (liverl.guardrails.verl_keys.fsdp2_offload_applies)
     "moe30b_fsdp_16k_fsdp2off": ("moe30b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
-    # the presets' shape at their window (an H200: 53.1 GiB predicted, 88.2 without)
+    # the presets' shape at their window: 53.1 GiB predicted (88.2 without), within an H100's 56.5 budget
     "moe35b_fsdp_16k_fsdp2off": ("moe35b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
 }
 DEFAULT = ("moe35b_fsdp_16k", "moe30b_fsdp_16k", "dense7b_fsdp_16k")  # --parallel 3 on an H200: ~114 GiB if peaks meet
@@ -455,6 +455,7 @@ def main(argv: list[str]) -> int:
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     names = [n for n in (a.points or (HOST_DEFAULT if a.mode == "host" else ",".join(DEFAULT))).split(",") if n]
+    allow = tuple(r for r in a.allow.split(",") if r)
     known = {**POINTS, **HOST_POINTS} if a.mode == "host" else POINTS
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -462,7 +463,7 @@ def main(argv: list[str]) -> int:
         return 2
     if a.mode == "host":  # one at a time: the sampler reads the whole node
         workload(a.work, fresh=True)
-        rows = [run_point(n, known[n], a.work, sample_host=True) for n in names]
+        rows = [run_point(n, known[n], a.work, sample_host=True, allow=allow) for n in names]
         merge(a.out, "host_points", rows)
         merge(a.out, "points", [r for r in rows if r["name"] in POINTS])
         return 0 if all(r["exit"] == 0 for r in rows) else 1
@@ -474,7 +475,6 @@ def main(argv: list[str]) -> int:
         checkpoint(shape, a.work / "ckpt" / shape, weights=a.mode == "run")
     launcher = "local" if a.mode == "run" else "dryrun"
     with ThreadPoolExecutor(max_workers=max(1, a.parallel)) as pool:
-        allow = tuple(r for r in a.allow.split(",") if r)
         rows = list(pool.map(lambda n: run_point(n, POINTS[n], a.work, launcher, allow=allow), names))
     if a.mode == "run":
         merge(a.out, "points", rows)

@@ -30,6 +30,18 @@ TOOL_PARSER_KEY = "actor_rollout_ref.rollout.engine_kwargs.vllm.tool-call-parser
 # topology.fsdp2_cpu_offload (VeOmni passes its key to build_parallelize_model, veomni/transformer_impl.py:361)
 FSDP2_OFFLOAD_KEYS = {"fsdp2": "actor_rollout_ref.actor.fsdp_config.offload_policy",
                       "veomni": "actor_rollout_ref.actor.veomni.enable_fsdp_offload"}
+
+
+def fsdp2_offload_applies(verl_cfg: DictConfig, trainer_gpus: int) -> bool:
+    """Whether the actor's FSDP2 CPU offload takes effect: its engine's key is on, and on VeOmni there are two or more
+    trainer GPUs. VeOmni wraps the model in FSDP2, and builds the CPUOffloadPolicy, only when world // (pp x tp) > 1
+    (veomni 0.1.12 distributed/parallel_state.py:250-255, torch_parallelize.py:489-502, 830-838; verl passes it no tp
+    or pp, workers/engine/veomni/transformer_impl.py:167-174); verl's FSDP engine wraps one GPU too
+    (workers/engine/fsdp/transformer_impl.py:450-472)."""
+    strategy = OmegaConf.select(verl_cfg, "actor_rollout_ref.actor.strategy")
+    key = FSDP2_OFFLOAD_KEYS.get(strategy)
+    on = bool(key and OmegaConf.select(verl_cfg, key, default=False))
+    return on and (strategy != "veomni" or trainer_gpus > 1)
 # The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,
 # the new verl's TerminationReason in verl/trainer/ppo/trajectory_filter.py). The scaffold's
 # agent loop reports exactly these (liverl/scaffold/termination.py), so one set of names runs from the loop through

@@ -25,13 +25,15 @@ the node adds a trainer rank and a rollout worker, PER_RANK_BASE each (an allowa
 One reading: the step-2 reading of a run without offload on the H200 host, where step 1 read the same; two earlier
 no-offload runs on an H100 host read 12-22 GiB more after step 1 than after step 2 (43.1 -> 30.9, 53.4 -> 31.7 GiB),
 a transient not attributed (no baseline was sampled there) and not counted here.
-The processes depend on the model, which this constant does not follow: the same kind of host read about 6 GiB more
-at step end on the Qwen3-30B-A3B shape than on the dense one, with or without offload, and the FSDP2-offload point's
-peak (moe30b_fsdp_16k_fsdp2off, an H100, 2026-12-08) rose 10.35 GiB above its prediction, while what offload added
-there (its step-end reading less the same shape's run without offload) agreed with the state terms within 6%. Not
-attributed: the trainer's fp32 load is freed (a CPU load of this checkpoint kept 1.2 GiB after `del`). So
-host-memory-fit keeps PROCESS_HEADROOM per node beside the prediction, as memory-fit keeps the allocator's headroom
-on the GPU.
+The processes depend on the model, which this constant does not follow. The FSDP2-offload point
+(moe30b_fsdp_16k_fsdp2off, an H100, 2026-12-08) peaked 10.34 GiB above its prediction (the sampler's peak): what
+offload added (its step-end reading less the same shape's run without offload) was 1.7 GiB over the state terms
+(36.0 vs 34.2), the node's processes read about 6.2 GiB more at step end on this MoE shape than on the dense one
+(with or without offload), and 2.35 GiB was a rise within the step above its end. None of it attributed: the trainer's
+fp32 load is freed (a CPU load of this checkpoint kept 1.2 GiB after `del`). So host-memory-fit keeps
+PROCESS_HEADROOM per node beside the prediction, as memory-fit keeps the allocator's headroom on the GPU. It is
+calibrated on that one node with one trainer rank; whether the excess grows with the ranks of an 8-GPU node is not
+measured.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ GIB = 2**30
 NODE_PROCESSES = int(29.2 * GIB)  # measured: a one-GPU colocated sync run's node, no offload (verl_points.json)
 PER_RANK_BASE = 4 * GIB  # allowance: one more trainer rank and its colocated rollout worker on the node
 LOAD_BYTES = 4  # fp32 model built on the CPU at load (transformer_impl.py:258-262)
-PROCESS_HEADROOM = int(10.5 * GIB)  # measured: the largest reading over the prediction, on one node (above)
+PROCESS_HEADROOM = int(10.5 * GIB)  # the largest reading over the prediction (10.34 GiB, one rank: above)
 
 
 def pow2(n: int) -> int:

@@ -20,9 +20,10 @@ H200_BYTES = 150_109_880_320  # torch.cuda.get_device_properties(0).total_memory
 # x (1 + RESERVED_HEADROOM) is within the GPU. Measured through verl's own step (benchmarks/memory/verl_points.json:
 # one H100, sync gpu1, FSDP2, fused kernels off, 16k-token sequences, 2 steps): max_memory_reserved was 39.2%
 # (dense 7B width) and 37.5% (Qwen3-30B-A3B shape) above max_memory_allocated at the step-2 peak, 52.8% and 51.3% in
-# step 1. The excess was ~20 GiB on both shapes and both steps: it follows the logits (16k x 152k), not the total,
-# as verl's per-token fp32 log-softmax rows (594 KiB each, verl/utils/torch_functional.py:199-205) live in the
-# allocator's small-block pool, which large blocks do not reuse, beside the log-prob pass's large blocks. verl turns
+# step 1. The excess was ~20 GiB on both shapes and both steps, and 12.7 GiB (39.2%) on the same MoE shape with
+# FSDP2 CPU offload, whose logits are the same 16k x 152k: neither the logits nor the total set it alone. verl's
+# per-token fp32 log-softmax rows (594 KiB each, verl/utils/torch_functional.py:199-205) live in the allocator's
+# small-block pool, which large blocks do not reuse, beside the log-prob pass's large blocks. verl turns
 # expandable_segments on for training (verl/workers/engine_workers.py:827); it did not close the gap. 40% covers
 # every stored point (tests/test_memory_verl.py checks each one's reserved peak against it): 35.5% at 32k on an H200,
 # 27% on VeOmni and on Qwen3.5's 6k point, whose peak is the optimizer step (run on an H100 under the waiver: 58.6
@@ -94,7 +95,7 @@ def fix_candidates(spec: terms.StepSpec, gpu_bytes: float, min_tokens: int = 0) 
     if max(1, min_tokens) <= most < spec.tokens:
         out.append((f"a per-GPU token budget of at most {most} (ppo_max_token_len_per_gpu and the log-prob budget)",
                     replace(spec, tokens=most, logprob_tokens=min(spec.logprob_tokens, most))))
-    if not spec.offload_policy:
+    if not spec.offload_policy and spec.fsdp2_offload_possible:
         out.append((f"FSDP2 CPU offload ({FSDP2_OFFLOAD})",
                     replace(spec, offload_policy=True, optimizer_offload=False)))
     return out

@@ -99,6 +99,7 @@ class StepSpec:
     lm_head_unit: bool = False  # verl's FSDP2 wraps an untied lm_head (and embedding) as its own unit
     logprob_tokens: int = 0  # tokens per GPU in the log-prob pass (0: `tokens`)
     fused_possible: bool = True  # False: verl's fused path cannot run here (FSDP2 with untied embeddings, VeOmni)
+    fsdp2_offload_possible: bool = True  # False: FSDP2 CPU offload would do nothing here (VeOmni on one trainer GPU)
     sync_bucket_bytes: int = 0  # the weight sync's buffers on this GPU (0: no weight-sync phase, as measure.py)
     accumulation: bool = False  # more than one micro-batch per optimizer step (False: one, as measure.py)
     unsharded_grads: bool = False  # use_no_sync_for_gradient_accumulation=true (FSDP): gradients accumulate unsharded

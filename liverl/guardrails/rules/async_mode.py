@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS
+from liverl.guardrails.verl_keys import fsdp2_offload_applies
 
 
 @rule("fully-async-invariant", "what verl's fully-async actors assert at run time")
@@ -76,8 +76,7 @@ def _async_offload_version_copy(c: Ctx) -> Iterable[Problem]:
     # CPUOffloadPolicy is the live CPU shard itself, not a copy (separation/engine_workers.py:127-129 expects the
     # parameters on the GPU). The optimizer updates it in place, so "version 1" is the current weights
     trigger = c.v("async_training.trigger_parameter_sync_step")
-    key = FSDP2_OFFLOAD_KEYS.get(c.v("actor_rollout_ref.actor.strategy"))  # the engine's own key: the other is unread
-    offload = bool(key and c.v(key, False))
+    offload = fsdp2_offload_applies(c.verl, c.trainer_gpus)  # the engine's own key, where that engine applies it
     if (c.mode != "fully_async" or not isinstance(trigger, int) or trigger <= 1 or not offload
             or c.v("algorithm.rollout_correction.bypass_mode") is not False):
         return
@@ -88,3 +87,22 @@ def _async_offload_version_copy(c: Ctx) -> Iterable[Problem]:
         "importance ratios and the rollout correction are computed against the wrong policy)",
         "trigger_parameter_sync_step=1 (LiveRL's default), or topology.fsdp2_cpu_offload=false where the trainer GPUs "
         "hold the update (python -m liverl.memory)")
+
+
+@rule("async-veomni-one-gpu-version-copy", "fully async with old log-probs recomputed on VeOmni: two or more trainer "
+      "GPUs (the weight-version copy needs FSDP2's sharded parameters)")
+def _async_veomni_one_gpu_version_copy(c: Ctx) -> Iterable[Problem]:
+    # with bypass_mode off the trainer saves weight version 1 at every local step 1 (fully_async_trainer.py:665-667);
+    # for VeOmni verl uses fsdp2_sharded_save_to_cpu (experimental/separation/engine_workers.py:93-99), which asserts
+    # DTensor parameters (utils/fsdp_utils.py:1184). VeOmni on one trainer GPU never wraps the model in FSDP2
+    # (verl_keys.fsdp2_offload_applies says where), so its parameters are plain tensors and the first step dies
+    if (c.mode != "fully_async" or c.v("actor_rollout_ref.actor.strategy") != "veomni" or c.trainer_gpus > 1
+            or c.v("algorithm.rollout_correction.bypass_mode") is not False):
+        return
+    yield finding(
+        FATAL, "algorithm.rollout_correction.bypass_mode", False,
+        "fully async with old log-probs recomputed (R3 router replay) saves weight version 1 through verl's FSDP2 "
+        "sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni never wraps the model in FSDP2, so "
+        "the first step dies (verl/utils/fsdp_utils.py:1184)",
+        "two or more trainer GPUs (topology.trainer_nnodes / gpus_per_node); or engine=fsdp (FSDP2 wraps one GPU); or "
+        "router_replay=disabled (bypass mode: old log-probs from the rollout)")

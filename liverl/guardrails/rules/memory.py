@@ -105,8 +105,8 @@ def host_problem(h: dict, where: str = "one trainer node") -> Problem:
 
 
 @rule("host-memory-fit", "each trainer node's host memory holds the offloaded optimizer/parameter state (pinned, "
-      "in powers of two), the model load and the node's processes (cluster.host_memory_gib when planning; each "
-      "node's memory at launch)")
+      "in powers of two), the model load and the node's processes, plus a measured headroom for the processes "
+      "(cluster.host_memory_gib when planning; each node's memory at launch)")
 def _host_memory_fit(c: Ctx) -> Iterable[Problem]:
     try:
         h = memory_inputs.host_prediction(c.cfg, c.verl, structure_only=c.structure_only)
@@ -116,7 +116,8 @@ def _host_memory_fit(c: Ctx) -> Iterable[Problem]:
         if h["offload"]:
             yield finding(SKIP, "cluster.host_memory_gib", None,
                           f"offload keeps {gib(h['pinned_bytes'])} per trainer node in host memory (peak "
-                          f"{gib(h['peak_bytes'])}); not judged until launch, where the node probe reads each node's",
+                          f"{gib(h['peak_bytes'])}, judged with {gib(h['headroom_bytes'])} headroom); not judged "
+                          "until launch, where the node probe reads each node's",
                           "set cluster.host_memory_gib=<GiB per node> to judge it now")
         return
     if not h["fits"]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS, MOE_IMPL_KEY
+from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS, MOE_IMPL_KEY, fsdp2_offload_applies
 
 
 @rule("veomni-fused-offload", "VeOmni: fused kernels and activation offload off")
@@ -83,11 +83,11 @@ def _veomni_fsdp_offload_flags(c: Ctx) -> Iterable[Problem]:
 
 @rule("veomni-one-gpu-fsdp-offload", "VeOmni on one trainer GPU: FSDP2 CPU offload does nothing")
 def _veomni_one_gpu_fsdp_offload(c: Ctx) -> Iterable[Problem]:
-    # VeOmni applies FSDP2, and with it CPUOffloadPolicy, only when world // (pp x tp) > 1 (veomni 0.1.12
-    # distributed/parallel_state.py:250-255, torch_parallelize.py:488-502, 830-838); verl's engine then skips its own
-    # offload moves (veomni/transformer_impl.py:188, 596, 631): the whole model, its gradients and AdamW's states stay
-    # on the one GPU. memory-fit judges it so (memory_inputs.trainer_spec)
-    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.v(FSDP_OFFLOAD_KEY, False):
+    # verl_keys.fsdp2_offload_applies says why; verl's engine still skips its own offload moves
+    # (veomni/transformer_impl.py:188, 596, 631): the whole model, its gradients and AdamW's states stay on the one
+    # GPU, and memory-fit judges them there (memory_inputs.trainer_spec)
+    if c.cfg.engine.name != "veomni" or not c.v(FSDP_OFFLOAD_KEY, False) or fsdp2_offload_applies(c.verl,
+                                                                                                  c.trainer_gpus):
         return
     yield finding(
         WARN, f"verl.{FSDP_OFFLOAD_KEY}", True,
