@@ -42,6 +42,8 @@ def fsdp2_offload_applies(verl_cfg: DictConfig, trainer_gpus: int) -> bool:
     key = FSDP2_OFFLOAD_KEYS.get(strategy)
     on = bool(key and OmegaConf.select(verl_cfg, key, default=False))
     return on and (strategy != "veomni" or trainer_gpus > 1)
+
+
 # The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,
 # the new verl's TerminationReason in verl/trainer/ppo/trajectory_filter.py). The scaffold's
 # agent loop reports exactly these (liverl/scaffold/termination.py), so one set of names runs from the loop through

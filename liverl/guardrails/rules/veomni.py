@@ -86,8 +86,8 @@ def _veomni_one_gpu_fsdp_offload(c: Ctx) -> Iterable[Problem]:
     # verl_keys.fsdp2_offload_applies says why; verl's engine still skips its own offload moves
     # (veomni/transformer_impl.py:188, 596, 631): the whole model, its gradients and AdamW's states stay on the one
     # GPU, and memory-fit judges them there (memory_inputs.trainer_spec)
-    if c.cfg.engine.name != "veomni" or not c.v(FSDP_OFFLOAD_KEY, False) or fsdp2_offload_applies(c.verl,
-                                                                                                  c.trainer_gpus):
+    asked = c.cfg.engine.name == "veomni" and c.v(FSDP_OFFLOAD_KEY, False)
+    if not asked or fsdp2_offload_applies(c.verl, c.trainer_gpus):
         return
     yield finding(
         WARN, f"verl.{FSDP_OFFLOAD_KEY}", True,
