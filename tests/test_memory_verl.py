@@ -194,7 +194,8 @@ def test_the_scripts_points_plan(name, tmp_path):
     assert gdn == ("triton" if cfg.model.linear_attention and missing else None), gdn
     # the FSDP2-offload points plan what the presets set: the engine's offload policy on, its own offload flags off
     fsdp2 = "topology.fsdp2_cpu_offload=true" in point[3]
-    assert memory_inputs.trainer_spec(cfg, verl, a)[0].offload_policy is fsdp2
+    spec = memory_inputs.trainer_spec(cfg, verl, a)[0]
+    assert spec.offload_policy is fsdp2 and not (fsdp2 and spec.optimizer_offload)
 
 
 def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):
