@@ -69,8 +69,9 @@ def test_stored_point_within_10_percent_of_verl(point, tmp_path):
 @pytest.mark.parametrize("point", HOST, ids=[p["name"] for p in HOST])
 def test_stored_host_point_is_not_overpredicted_and_the_verdict_covers_it(point, tmp_path):
     # the prediction is never more than 10% over what the node used, and host-memory-fit's verdict (the prediction
-    # plus host.PROCESS_HEADROOM) is never under it: the dense point is 0.8% under, the FSDP2-offload point (MoE
-    # shape) 10.34 GiB under, which is where the headroom comes from (host.py): a re-run or a new point above it fails
+    # plus host.PROCESS_HEADROOM) is never under it: the dense prediction is 0.8% under its reading, the FSDP2-offload
+    # point's (MoE shape) 10.34 GiB under, which is where the headroom comes from (host.py): a re-run or a new point
+    # above it fails
     cfg, verl = _plan(point["overrides"], point["hf_config"], tmp_path / "ckpt")
     h = memory_inputs.host_prediction(cfg, verl)
     pred, used = h["peak_bytes"], point["host"]["node_used_delta_bytes"]

@@ -27,9 +27,9 @@ no-offload runs on an H100 host read 12-22 GiB more after step 1 than after step
 a transient not attributed (no baseline was sampled there) and not counted here.
 The processes depend on the model, which this constant does not follow. The FSDP2-offload point
 (moe30b_fsdp_16k_fsdp2off, an H100, 2026-12-08) peaked 10.34 GiB above its prediction (the sampler's peak): what
-offload added (its step-end reading less the same shape's run without offload) was 1.7 GiB over the state terms
-(36.0 vs 34.2), the node's processes read about 6.2 GiB more at step end on this MoE shape than on the dense one
-(with or without offload), and 2.35 GiB was a rise within the step above its end. None of it attributed: the trainer's
+offload added (its step-end reading less the same shape's run without offload) was 1.75 GiB over the state terms
+(35.95 vs 34.2), the node's processes read about 6.24 GiB more at step end on this MoE shape than on the dense one
+(read without offload), and 2.35 GiB was a rise within the step above its end. None of it attributed: the trainer's
 fp32 load is freed (a CPU load of this checkpoint kept 1.2 GiB after `del`). So host-memory-fit keeps
 PROCESS_HEADROOM per node beside the prediction, as memory-fit keeps the allocator's headroom on the GPU. It is
 calibrated on that one node with one trainer rank; whether the excess grows with the ranks of an 8-GPU node is not
