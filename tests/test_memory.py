@@ -293,7 +293,7 @@ def test_fsdp2_cpu_offload_is_read_from_each_engines_own_key(engine, key):
 @pytest.mark.parametrize(("topology", "expected"), [("gpu1", False), ("1node", True)])
 def test_veomni_offloads_only_where_it_wraps_the_model_in_fsdp2(topology, expected):
     # VeOmni applies FSDP2's offload only on two or more trainer GPUs, verl's FSDP engine on one too
-    # (verl_keys.fsdp2_offload_applies): on one the VeOmni prediction is the one without offload
+    # (verl_keys.fsdp2_wraps): on one the VeOmni prediction is the one without offload
     base = ("model=qwen25_0p5b", "engine=veomni", f"topology={topology}", "model.rollout_tp=1")
     preds = {}
     for on in (False, True):

@@ -81,7 +81,7 @@ POINTS = {
     # parameters, their gradients and the AdamW states live on the host, the optimizer step runs on the CPU, and the
     # GPU holds one layer's unsharded weights at a time: 32.5 GiB predicted at 16k (the log-prob logits), 53.4 without.
     # Run in host mode (the node's memory too). The FSDP engine only: on one trainer GPU VeOmni's offload does nothing
-    # (liverl.guardrails.verl_keys.fsdp2_offload_applies)
+    # (liverl.guardrails.verl_keys.fsdp2_wraps)
     "moe30b_fsdp_16k_fsdp2off": ("moe30b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
     # the presets' shape at their window: 53.1 GiB predicted (88.2 without), within an H100's 56.5 budget
     "moe35b_fsdp_16k_fsdp2off": ("moe35b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),

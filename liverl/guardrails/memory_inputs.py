@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from liverl.guardrails.verl_keys import fsdp2_offload_applies, window
+from liverl.guardrails.verl_keys import fsdp2_offload_applies, fsdp2_wraps, window
 from liverl.memory import host as hostmod
 from liverl.memory import plan as memplan
 from liverl.memory import rollout as rollmod
@@ -154,9 +154,9 @@ def trainer_spec(cfg: Any, verl: Any, a: Arch) -> tuple[terms.StepSpec, int]:
         # engine clears its offload flags under it (fsdp/transformer_impl.py:459-463); VeOmni's keeps
         # optimizer_offload (transformer_impl.py:182) and its train context still loads the states onto the GPU
         # (528-532), so there the states are judged as plain optimizer offload leaves them. On one trainer GPU VeOmni's
-        # offload does nothing (verl_keys.fsdp2_offload_applies)
+        # offload does nothing (verl_keys.fsdp2_wraps)
         offload_policy=fsdp2_offload_applies(verl, gpus) and not (veomni and _get(engine, "optimizer_offload", False)),
-        fsdp2_offload_possible=not veomni or gpus > 1,
+        fsdp2_offload_possible=fsdp2_wraps(_get(actor, "strategy"), gpus),
         # no fused path to advise: FSDP2 with an untied lm_head (rule fsdp-fused-untied), or VeOmni, whose backward
         # crashes with it (rule veomni-fused-offload)
         fused_possible=not (veomni or (_get(actor, "strategy") == "fsdp2" and a.tied is False)),

@@ -32,16 +32,20 @@ FSDP2_OFFLOAD_KEYS = {"fsdp2": "actor_rollout_ref.actor.fsdp_config.offload_poli
                       "veomni": "actor_rollout_ref.actor.veomni.enable_fsdp_offload"}
 
 
+def fsdp2_wraps(strategy: str | None, trainer_gpus: int) -> bool:
+    """Whether the actor's engine wraps the model in FSDP2 (DTensor parameters, mixed precision, CPU offload): verl's
+    FSDP engine always, one GPU too (workers/engine/fsdp/transformer_impl.py:450-472); VeOmni only when
+    world // (pp x tp) > 1 (veomni 0.1.12 distributed/parallel_state.py:250-255, torch_parallelize.py:489-502,
+    830-838; verl passes it no tp or pp, workers/engine/veomni/transformer_impl.py:167-174)."""
+    return strategy != "veomni" or trainer_gpus > 1
+
+
 def fsdp2_offload_applies(verl_cfg: DictConfig, trainer_gpus: int) -> bool:
-    """Whether the actor's FSDP2 CPU offload takes effect: its engine's key is on, and on VeOmni there are two or more
-    trainer GPUs. VeOmni wraps the model in FSDP2, and builds the CPUOffloadPolicy, only when world // (pp x tp) > 1
-    (veomni 0.1.12 distributed/parallel_state.py:250-255, torch_parallelize.py:489-502, 830-838; verl passes it no tp
-    or pp, workers/engine/veomni/transformer_impl.py:167-174); verl's FSDP engine wraps one GPU too
-    (workers/engine/fsdp/transformer_impl.py:450-472)."""
+    """Whether the actor's FSDP2 CPU offload takes effect: its engine's key is on and the engine wraps in FSDP2."""
     strategy = OmegaConf.select(verl_cfg, "actor_rollout_ref.actor.strategy")
     key = FSDP2_OFFLOAD_KEYS.get(strategy)
     on = bool(key and OmegaConf.select(verl_cfg, key, default=False))
-    return on and (strategy != "veomni" or trainer_gpus > 1)
+    return on and fsdp2_wraps(strategy, trainer_gpus)
 
 
 # The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,

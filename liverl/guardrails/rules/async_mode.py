@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import fsdp2_offload_applies
+from liverl.guardrails.verl_keys import fsdp2_offload_applies, fsdp2_wraps
 
 
 @rule("fully-async-invariant", "what verl's fully-async actors assert at run time")
@@ -95,15 +95,14 @@ def _async_veomni_one_gpu_version_copy(c: Ctx) -> Iterable[Problem]:
     # with bypass_mode off the trainer saves weight version 1 at every local step 1 (fully_async_trainer.py:665-667);
     # for VeOmni verl uses fsdp2_sharded_save_to_cpu (experimental/separation/engine_workers.py:93-99), which asserts
     # DTensor parameters (utils/fsdp_utils.py:1184). VeOmni on one trainer GPU never wraps the model in FSDP2
-    # (verl_keys.fsdp2_offload_applies says where), so its parameters are plain tensors and the first step dies
-    if (c.mode != "fully_async" or c.v("actor_rollout_ref.actor.strategy") != "veomni" or c.trainer_gpus > 1
+    # (verl_keys.fsdp2_wraps), so its parameters are plain tensors and the first step dies
+    if (c.mode != "fully_async" or fsdp2_wraps(c.v("actor_rollout_ref.actor.strategy"), c.trainer_gpus)
             or c.v("algorithm.rollout_correction.bypass_mode") is not False):
         return
     yield finding(
         FATAL, "algorithm.rollout_correction.bypass_mode", False,
         "fully async with old log-probs recomputed (bypass_mode=false, as R3 and R2 set it) saves weight version 1 "
-        "through verl's FSDP2 "
-        "sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni never wraps the model in FSDP2, so "
-        "the first step dies (verl/utils/fsdp_utils.py:1184)",
+        "through verl's FSDP2 sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni never wraps "
+        "the model in FSDP2, so the first step dies (verl/utils/fsdp_utils.py:1184)",
         "two or more trainer GPUs (topology.trainer_nnodes / gpus_per_node); or engine=fsdp (FSDP2 wraps one GPU); or "
         "router_replay=disabled (bypass mode: old log-probs from the rollout)")

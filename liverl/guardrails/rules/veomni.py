@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS, MOE_IMPL_KEY, fsdp2_offload_applies
+from liverl.guardrails.verl_keys import FSDP2_OFFLOAD_KEYS, MOE_IMPL_KEY, fsdp2_offload_applies, fsdp2_wraps
 
 
 @rule("veomni-fused-offload", "VeOmni: fused kernels and activation offload off")
@@ -30,13 +30,13 @@ MIXED_KEY = "actor_rollout_ref.actor.veomni.mixed_precision"
 @rule("veomni-one-gpu-moe", "VeOmni on one trainer GPU: the MoE group-GEMM kernels get bf16 inputs")
 def _veomni_one_gpu_moe(c: Ctx) -> Iterable[Problem]:
     # verl loads the model in fp32 when mixed_precision is on (workers/engine/veomni/transformer_impl.py:337-343,
-    # trainer/config/engine/veomni.yaml:17) and VeOmni casts it to bf16 only through FSDP2's MixedPrecisionPolicy,
-    # which it applies only when world // (pp x tp) > 1 (veomni 0.1.12 distributed/parallel_state.py:250-255,
-    # torch_parallelize.py:480-487, 802-803, 830-838). On one trainer GPU the whole model stays fp32; autocast
+    # trainer/config/engine/veomni.yaml:17) and VeOmni casts it to bf16 only through FSDP2's MixedPrecisionPolicy
+    # (veomni 0.1.12 torch_parallelize.py:480-487, 802-803), which it applies only on two or more trainer GPUs
+    # (verl_keys.fsdp2_wraps). On one trainer GPU the whole model stays fp32; autocast
     # leaves the residual stream and RMSNorm output fp32, and the Triton group GEMM asserts bf16/fp16 input
     # (ops/kernels/moe/_kernels/kernel/group_gemm.py:188): the GPU host's one-GPU run died there in its first
     # old-log-prob pass (2026-12-07). `eager` is a Python loop over experts that accepts fp32.
-    if c.cfg.engine.name != "veomni" or c.trainer_gpus > 1 or not c.is_moe:
+    if fsdp2_wraps(c.v("actor_rollout_ref.actor.strategy"), c.trainer_gpus) or not c.is_moe:
         return
     kernel = str(c.v(MOE_IMPL_KEY, "fused"))
     if c.v(MIXED_KEY, True) and kernel.startswith("fused"):
@@ -83,7 +83,7 @@ def _veomni_fsdp_offload_flags(c: Ctx) -> Iterable[Problem]:
 
 @rule("veomni-one-gpu-fsdp-offload", "VeOmni on one trainer GPU: FSDP2 CPU offload does nothing")
 def _veomni_one_gpu_fsdp_offload(c: Ctx) -> Iterable[Problem]:
-    # verl_keys.fsdp2_offload_applies says why; verl's engine still skips its own offload moves
+    # verl_keys.fsdp2_wraps says why; verl's engine still skips its own offload moves
     # (veomni/transformer_impl.py:188, 596, 631): the whole model, its gradients and AdamW's states stay on the one
     # GPU, and memory-fit judges them there (memory_inputs.trainer_spec)
     asked = c.cfg.engine.name == "veomni" and c.v(FSDP_OFFLOAD_KEY, False)
