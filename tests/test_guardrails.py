@@ -18,6 +18,7 @@ from liverl.errors import ConfigError
 from liverl.guardrails import FATAL, RULES, SKIP, WARN
 from liverl.guardrails.gpu_probe import gdn_kernel_problem, gdn_prefill_problem
 from liverl.guardrails.rules.scaffold import required_parser
+from liverl.guardrails.verl_keys import recomputes_old_log_probs
 from liverl.launch.dispatch import plan_and_launch
 from liverl.recipe.build import build
 from liverl.recipe.compose import compose_liverl
@@ -255,7 +256,7 @@ BAD = [
         "async-veomni-one-gpu-r3",
         (*VE, "topology=gpu2", "model=qwen3_30b_a3b", "model.rollout_tp=1"),
         "async-veomni-one-gpu-version-copy",
-        "algorithm.rollout_correction.bypass_mode",
+        "verl.algorithm.rollout_correction.bypass_mode",
     ),
     (  # the same with parameter offload (what 1node set before it took FSDP2 offload)
         "veomni-fsdp-offload-with-param-offload",
@@ -696,3 +697,16 @@ def test_veomni_one_gpu_moe_passes_what_runs_on_one_gpu(ckpt) -> None:
     with pytest.raises(ConfigError) as hidden:
         findings(*expand((*one, "model=qwen25_0p5b", "model.path={moe}"), ckpt))
     assert "veomni-one-gpu-moe" in [p.rule for p in hidden.value.problems]
+
+
+@pytest.mark.parametrize(("corr", "recomputes"), [
+    ({"bypass_mode": False}, True), ({"bypass_mode": None}, True), ({}, True), (None, True),
+    ({"bypass_mode": True}, False)])
+def test_recomputed_old_log_probs_follow_verls_truthiness(corr, recomputes: bool) -> None:
+    # verl bypasses only when the section is set and bypass_mode truthy (experimental/separation/ray_trainer.py:510):
+    # a null bypass_mode, or no section, recomputes, so the weight-version rules fire on it too
+    b = build(compose_liverl([*VE, *A3]), structure_only=True)  # R3: LiveRL writes bypass_mode=false
+    assert recomputes_old_log_probs(b.verl)
+    verl = OmegaConf.to_container(b.verl)
+    verl["algorithm"]["rollout_correction"] = corr
+    assert recomputes_old_log_probs(OmegaConf.create(verl)) is recomputes

@@ -353,6 +353,17 @@ def test_a_failure_stays_until_its_point_runs_again_on_the_same_gpu(tmp_path):
     assert "env" not in data  # rows collected elsewhere do not claim this machine's environment
 
 
+def test_a_host_run_merges_into_both_lists_in_one_write(tmp_path):
+    # host mode stores a GPU point's row in host_points and points; its failure is listed once
+    out = tmp_path / "points.json"
+    ok = {"name": "a", "exit": 0, "measured": {"max_memory_allocated_gb": 1.5}, "gpu": "NVIDIA H100"}
+    bad = {"name": "b", "exit": 1, "reason": "OSError", "gpu": "NVIDIA H100"}
+    verl_points.merge(out, "host_points", [ok, bad], here=False, also={"points": [ok, bad]})
+    data = json.loads(out.read_text())
+    assert [p["name"] for p in data["host_points"]] == ["a"] == [p["name"] for p in data["points"]]
+    assert [f["name"] for f in data["failed"]] == ["b"]
+
+
 def test_the_multimodal_points_checkpoint_has_what_vllm_loads(tmp_path):
     # the GPU host's moe35b point (2026-12-07): vLLM 0.24.0 builds Qwen3VLProcessor at start for a Qwen3.5
     # *ForConditionalGeneration (model_executor/models/qwen3_vl.py get_hf_processor) and its profile pass matches the

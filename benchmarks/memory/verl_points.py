@@ -31,10 +31,11 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from host_sampler import Sampler  # this folder: sys.path[0] when run as a script, the tests put it there
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHS = ROOT / "liverl" / "memory" / "archs"
@@ -281,22 +282,6 @@ def predicted(run_dir: Path) -> dict:
             "budget_bytes": t["budget_bytes"], "gpu": p["gpu"], "logits": t["breakdown"].get("logits_forward")}
 
 
-class Sampler(threading.Thread):
-    """The node's used memory (psutil), every 0.5 s: baseline before the launch, peak during it."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        import psutil
-
-        self.psutil, self.stop, self.peak = psutil, threading.Event(), 0
-        self.baseline = psutil.virtual_memory().used
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.peak = max(self.peak, self.psutil.virtual_memory().used)
-            time.sleep(0.5)
-
-
 def _run_state(run_dir: Path) -> dict:
     from liverl.rundir import RUN_JSON
 
@@ -339,7 +324,7 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
     run_dir = work / "runs" / name
     args = overrides(name, point, ckpt, tiny, run_dir, launcher, allow)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    sampler = Sampler() if sample_host else None
+    sampler = Sampler(timeline=work / f"{name}.host.jsonl") if sample_host else None
     if sampler:
         sampler.start()
     start = time.monotonic()
@@ -354,8 +339,7 @@ def run_point(name: str, point: tuple, work: Path, launcher: str = "local", samp
         return row
     _measure(row, run_dir)
     if sampler:
-        sampler.stop.set()
-        row["host"] = {"node_used_delta_bytes": sampler.peak - sampler.baseline, "baseline_bytes": sampler.baseline}
+        row["host"] = sampler.finish()
     print(json.dumps({k: row.get(k) for k in ("name", "exit", "wall_s", "error")}), flush=True)
     return row
 
@@ -418,25 +402,30 @@ def _device(gpu: str | None) -> str | None:
     return gpu.split(",")[0].strip() if gpu else None
 
 
-def merge(out: Path, key: str, rows: list[dict], here: bool = True) -> None:
-    """Rows into OUT's `key`; `here`: measured on this machine (env.gpu names its GPU), else each row names its own
-    (collect) and env is left as the last measuring invocation wrote it."""
+def merge(out: Path, key: str, rows: list[dict], here: bool = True, also: dict[str, list[dict]] | None = None) -> None:
+    """Rows into OUT's `key`, and `also`'s rows into their keys, in one write; `here`: measured on this machine
+    (env.gpu names its GPU), else each row names its own (collect) and env is left as the last measuring invocation
+    wrote it."""
     data = json.loads(out.read_text()) if out.is_file() else {"points": [], "host_points": []}
     env = environment() if here else {}
-    rows = [{**r, "gpu": r.get("gpu") or env.get("gpu")} for r in rows]
+    for k, more in {key: rows, **(also or {})}.items():
+        _merge_rows(data, k, [{**r, "gpu": r.get("gpu") or env.get("gpu")} for r in more])
+    if here:
+        data.setdefault("env", {}).update(env)
+    out.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _merge_rows(data: dict, key: str, rows: list[dict]) -> None:
     names = {x["name"] for x in rows}
     keep = [r for r in data.get(key, []) if r["name"] not in names]
     # each point records the GPU it was measured on (env.gpu is the latest invocation's)
     data[key] = keep + [r for r in rows if r.get("exit") == 0 and r.get("measured", {}).get("max_memory_allocated_gb")]
-    if here:
-        data.setdefault("env", {}).update(env)
     # a failure stays until its point runs again on the same GPU (an H100's refusal is still true after an H200 run);
     # the GPU by its device name (nvidia-smi adds the memory, run.json does not). A point itself is one row per name
     ran = {(r["name"], _device(r["gpu"])) for r in rows}
     data["failed"] = [f for f in data.get("failed", []) if (f["name"], _device(f.get("gpu"))) not in ran] + [
         {"name": r["name"], "exit": r["exit"], "reason": r.get("reason"), "gpu": r["gpu"]} for r in rows
         if r.get("exit") != 0]
-    out.write_text(json.dumps(data, indent=1) + "\n")
 
 
 def main(argv: list[str]) -> int:
@@ -464,8 +453,7 @@ def main(argv: list[str]) -> int:
     if a.mode == "host":  # one at a time: the sampler reads the whole node
         workload(a.work, fresh=True)
         rows = [run_point(n, known[n], a.work, sample_host=True, allow=allow) for n in names]
-        merge(a.out, "host_points", rows)
-        merge(a.out, "points", [r for r in rows if r["name"] in POINTS])
+        merge(a.out, "host_points", rows, also={"points": [r for r in rows if r["name"] in POINTS]})
         return 0 if all(r["exit"] == 0 for r in rows) else 1
     if a.mode == "collect":
         merge(a.out, "points", [collect(n, a.work) for n in names], here=False)

@@ -48,6 +48,15 @@ def fsdp2_offload_applies(verl_cfg: DictConfig, trainer_gpus: int) -> bool:
     return on and fsdp2_wraps(strategy, trainer_gpus)
 
 
+def recomputes_old_log_probs(verl_cfg: DictConfig) -> bool:
+    """Whether the fully-async trainer recomputes old log-probs with a saved weight version instead of taking them
+    from the rollout (bypass mode): verl bypasses only when rollout_correction is set and its bypass_mode is truthy
+    (experimental/separation/ray_trainer.py:510, `rollout_corr_config and rollout_corr_config.get("bypass_mode",
+    False)`), so a missing section or a null bypass_mode recomputes too."""
+    corr = OmegaConf.select(verl_cfg, "algorithm.rollout_correction")
+    return not (corr and corr.get("bypass_mode", False))
+
+
 # The termination reasons the new verl's trajectory filter knows (its `drop_reasons` vocabulary,
 # the new verl's TerminationReason in verl/trainer/ppo/trajectory_filter.py). The scaffold's
 # agent loop reports exactly these (liverl/scaffold/termination.py), so one set of names runs from the loop through

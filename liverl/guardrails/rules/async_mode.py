@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from liverl.errors import Problem
 from liverl.guardrails.framework import FATAL, WARN, Ctx, finding, rule
-from liverl.guardrails.verl_keys import fsdp2_offload_applies, fsdp2_wraps
+from liverl.guardrails.verl_keys import fsdp2_offload_applies, fsdp2_wraps, recomputes_old_log_probs
 
 
 @rule("fully-async-invariant", "what verl's fully-async actors assert at run time")
@@ -78,7 +78,7 @@ def _async_offload_version_copy(c: Ctx) -> Iterable[Problem]:
     trigger = c.v("async_training.trigger_parameter_sync_step")
     offload = fsdp2_offload_applies(c.verl, c.trainer_gpus)  # the engine's own key, where that engine applies it
     if (c.mode != "fully_async" or not isinstance(trigger, int) or trigger <= 1 or not offload
-            or c.v("algorithm.rollout_correction.bypass_mode") is not False):
+            or not recomputes_old_log_probs(c.verl)):
         return
     yield finding(
         FATAL, "trigger_parameter_sync_step", trigger,
@@ -97,10 +97,10 @@ def _async_veomni_one_gpu_version_copy(c: Ctx) -> Iterable[Problem]:
     # DTensor parameters (utils/fsdp_utils.py:1184). VeOmni on one trainer GPU never wraps the model in FSDP2
     # (verl_keys.fsdp2_wraps), so its parameters are plain tensors and the first step dies
     if (c.mode != "fully_async" or fsdp2_wraps(c.v("actor_rollout_ref.actor.strategy"), c.trainer_gpus)
-            or c.v("algorithm.rollout_correction.bypass_mode") is not False):
+            or not recomputes_old_log_probs(c.verl)):
         return
     yield finding(
-        FATAL, "algorithm.rollout_correction.bypass_mode", False,
+        FATAL, "verl.algorithm.rollout_correction.bypass_mode", c.v("algorithm.rollout_correction.bypass_mode"),
         "fully async with old log-probs recomputed (bypass_mode=false, as R3 and R2 set it) saves weight version 1 "
         "through verl's FSDP2 sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni never wraps "
         "the model in FSDP2, so the first step dies (verl/utils/fsdp_utils.py:1184)",
