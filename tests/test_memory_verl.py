@@ -25,6 +25,7 @@ from liverl.rundir import set_status
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks" / "memory"))
+import point_checkpoints  # noqa: E402
 import verl_points  # noqa: E402
 
 DATA = json.loads((ROOT / "benchmarks/memory/verl_points.json").read_text())
@@ -178,15 +179,15 @@ def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path)
                                   "moe30b_fsdp_16k_fsdp2off", "moe35b_fsdp_16k_fsdp2off"])
 def test_the_scripts_points_plan(name, tmp_path):
     shape, window, engine, _ = point = verl_points.POINTS[name]
-    arch = json.loads((verl_points.ARCHS / f"{verl_points.SHAPES[shape][0]}.json").read_text())
+    arch = json.loads((point_checkpoints.ARCHS / f"{point_checkpoints.SHAPES[shape][0]}.json").read_text())
     vocab = arch.get("text_config", arch)["vocab_size"]
-    hf = verl_points.text_config(shape, vocab)
+    hf = point_checkpoints.text_config(shape, vocab)
     args = verl_points.overrides(name, point, tmp_path / "ckpt", tmp_path / "tiny", tmp_path / "run", "dryrun")
     cfg, verl = _plan([a for a in args if not a.startswith(("launcher=", "hydra."))], hf, tmp_path / "ckpt")
     assert verl.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == window
     assert verl.trainer.n_gpus_per_node == 1 and cfg.engine.name == engine
     a = memory_inputs.arch(cfg)
-    assert a.layers == verl_points.LAYERS and a.vocab == vocab and (a.experts > 0) == shape.startswith("moe")
+    assert a.layers == point_checkpoints.LAYERS and a.vocab == vocab and (a.experts > 0) == shape.startswith("moe")
     # VeOmni with mixed_precision=false loads bf16 (veomni/transformer_impl.py:343): 2-byte weights and states
     assert memory_inputs.plan_inputs(cfg, verl).trainer.param_bytes == (2 if engine == "veomni" else 4)
     # Qwen3.5's GatedDeltaNet prefill runs on Triton where flashinfer is missing (rule gdn-prefill-flashinfer)
@@ -224,8 +225,8 @@ def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):
     # planned for an H100 it is refused as at that launch; --allow memory-fit waives the verdict, so the point runs
     # and verl says whether it runs out
     name = "moe35b_fsdp_16k"
-    vocab = json.loads((verl_points.ARCHS / "qwen35_35b_a3b.json").read_text())["text_config"]["vocab_size"]
-    hf = verl_points.text_config("moe35b", vocab)
+    vocab = json.loads((point_checkpoints.ARCHS / "qwen35_35b_a3b.json").read_text())["text_config"]["vocab_size"]
+    hf = point_checkpoints.text_config("moe35b", vocab)
 
     def plan_h100(*allow: str):
         args = verl_points.overrides(name, verl_points.POINTS[name], tmp_path / "ckpt", tmp_path / "tiny",
@@ -378,7 +379,7 @@ def test_the_multimodal_points_checkpoint_has_what_vllm_loads(tmp_path):
         assert saved["merge_size"] == cfg["vision_config"]["spatial_merge_size"]
     tok = transformers.AutoTokenizer.from_pretrained(out)
     assert len(tok) == cfg["text_config"]["vocab_size"]  # the vision tokens replace fillers: same vocabulary
-    for key, token in verl_points.VISION_TOKENS.items():
+    for key, token in point_checkpoints.VISION_TOKENS.items():
         assert tok.convert_tokens_to_ids(token) == cfg[key], (key, token)
     # a checkpoint from before (config, no processor) is rebuilt, not reused
     (out / "preprocessor_config.json").unlink()
