@@ -176,7 +176,8 @@ def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path)
 
 
 @pytest.mark.parametrize("name", [*verl_points.DEFAULT, "moe30b_veomni_16k", "moe35b_fsdp_6k",
-                                  "moe30b_fsdp_16k_fsdp2off", "moe35b_fsdp_16k_fsdp2off"])
+                                  "moe30b_fsdp_16k_fsdp2off", "moe35b_fsdp_16k_fsdp2off", "moe30b_veomni_16k_2gpu",
+                                  "moe30b_veomni_16k_2gpu_fsdp2off"])
 def test_the_scripts_points_plan(name, tmp_path):
     shape, window, engine, _ = point = verl_points.POINTS[name]
     arch = json.loads((point_checkpoints.ARCHS / f"{point_checkpoints.SHAPES[shape][0]}.json").read_text())
@@ -185,11 +186,13 @@ def test_the_scripts_points_plan(name, tmp_path):
     args = verl_points.overrides(name, point, tmp_path / "ckpt", tmp_path / "tiny", tmp_path / "run", "dryrun")
     cfg, verl = _plan([a for a in args if not a.startswith(("launcher=", "hydra."))], hf, tmp_path / "ckpt")
     assert verl.actor_rollout_ref.actor.ppo_max_token_len_per_gpu == window
-    assert verl.trainer.n_gpus_per_node == 1 and cfg.engine.name == engine
+    gpus = 2 if "topology.gpus_per_node=2" in point[3] else 1
+    assert verl.trainer.n_gpus_per_node == gpus and cfg.engine.name == engine
     a = memory_inputs.arch(cfg)
     assert a.layers == point_checkpoints.LAYERS and a.vocab == vocab and (a.experts > 0) == shape.startswith("moe")
     # VeOmni with mixed_precision=false loads bf16 (veomni/transformer_impl.py:343): 2-byte weights and states
-    assert memory_inputs.plan_inputs(cfg, verl).trainer.param_bytes == (2 if engine == "veomni" else 4)
+    pure_bf16 = "verl.actor_rollout_ref.actor.veomni.mixed_precision=false" in point[3]
+    assert memory_inputs.plan_inputs(cfg, verl).trainer.param_bytes == (2 if pure_bf16 else 4)
     # Qwen3.5's GatedDeltaNet prefill runs on Triton where flashinfer is missing (rule gdn-prefill-flashinfer)
     gdn = verl.actor_rollout_ref.rollout.engine_kwargs.vllm.get("gdn_prefill_backend")
     missing = dist_version("flashinfer-python") is None
@@ -198,6 +201,7 @@ def test_the_scripts_points_plan(name, tmp_path):
     fsdp2 = "topology.fsdp2_cpu_offload=true" in point[3]
     spec = memory_inputs.trainer_spec(cfg, verl, a)[0]
     assert spec.offload_policy is fsdp2 and not (fsdp2 and spec.optimizer_offload)
+    assert spec.shards == gpus  # VeOmni on two trainer GPUs wraps in FSDP2: its offload applies (fsdp2_wraps)
 
 
 def test_a_refused_point_says_why_and_can_be_measured_with_the_waiver(tmp_path):

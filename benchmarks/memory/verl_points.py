@@ -78,6 +78,13 @@ POINTS = {
     "moe30b_fsdp_16k_fsdp2off": ("moe30b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
     # the presets' shape at their window: 53.1 GiB predicted (88.2 without), within an H100's 56.5 budget
     "moe35b_fsdp_16k_fsdp2off": ("moe35b", 16384, "fsdp", ("topology.fsdp2_cpu_offload=true",)),
+    # VeOmni's FSDP2 offload, what the presets run: VeOmni wraps in FSDP2 only on two or more trainer GPUs
+    # (verl_keys.fsdp2_wraps), so these two need a 2-GPU host (sync, both GPUs colocated: a trainer world of 2, two
+    # vLLM replicas); the pair gives what offload takes off VeOmni's peak. Router replay off as moe30b_veomni_16k
+    "moe30b_veomni_16k_2gpu": ("moe30b", 16384, "veomni", ("router_replay=disabled", "topology.gpus_per_node=2")),
+    "moe30b_veomni_16k_2gpu_fsdp2off": ("moe30b", 16384, "veomni", ("router_replay=disabled",
+                                                                     "topology.gpus_per_node=2",
+                                                                     "topology.fsdp2_cpu_offload=true")),
 }
 DEFAULT = ("moe35b_fsdp_16k", "moe30b_fsdp_16k", "dense7b_fsdp_16k")  # --parallel 3 on an H200: ~114 GiB if peaks meet
 # host mode: the node's used memory beside the GPU peak. The first is the optimizer + parameter offload point; a POINTS
