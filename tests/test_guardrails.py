@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from liverl.errors import ConfigError
 from liverl.guardrails import FATAL, RULES, SKIP, WARN
+from liverl.guardrails.framework import Ctx
 from liverl.guardrails.gpu_probe import gdn_kernel_problem, gdn_prefill_problem
 from liverl.guardrails.rules.scaffold import required_parser
 from liverl.guardrails.verl_keys import recomputes_old_log_probs
@@ -710,3 +711,26 @@ def test_recomputed_old_log_probs_follow_verls_truthiness(corr, recomputes: bool
     verl = OmegaConf.to_container(b.verl)
     verl["algorithm"]["rollout_correction"] = corr
     assert recomputes_old_log_probs(OmegaConf.create(verl)) is recomputes
+
+
+@pytest.mark.parametrize("rule_id", ["async-veomni-one-gpu-version-copy", "async-offload-version-copy"])
+def test_the_weight_version_rules_fire_wherever_verl_recomputes(rule_id: str) -> None:
+    # bypass mode (router replay off) plans; then the section's bypass_mode deleted, null or the section gone: verl
+    # recomputes old log-probs with a saved version there too, and each rule refuses as for bypass_mode=false
+    plans = {"async-veomni-one-gpu-version-copy": (*VE, "topology=gpu2", "model=qwen3_30b_a3b", "model.rollout_tp=1",
+                                                   "liverl.allow=[veomni-one-gpu-moe,memory-fit]"),
+             "async-offload-version-copy": (*A3, "trigger_parameter_sync_step=2")}
+    b = build(compose_liverl([*plans[rule_id], "router_replay=disabled"]), structure_only=True)
+    assert OmegaConf.select(b.verl, "algorithm.rollout_correction.bypass_mode") is True
+
+    def fired(edit) -> bool:
+        verl = OmegaConf.to_container(b.verl)
+        edit(verl["algorithm"])
+        ctx = Ctx(b.liverl, OmegaConf.create(verl), {}, "", structure_only=True)
+        return any(f.severity == FATAL for f in RULES[rule_id](ctx))
+
+    assert not fired(lambda a: None)
+    assert fired(lambda a: a["rollout_correction"].update(bypass_mode=False))
+    assert fired(lambda a: a["rollout_correction"].update(bypass_mode=None))
+    assert fired(lambda a: a["rollout_correction"].pop("bypass_mode"))
+    assert fired(lambda a: a.pop("rollout_correction"))

@@ -26,6 +26,7 @@ MIB = 2**20
     (["/x/.venv/bin/python3.11", "-m", "liverl.train", "topology=gpu1"], "python3.11", "python -m liverl.train"),
     (["/usr/bin/python3", "-u", "/r/ray/dashboard/dashboard.py", "--x=1"], "python3", "python dashboard.py"),
     (["python", "-c", "print(1)"], "python", "python -c"),
+    (["/usr/bin/python3", "-W", "ignore", "-X", "dev", "/a/run.py"], "python3", "python run.py"),
     (["/r/ray/core/src/ray/raylet/raylet", "--node_ip_address=127.0.0.1"], "raylet", "raylet"),
     ([], "kworker/0:1", "kworker/0:1"),
 ])
@@ -45,9 +46,10 @@ def test_sampler_attributes_a_ray_actors_memory_to_its_class(tmp_path) -> None:
     timeline = tmp_path / "host.jsonl"
     with ray_head(num_gpus=0) as address:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        timeline.write_text("a stale run's line\n")  # each start rewrites the timeline
+        sampler = host_sampler.Sampler(timeline=timeline, every=0.5)
+        sampler.start()
         try:
-            sampler = host_sampler.Sampler(timeline=timeline, every=0.5)
-            sampler.start()
 
             @ray.remote(num_cpus=0)
             class Hog:
@@ -58,14 +60,19 @@ def test_sampler_attributes_a_ray_actors_memory_to_its_class(tmp_path) -> None:
             hog = Hog.remote()
             assert ray.get(hog.hold.remote(300), timeout=120) == 300 * MIB
             time.sleep(2.0)
-            host = sampler.finish()
         finally:
+            host = sampler.finish()
             ray.shutdown()
+    assert not sampler.is_alive() and not sampler.snapper.is_alive()
     snaps = [json.loads(line) for line in timeline.read_text().splitlines()]
+    assert snaps[0] == host["at_baseline"]  # the baseline first, the stale line gone
     held = [s["roles"]["ray::Hog"] for s in snaps if "ray::Hog" in s["roles"]]
     assert held and max(r["pss"] for r in held) >= 290 * MIB, [s["roles"].get("ray::Hog") for s in snaps]
     assert all(r["n"] == 1 for r in held)
     assert "ray::Hog" not in host["at_baseline"]["roles"]
-    assert host["at_peak"]["used"] >= host["baseline_bytes"] and host["node_used_delta_bytes"] >= 0
+    # the 300 MiB rise (above JUMP) asked for a snapshot: the highest one holds the actor, and the readings'
+    # peak is never below a snapshot's
+    assert host["at_peak"]["roles"]["ray::Hog"]["pss"] >= 290 * MIB
+    assert host["baseline_bytes"] + host["node_used_delta_bytes"] >= max(s["used"] for s in snaps)
     assert host["at_peak"]["meminfo"]["MemTotal"] == host_sampler.meminfo()["MemTotal"]
     json.dumps(host)  # the row's entry is stored in verl_points.json

@@ -63,14 +63,14 @@ case "${1:-}" in
     exit "${PIPESTATUS[0]}" ;;
   points)
     # points run|host [ARGS...]: the memory model against verl (benchmarks/memory/verl_points.py) in its own session,
-    # log in $RUNS/points-MODE.log; the points JSON and each run's log are copied to $OUT when it ends
+    # log in $RUNS/points-MODE.log; the points JSON, each run's log and host mode's timelines go to $OUT when it ends
     shift
     gpu_env
     mkdir -p "$RUNS"
     touch "$RUNS/points-${1:?run|host}.started"
     OUT="$OUT" setsid bash -c 'start=$(date +%s); "$PY" "$0/benchmarks/memory/verl_points.py" "${@:3}" \
         --work "$1/points" > "$1/points-$2.log" 2>&1; echo "$? $(( $(date +%s) - start ))" > "$1/points-$2.rc";
-      cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$OUT"/ 2>/dev/null' \
+      cp "$0/benchmarks/memory/verl_points.json" "$1"/points/*.log "$1"/points/*.host.jsonl "$OUT"/ 2>/dev/null' \
       "$REPO" "$RUNS" "${1:?run|host}" "$@" < /dev/null &
     echo "started verl_points $*" ;;
   smoke)

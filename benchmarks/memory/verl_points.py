@@ -1,4 +1,5 @@
-"""The memory model against verl itself: real `python -m liverl.train` runs (sync, one GPU, colocated: topology=gpu1)
+"""The memory model against verl itself: real `python -m liverl.train` runs (sync, colocated: topology=gpu1, one GPU;
+two for the _2gpu points)
 on reduced-depth random-weight checkpoints, verl's logged trainer peak vs `python -m liverl.memory --run-dir RUN`.
 
 Each point: a checkpoint of a supported architecture at its real width (hidden, MLP, every expert) and its real
@@ -9,7 +10,8 @@ policy never stops early, so every response fills the window: every micro-batch 
 `actor/perf/max_memory_allocated_gb` verl logs (max_memory_allocated / 1024**3 since the worker started:
 verl/workers/engine_workers.py:219, so GiB, over every phase: old-log-prob pass, training, weight sync), beside
 `max_memory_reserved_gb` (what runs out). Host mode (`host`): a point run alone with the node's used memory sampled
-every 0.5 s, against the host model (liverl.memory.host): optimizer + parameter offload by default, or a named point.
+every 0.5 s and who holds it (host_sampler.py), against the host model (liverl.memory.host): optimizer + parameter
+offload by default, or a named point.
 
 On the GPU host (the GPU environment of `make install`; `bash benchmarks/gpu/sample_memory.sh points MODE ...`
 runs it detached):

@@ -101,8 +101,8 @@ def _async_veomni_one_gpu_version_copy(c: Ctx) -> Iterable[Problem]:
         return
     yield finding(
         FATAL, "verl.algorithm.rollout_correction.bypass_mode", c.v("algorithm.rollout_correction.bypass_mode"),
-        "fully async with old log-probs recomputed (bypass_mode=false, as R3 and R2 set it) saves weight version 1 "
-        "through verl's FSDP2 sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni never wraps "
-        "the model in FSDP2, so the first step dies (verl/utils/fsdp_utils.py:1184)",
+        "fully async with old log-probs recomputed (bypass_mode unset or false; R3 and R2 set false) saves weight "
+        "version 1 through verl's FSDP2 sharded copy, which asserts DTensor parameters; on one trainer GPU VeOmni "
+        "never wraps the model in FSDP2, so the first step dies (verl/utils/fsdp_utils.py:1184)",
         "two or more trainer GPUs (topology.trainer_nnodes / gpus_per_node); or engine=fsdp (FSDP2 wraps one GPU); or "
         "router_replay=disabled (bypass mode: old log-probs from the rollout)")
