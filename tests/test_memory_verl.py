@@ -177,7 +177,7 @@ def test_the_nodes_processes_measured_without_offload_explain_the_rest(tmp_path)
 
 @pytest.mark.parametrize("name", [*verl_points.DEFAULT, "moe30b_veomni_16k", "moe35b_fsdp_6k",
                                   "moe30b_fsdp_16k_fsdp2off", "moe35b_fsdp_16k_fsdp2off", "moe30b_veomni_16k_2gpu",
-                                  "moe30b_veomni_16k_2gpu_fsdp2off"])
+                                  "moe30b_veomni_16k_2gpu_fsdp2off", "moe30b_fsdp_32k"])
 def test_the_scripts_points_plan(name, tmp_path):
     shape, window, engine, _ = point = verl_points.POINTS[name]
     arch = json.loads((point_checkpoints.ARCHS / f"{point_checkpoints.SHAPES[shape][0]}.json").read_text())

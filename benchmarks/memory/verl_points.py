@@ -53,6 +53,8 @@ POINTS = {
     "moe35b_fsdp_8k": ("moe35b", 8192, "fsdp", ()),
     "moe35b_fsdp_6k": ("moe35b", 6144, "fsdp", ()),
     "dense7b_fsdp_32k": ("dense7b", 32768, "fsdp", ()),
+    # an MoE window past 16k: 85.9 GiB predicted (the log-prob pass's logits), an H200's (99.9 budget)
+    "moe30b_fsdp_32k": ("moe30b", 32768, "fsdp", ()),
     # VeOmni's router replay needs remove-padding, which needs flash-attn (not on the GPU host): replay off. One
     # trainer GPU: VeOmni's MoE kernel needs the model in bf16 (rule veomni-one-gpu-moe), so this point trains in pure
     # bf16 (weights, gradients, AdamW states: 2 bytes each, which the memory model follows)
