@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -53,12 +54,15 @@ def role(cmdline: list[str], name: str) -> str:
         for arg in rest:
             if arg == "-m":
                 return f"python -m {next(rest, '')}".rstrip()
-            if arg == "-c":
-                return "python -c"
+            if arg == "-c":  # multiprocessing's children by their entry (spawn_main, resource_tracker, ...)
+                code = next(rest, "")
+                entry = re.search(r"multiprocessing\.(\w+) import (\w+)", code)
+                return f"python -c {entry.group(1)}.{entry.group(2)}" if entry else "python -c"
             if arg in PYTHON_VALUE_FLAGS:
                 next(rest, None)
-            elif not arg.startswith("-"):
-                return f"python {os.path.basename(arg)}"
+            elif not arg.startswith("-"):  # a package's __main__.py by its folder (torch's compile_worker)
+                parent, base = os.path.split(arg)
+                return f"python {os.path.basename(parent)}/{base}" if base == "__main__.py" else f"python {base}"
         return "python"
     return name or os.path.basename(head) or "?"
 
