@@ -127,17 +127,21 @@ class Sampler(threading.Thread):
 
     def _snap(self) -> None:
         """The snapshot thread: one every `every` seconds (SHARE of the time at most), and one when the reader asks."""
-        while not self.stop.is_set():
+        took = self.at_baseline["took_s"]  # the baseline is the first snapshot
+        while True:
+            asked = self.wanted.wait(max(self.every, took / self.SHARE))
+            self.wanted.clear()
+            if asked:  # while the memory climbs: a snapshot at most every other moment
+                self.stop.wait(took)
+            if self.stop.is_set():
+                return
             snap = self._take()
+            took = snap["took_s"]
             with self.lock:
                 self.peak = max(self.peak, snap["used"])
                 if snap["used"] >= self.at_peak["used"]:
                     self.at_peak = snap
                 self.last = snap["used"]
-            asked = self.wanted.wait(max(self.every, snap["took_s"] / self.SHARE))
-            self.wanted.clear()
-            if asked:  # while the memory climbs: a snapshot at most every other moment
-                self.stop.wait(snap["took_s"])
 
     def run(self) -> None:
         self.snapper.start()
